@@ -1,0 +1,55 @@
+"""What every benchmark shares: machine description and flat JSON output."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def machine_info() -> dict[str, Any]:
+    """A short description of where a figure was measured."""
+    info: dict[str, Any] = {
+        "machine": platform.machine(),
+        "system": platform.system(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "cpu_model": _cpu_model(),
+    }
+    try:
+        info["loadavg_1m"] = round(os.getloadavg()[0], 2)
+    except OSError:
+        pass
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        info["torch"] = torch.__version__
+        info["cuda"] = bool(torch.cuda.is_available())
+    return info
+
+
+def _cpu_model() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def write_result(figures: dict[str, Any], path: Path | None, *, name: str, command: str) -> str:
+    """Serialise ``figures`` (flat) plus provenance; write to ``path`` if given."""
+    record = {"benchmark": name, **figures, "command": command, "machine": machine_info()}
+    text = json.dumps(record, indent=2, default=_jsonable)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n")
+    return text
+
+
+def _jsonable(obj: object) -> object:
+    if hasattr(obj, "item"):
+        return obj.item()  # numpy scalars
+    return str(obj)

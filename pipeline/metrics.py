@@ -1,0 +1,173 @@
+"""Run metrics, computed from the `Frame` envelope.
+
+The runtime feeds every frame's stage timings and its end-to-end latency
+(capture to sink) into a `Metrics`; benchmarks, the JSON report and the live
+one-line status all read the same counters.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.frame import Frame
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear-interpolated percentile (q in [0, 100]); NaN for no values."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q / 100.0
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def summarize(values: Sequence[float]) -> dict[str, float]:
+    return {
+        "p50": percentile(values, 50),
+        "p95": percentile(values, 95),
+        "p99": percentile(values, 99),
+        "mean": sum(values) / len(values) if values else math.nan,
+        "count": float(len(values)),
+    }
+
+
+@dataclass
+class StageCounters:
+    durations_ms: list[float] = field(default_factory=list)
+    processed: int = 0
+    filtered: int = 0  # the stage returned None on purpose
+    errors: int = 0
+
+
+@dataclass
+class Metrics:
+    """Counters of one run. All times are monotonic nanoseconds.
+
+    Attributes:
+        frames_in: frames read from the source.
+        frames_out: frames the last stage returned (delivered).
+        drops: per edge name (``"head"`` is the flow limiter), frames dropped.
+        latencies: ``(delivery_ns, end_to_end_ms)`` for every delivered frame.
+    """
+
+    max_samples: int = 200_000
+    frames_in: int = 0
+    frames_out: int = 0
+    drops: dict[str, int] = field(default_factory=dict)
+    stages: dict[str, StageCounters] = field(default_factory=lambda: defaultdict(StageCounters))
+    latencies: list[tuple[int, float]] = field(default_factory=list)
+    first_in_ns: int | None = None
+    last_in_ns: int | None = None
+    first_out_ns: int | None = None
+    last_out_ns: int | None = None
+
+    def record_in(self, now_ns: int) -> None:
+        self.frames_in += 1
+        if self.first_in_ns is None:
+            self.first_in_ns = now_ns
+        self.last_in_ns = now_ns
+
+    def record_stage(self, name: str, start_ns: int, end_ns: int) -> None:
+        counters = self.stages[name]
+        counters.processed += 1
+        if len(counters.durations_ms) < self.max_samples:
+            counters.durations_ms.append((end_ns - start_ns) / 1e6)
+
+    def record_out(self, frame: Frame, now_ns: int) -> None:
+        self.frames_out += 1
+        if self.first_out_ns is None:
+            self.first_out_ns = now_ns
+        self.last_out_ns = now_ns
+        if len(self.latencies) < self.max_samples:
+            self.latencies.append((now_ns, (now_ns - frame.capture_ns) / 1e6))
+
+    @property
+    def frames_dropped(self) -> int:
+        return sum(self.drops.values())
+
+    @property
+    def frames_failed(self) -> int:
+        return sum(c.errors for c in self.stages.values())
+
+    @property
+    def frames_filtered(self) -> int:
+        return sum(c.filtered for c in self.stages.values())
+
+    def fps_in(self) -> float:
+        return _rate(self.frames_in, self.first_in_ns, self.last_in_ns)
+
+    def fps_out(self) -> float:
+        return _rate(self.frames_out, self.first_out_ns, self.last_out_ns)
+
+    def latency_ms(self) -> list[float]:
+        return [ms for _, ms in self.latencies]
+
+    def latency_window(self, start_frac: float, end_frac: float) -> list[float]:
+        """Latencies of frames delivered in a fraction of the run's output span."""
+        if not self.latencies:
+            return []
+        t0, t1 = self.latencies[0][0], self.latencies[-1][0]
+        lo, hi = t0 + (t1 - t0) * start_frac, t0 + (t1 - t0) * end_frac
+        return [ms for t, ms in self.latencies if lo <= t <= hi]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary of the run."""
+        return {
+            "frames_in": self.frames_in,
+            "frames_out": self.frames_out,
+            "frames_dropped": self.frames_dropped,
+            "frames_failed": self.frames_failed,
+            "frames_filtered": self.frames_filtered,
+            "drops": dict(self.drops),
+            "fps_in": self.fps_in(),
+            "fps_out": self.fps_out(),
+            "latency_ms": summarize(self.latency_ms()),
+            "stages": {
+                name: {**summarize(c.durations_ms), "errors": c.errors, "filtered": c.filtered}
+                for name, c in self.stages.items()
+            },
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(_finite(self.to_dict()), indent=2)
+
+    def status_line(self, window: int = 60) -> str:
+        """One line for a terminal: rates, recent latency, drops, per-stage p50."""
+        recent = [ms for _, ms in self.latencies[-window:]]
+        parts = [
+            f"in {self.fps_in():5.1f} fps",
+            f"out {self.fps_out():5.1f} fps",
+            f"e2e p50 {percentile(recent, 50):6.1f} ms p95 {percentile(recent, 95):6.1f} ms",
+            f"dropped {self.frames_dropped}",
+        ]
+        if self.frames_failed:
+            parts.append(f"failed {self.frames_failed}")
+        stage_p50 = " ".join(
+            f"{name} {percentile(c.durations_ms[-window:], 50):.1f}"
+            for name, c in self.stages.items()
+        )
+        return " | ".join([*parts, stage_p50])
+
+
+def _rate(count: int, first_ns: int | None, last_ns: int | None) -> float:
+    if first_ns is None or last_ns is None or count < 2 or last_ns <= first_ns:
+        return 0.0
+    return (count - 1) / ((last_ns - first_ns) / 1e9)
+
+
+def _finite(obj: Any) -> Any:
+    """Replace NaN/inf by None so the JSON is strict."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return obj

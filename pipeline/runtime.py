@@ -1,0 +1,508 @@
+"""The asyncio runtime that moves frames from a source through a chain of stages.
+
+Shape of a run::
+
+    source --(head: flow limiter)--> [edge] -> stage 1 -> [edge] -> ... -> sink
+
+* The event loop only moves frames, counts them and supervises. Every blocking
+  stage (and the source) runs in a worker thread of its own, so consecutive
+  stages overlap and ``start``/``process``/``stop`` of a stage always run on
+  the same thread (thread-affine resources such as sessions stay valid).
+* Edges are `LiveEdge` (capacity 1, drop oldest) in live mode and
+  `LosslessEdge` (bounded, blocking) in offline mode. The flow limiter at the
+  head bounds the frames in flight; in live mode a new frame replaces the one
+  waiting at the head, so the graph always works on the newest picture.
+* A failure on one frame is logged with the stage name, the frame is dropped
+  and counted, and the stream goes on; ``max_consecutive_errors`` failures in
+  a row stop the run with `StageFailedError`.
+* Control is out of band: `Pipeline.request_stop` (thread-safe), the end of
+  the stream (the source returns ``None``), Ctrl-C (task cancellation) and
+  errors all end in the same cleanup, which stops every stage, closes the
+  source and joins every worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from pipeline.clock import Clock, MonotonicClock
+from pipeline.edges import Edge, EdgePolicy, LiveEdge, make_edge
+from pipeline.frame import DEFAULT_TIME_BASE, Frame, StageTiming, check_image
+from pipeline.graph import validate_chain
+from pipeline.limiter import FlowLimiter
+from pipeline.metrics import Metrics
+from pipeline.stage import Source, SourceFrame, SourceInfo, Stage
+
+log = logging.getLogger(__name__)
+
+
+class RunMode(enum.Enum):
+    LIVE = "live"
+    """Real time: sources paced to their rate, leaky edges, drops counted."""
+    OFFLINE = "offline"
+    """File to file: sources read as fast as the graph accepts; nothing dropped."""
+
+
+class StageFailedError(RuntimeError):
+    """A stage failed on too many consecutive frames; the run was stopped."""
+
+
+class SourceFailedError(RuntimeError):
+    """The source could not be opened or failed while reading."""
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeConfig:
+    """How the runtime moves frames.
+
+    Attributes:
+        mode: live (drop to stay real time) or offline (lose nothing).
+        max_in_flight: frames admitted at the head and not yet delivered or
+            dropped. ``None`` = one per blocking stage plus one waiting, which
+            lets every stage work on a frame at once (pipelining) while
+            bounding latency to about one pass through the graph.
+        lossless_capacity: queue size of each offline edge.
+        max_consecutive_errors: failures in a row after which a stage stops
+            the run.
+        max_frames: stop after reading this many frames (``None`` = no limit).
+        duration_s: stop after this many seconds (``None`` = no limit).
+        status_interval_s: period of the live one-line status; 0 disables it.
+        drain_timeout_s: at the end, how long to wait for frames in flight.
+    """
+
+    mode: RunMode = RunMode.LIVE
+    max_in_flight: int | None = None
+    lossless_capacity: int = 4
+    max_consecutive_errors: int = 10
+    max_frames: int | None = None
+    duration_s: float | None = None
+    status_interval_s: float = 0.0
+    drain_timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.max_in_flight is not None and self.max_in_flight < 1:
+            raise ValueError("max_in_flight must be >= 1")
+        if self.max_consecutive_errors < 1:
+            raise ValueError("max_consecutive_errors must be >= 1")
+        if self.duration_s is not None and self.duration_s <= 0:
+            raise ValueError("duration_s must be > 0")
+
+    @property
+    def edge_policy(self) -> EdgePolicy:
+        return EdgePolicy.LIVE if self.mode is RunMode.LIVE else EdgePolicy.LOSSLESS
+
+
+@dataclass
+class RunReport:
+    """What a finished run returns.
+
+    ``reason`` is one of ``"end-of-stream"``, ``"stopped"`` (request_stop or
+    Ctrl-C), ``"max-frames"`` or ``"duration"``.
+    """
+
+    reason: str
+    source_info: SourceInfo
+    metrics: Metrics
+    order_preserved: bool = True
+
+
+@dataclass
+class _Worker:
+    """A single-thread executor owned by one component."""
+
+    name: str
+    executor: ThreadPoolExecutor = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix=f"vicocam-{self.name}")
+
+    async def call(self, fn: Callable[..., object], *args: object) -> object:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+
+def _timed(clock: Clock, stage: Stage, frame: Frame) -> tuple[Frame | None, int, int]:
+    """Run ``stage.process`` and time it, in the stage's own thread."""
+    start = clock.now_ns()
+    result = stage.process(frame)
+    return result, start, clock.now_ns()
+
+
+class Pipeline:
+    """One source, a chain of stages (the last one is the sink), one run.
+
+    Build it, then ``await pipeline.run()`` (or `run_pipeline` from sync code).
+    The graph is validated in the constructor, before any resource is opened.
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        stages: Sequence[Stage],
+        config: RuntimeConfig | None = None,
+        *,
+        clock: Clock | None = None,
+        on_status: Callable[[str], None] | None = None,
+    ) -> None:
+        validate_chain(source, stages)
+        self.source = source
+        self.stages = list(stages)
+        self.config = config or RuntimeConfig()
+        self.clock: Clock = clock or MonotonicClock()
+        self.metrics = Metrics()
+        self._on_status = on_status
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._stop_requested = threading.Event()
+        self._last_seq = -1
+        self._order_preserved = True
+
+    # ---- control (out of band) -------------------------------------------
+    def request_stop(self) -> None:
+        """Ask the run to stop; safe from any thread, idempotent."""
+        self._stop_requested.set()
+        loop, stop = self._loop, self._stop
+        if loop is not None and stop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(stop.set)
+
+    @property
+    def in_flight_limit(self) -> int:
+        if self.config.max_in_flight is not None:
+            return self.config.max_in_flight
+        return sum(1 for s in self.stages if s.blocking) + 1
+
+    # ---- the run ------------------------------------------------------------
+    async def run(self) -> RunReport:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        if self._stop_requested.is_set():
+            self._stop.set()
+        source_worker = _Worker("source")
+        workers = {s.name: _Worker(s.name) for s in self.stages if s.blocking}
+        started: list[Stage] = []
+        source_open = False
+        tasks: list[asyncio.Task[object]] = []
+        try:
+            info = await self._open_source(source_worker)
+            source_open = True
+            await self._start_stages(workers, started)
+            reason = await self._run_graph(info, source_worker, workers, tasks)
+            return RunReport(reason, info, self.metrics, self._order_preserved)
+        finally:
+            await _cancel_all(tasks)
+            await self._stop_stages(started, workers)
+            if source_open:
+                await self._close_source(source_worker)
+            for worker in [source_worker, *workers.values()]:
+                worker.executor.shutdown(wait=True)
+
+    async def _open_source(self, worker: _Worker) -> SourceInfo:
+        try:
+            info = await worker.call(self.source.open)
+        except Exception as exc:
+            raise SourceFailedError(f"cannot open source {self.source.name!r}: {exc}") from exc
+        if not isinstance(info, SourceInfo):
+            raise SourceFailedError(f"source {self.source.name!r} open() returned {info!r}")
+        return info
+
+    async def _start_stages(self, workers: dict[str, _Worker], started: list[Stage]) -> None:
+        for stage in self.stages:
+            try:
+                await self._call(stage, workers, stage.start)
+            except Exception as exc:
+                raise StageFailedError(f"stage {stage.name!r} failed to start: {exc}") from exc
+            started.append(stage)
+
+    async def _stop_stages(self, started: list[Stage], workers: dict[str, _Worker]) -> None:
+        for stage in reversed(started):
+            try:
+                await asyncio.wait_for(
+                    self._call(stage, workers, stage.stop), self.config.drain_timeout_s
+                )
+            except Exception:
+                log.exception("stage %r failed to stop cleanly", stage.name)
+
+    async def _close_source(self, worker: _Worker) -> None:
+        # close() runs on its own short-lived thread: the source worker may be
+        # blocked in read() (a camera), and close() is what unblocks it.
+        closer = threading.Thread(target=self._close_source_quietly, name="vicocam-source-close")
+        closer.start()
+        await asyncio.get_running_loop().run_in_executor(None, closer.join)
+
+    def _close_source_quietly(self) -> None:
+        try:
+            self.source.close()
+        except Exception:
+            log.exception("source %r failed to close cleanly", self.source.name)
+
+    @staticmethod
+    async def _call(stage: Stage, workers: dict[str, _Worker], fn: Callable[[], object]) -> None:
+        worker = workers.get(stage.name)
+        if worker is None:
+            fn()
+        else:
+            await worker.call(fn)
+
+    async def _run_graph(
+        self,
+        info: SourceInfo,
+        source_worker: _Worker,
+        workers: dict[str, _Worker],
+        tasks: list[asyncio.Task[object]],
+    ) -> str:
+        limiter = FlowLimiter(self.in_flight_limit)
+        edges = self._build_edges(limiter)
+        for i, stage in enumerate(self.stages):
+            out = edges[i + 1] if i + 1 < len(edges) else None
+            loop_coro = self._stage_loop(stage, workers.get(stage.name), edges[i], out, limiter)
+            tasks.append(asyncio.create_task(loop_coro, name=f"stage:{stage.name}"))
+        feeder = asyncio.create_task(
+            self._feed(info, source_worker, edges[0], limiter), name="source"
+        )
+        tasks.append(feeder)
+        if self.config.status_interval_s > 0 and self._on_status is not None:
+            tasks.append(asyncio.create_task(self._status_loop(), name="status"))
+        reason = await self._supervise(feeder, tasks[: len(self.stages)])
+        await self._drain(limiter, tasks[: len(self.stages)])
+        return reason
+
+    def _build_edges(self, limiter: FlowLimiter) -> list[Edge]:
+        policy = self.config.edge_policy
+        edges: list[Edge] = []
+        for stage in self.stages:
+            name = f"->{stage.name}"
+            self.metrics.drops[name] = 0
+            edges.append(
+                make_edge(
+                    policy,
+                    name,
+                    capacity=self.config.lossless_capacity,
+                    on_drop=self._dropper(name, limiter),
+                )
+            )
+        self.metrics.drops["head"] = 0
+        return edges
+
+    def _dropper(self, edge_name: str, limiter: FlowLimiter) -> Callable[[Frame], None]:
+        def on_drop(_frame: Frame) -> None:
+            self.metrics.drops[edge_name] += 1
+            limiter.release()
+
+        return on_drop
+
+    async def _supervise(
+        self, feeder: asyncio.Task[object], stage_tasks: list[asyncio.Task[object]]
+    ) -> str:
+        """Wait until the source ends, a stop is requested, or a stage fails."""
+        assert self._stop is not None
+        stopper = asyncio.create_task(self._stop.wait(), name="stop")
+        try:
+            done, _ = await asyncio.wait(
+                {feeder, stopper, *stage_tasks}, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            stopper.cancel()
+        for task in stage_tasks:
+            if task in done:
+                task.result()  # raises StageFailedError
+        if feeder in done:
+            return str(feeder.result())  # raises SourceFailedError
+        feeder.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await feeder
+        return "stopped"
+
+    async def _drain(self, limiter: FlowLimiter, stage_tasks: list[asyncio.Task[object]]) -> None:
+        """Let the frames already admitted reach the sink (nothing lost at the end)."""
+        idle = asyncio.create_task(limiter.wait_idle(), name="drain")
+        try:
+            done, _ = await asyncio.wait(
+                {idle, *stage_tasks},
+                timeout=self.config.drain_timeout_s,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            idle.cancel()
+        for task in stage_tasks:
+            if task in done:
+                task.result()
+        if idle not in done:
+            log.warning(
+                "%d frame(s) still in flight after %.1f s; stopping anyway",
+                limiter.in_flight,
+                self.config.drain_timeout_s,
+            )
+
+    # ---- the source side -------------------------------------------------------
+    async def _feed(
+        self, info: SourceInfo, worker: _Worker, first: Edge, limiter: FlowLimiter
+    ) -> str:
+        live = self.config.mode is RunMode.LIVE
+        interval = _pace_interval_ns(info) if live else None
+        start = self.clock.now_ns()
+        due = start
+        seq = 0
+        while True:
+            stop_reason = self._limit_reached(seq, start)
+            if stop_reason:
+                return stop_reason
+            if interval is not None:
+                due = max(due, self.clock.now_ns() - interval)  # late: no burst
+                await self.clock.sleep_until(due)
+                due += interval
+            got = await self._read(worker)
+            if got is None:
+                return "end-of-stream"
+            frame = self._envelope(seq, got)
+            seq += 1
+            self.metrics.record_in(self.clock.now_ns())
+            if live:
+                self._admit_live(frame, first, limiter)
+            else:
+                await limiter.acquire()
+                await first.put(frame)
+
+    def _limit_reached(self, seq: int, start_ns: int) -> str | None:
+        cfg = self.config
+        if cfg.max_frames is not None and seq >= cfg.max_frames:
+            return "max-frames"
+        if cfg.duration_s is not None and self.clock.now_ns() - start_ns >= cfg.duration_s * 1e9:
+            return "duration"
+        return None
+
+    async def _read(self, worker: _Worker) -> SourceFrame | None:
+        try:
+            got = await worker.call(self.source.read)
+        except Exception as exc:
+            raise SourceFailedError(f"source {self.source.name!r} failed: {exc}") from exc
+        if got is not None and not isinstance(got, SourceFrame):
+            raise SourceFailedError(f"source {self.source.name!r} read() returned {got!r}")
+        return got
+
+    def _envelope(self, seq: int, got: SourceFrame) -> Frame:
+        try:
+            image = check_image(got.image, what=f"frame {seq} from source {self.source.name!r}")
+        except ValueError as exc:
+            raise SourceFailedError(str(exc)) from exc
+        return Frame(
+            seq=seq,
+            capture_ns=got.capture_ns if got.capture_ns is not None else self.clock.now_ns(),
+            image=image,
+            pts=got.pts,
+            time_base=got.time_base or DEFAULT_TIME_BASE,
+        )
+
+    def _admit_live(self, frame: Frame, first: Edge, limiter: FlowLimiter) -> None:
+        """Admit a new frame, preferring it over one still waiting at the head."""
+        assert isinstance(first, LiveEdge)
+        if limiter.in_flight < limiter.max_in_flight:
+            limiter.try_acquire()
+            first.put_nowait(frame)
+        elif first.qsize():
+            # Take a token for the new frame; the edge drops the waiting one
+            # and its on_drop gives that frame's token back.
+            limiter.in_flight += 1
+            first.put_nowait(frame)
+        else:
+            self.metrics.drops["head"] += 1
+
+    # ---- the stage side ----------------------------------------------------------
+    async def _stage_loop(
+        self,
+        stage: Stage,
+        worker: _Worker | None,
+        inp: Edge,
+        out: Edge | None,
+        limiter: FlowLimiter,
+    ) -> None:
+        failures = 0
+        while True:
+            frame = await inp.get()
+            try:
+                if worker is None:
+                    result, start, end = _timed(self.clock, stage, frame)
+                else:
+                    result, start, end = await worker.call(_timed, self.clock, stage, frame)  # type: ignore[misc]
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures += 1
+                self._on_failure(stage, frame, exc, failures)
+                limiter.release()
+                continue
+            failures = 0
+            self.metrics.record_stage(stage.name, start, end)
+            if result is None:
+                self.metrics.stages[stage.name].filtered += 1
+                limiter.release()
+                continue
+            result.trace.append(StageTiming(stage.name, start, end))
+            if out is not None:
+                await out.put(result)
+            else:
+                self._deliver(result)
+                limiter.release()
+
+    def _on_failure(self, stage: Stage, frame: Frame, exc: Exception, failures: int) -> None:
+        counters = self.metrics.stages[stage.name]
+        counters.errors += 1
+        first = counters.errors == 1
+        log.warning(
+            "stage %r failed on frame %d (%s: %s); frame dropped",
+            stage.name,
+            frame.seq,
+            type(exc).__name__,
+            exc,
+            exc_info=exc if first else None,
+        )
+        if failures >= self.config.max_consecutive_errors:
+            raise StageFailedError(
+                f"stage {stage.name!r} failed on {failures} consecutive frames; "
+                f"last error: {type(exc).__name__}: {exc}"
+            ) from exc
+
+    def _deliver(self, frame: Frame) -> None:
+        if frame.seq <= self._last_seq:
+            self._order_preserved = False
+        self._last_seq = frame.seq
+        self.metrics.record_out(frame, self.clock.now_ns())
+
+    async def _status_loop(self) -> None:
+        assert self._on_status is not None
+        while True:
+            await asyncio.sleep(self.config.status_interval_s)
+            self._on_status(self.metrics.status_line())
+
+
+def _pace_interval_ns(info: SourceInfo) -> int | None:
+    if info.self_paced or info.frame_rate is None or info.frame_rate <= 0:
+        return None
+    return round(1e9 / float(info.frame_rate))
+
+
+async def _cancel_all(tasks: list[asyncio.Task[object]]) -> None:
+    for task in tasks:
+        task.cancel()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    for task, result in zip(tasks, results, strict=True):
+        if isinstance(result, Exception) and not isinstance(
+            result, StageFailedError | SourceFailedError
+        ):
+            log.debug("task %s ended with %r", task.get_name(), result)
+
+
+def run_pipeline(
+    source: Source,
+    stages: Sequence[Stage],
+    config: RuntimeConfig | None = None,
+    **kwargs: object,
+) -> RunReport:
+    """Synchronous convenience: build a `Pipeline` and run it to the end."""
+    pipeline = Pipeline(source, stages, config, **kwargs)  # type: ignore[arg-type]
+    return asyncio.run(pipeline.run())

@@ -1,0 +1,78 @@
+import json
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from pipeline.control import SettingsBox
+from pipeline.frame import Frame, MissingResultError, check_image
+from pipeline.metrics import Metrics, percentile
+from tests.pipeline.helpers import FaceBoxStub, MotionStub
+
+
+def test_typed_results_round_trip_and_missing_is_loud():
+    frame = Frame(3, 0, np.zeros((2, 2, 3), np.uint8))
+    frame.put(FaceBoxStub(5))
+    assert frame.get(FaceBoxStub).x == 5
+    assert frame.find(MotionStub) is None
+    with pytest.raises(MissingResultError, match="frame 3 has no MotionStub"):
+        frame.get(MotionStub)
+
+
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [
+        (np.zeros((4, 4), np.uint8), "shape"),
+        (np.zeros((4, 4, 4), np.uint8), "shape"),
+        (np.zeros((4, 4, 3), np.float32), "uint8"),
+        ([[1, 2, 3]], "numpy array"),
+    ],
+)
+def test_check_image_names_the_problem(image, message):
+    with pytest.raises(ValueError, match=message):
+        check_image(image)
+
+
+def test_percentile_matches_numpy():
+    values = [5.0, 1.0, 9.0, 3.0, 7.0, 2.0]
+    for q in (0, 50, 95, 99, 100):
+        assert percentile(values, q) == pytest.approx(np.percentile(values, q))
+    assert math.isnan(percentile([], 50))
+
+
+def test_metrics_windows_and_strict_json():
+    m = Metrics()
+    for i in range(9):
+        frame = Frame(i, i * 1_000_000, np.zeros((1, 1, 3), np.uint8))
+        m.record_in(i * 1_000_000)
+        m.record_out(frame, i * 1_000_000 + (i + 1) * 1_000_000)
+    assert m.latency_window(0, 1 / 3)[0] == pytest.approx(1.0)
+    assert max(m.latency_window(2 / 3, 1)) == pytest.approx(9.0)
+    data = json.loads(m.to_json())  # no NaN in strict JSON
+    assert data["frames_out"] == 9
+    assert "e2e p50" in m.status_line()
+
+
+@dataclass(frozen=True)
+class Knobs:
+    strength: float = 1.0
+    resets: int = 0
+
+
+def test_settings_box_swaps_whole_objects_and_notifies():
+    box = SettingsBox(Knobs())
+    seen: list[Knobs] = []
+    unsubscribe = box.subscribe(seen.append)
+    snapshot = box.get()
+    box.update(strength=0.5)
+    box.update(resets=box.get().resets + 1)
+    assert snapshot == Knobs()  # a reader's snapshot never changes under it
+    assert box.get() == Knobs(0.5, 1)
+    assert box.version == 2
+    assert seen == [Knobs(0.5, 0), Knobs(0.5, 1)]
+    unsubscribe()
+    box.update(strength=2.0)
+    assert len(seen) == 2
+    with pytest.raises(TypeError):
+        box.update(nonsense=1)

@@ -1,0 +1,171 @@
+import asyncio
+import threading
+import time
+
+import pytest
+
+from pipeline.clock import ManualClock
+from pipeline.graph import GraphError
+from pipeline.runtime import (
+    Pipeline,
+    RunMode,
+    RuntimeConfig,
+    SourceFailedError,
+    StageFailedError,
+    run_pipeline,
+)
+from tests.pipeline.helpers import Collect, FailOn, Gate, ListSource, MakesBox, NeedsBox
+
+OFFLINE = RuntimeConfig(mode=RunMode.OFFLINE)
+
+
+def _vicocam_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("vicocam-")]
+
+
+def test_offline_run_keeps_every_frame_in_order():
+    sink = Collect()
+    report = run_pipeline(ListSource(300), [MakesBox(), NeedsBox(), sink], OFFLINE)
+    assert report.reason == "end-of-stream"
+    assert sink.seqs == list(range(300))
+    assert report.metrics.frames_in == report.metrics.frames_out == 300
+    assert report.metrics.frames_dropped == 0
+    assert report.order_preserved
+
+
+def test_live_run_drops_the_oldest_and_processes_the_newest():
+    gate, sink, source = Gate(), Collect(), ListSource(10)
+    pipeline = Pipeline(source, [gate, sink], RuntimeConfig(mode=RunMode.LIVE))
+
+    def release_when_all_read() -> None:
+        assert gate.entered.acquire(timeout=10)
+        deadline = time.monotonic() + 10
+        while pipeline.metrics.frames_in < 10 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        gate.open.set()
+
+    helper = threading.Thread(target=release_when_all_read)
+    helper.start()
+    report = asyncio.run(pipeline.run())
+    helper.join()
+    m = report.metrics
+    # Frame 0 was in the gate; 1..8 were each replaced by a newer one; 9 ran last.
+    assert sink.seqs == [0, 9]
+    assert m.frames_in == m.frames_out + m.frames_dropped == 10
+    assert m.drops["->gate"] + m.drops["head"] == 8
+
+
+def test_a_stage_failing_on_some_frames_does_not_stop_the_stream():
+    sink = Collect()
+    report = run_pipeline(ListSource(20), [FailOn({2, 5, 6}), sink], OFFLINE)
+    assert report.reason == "end-of-stream"
+    assert sink.seqs == [s for s in range(20) if s not in {2, 5, 6}]
+    assert report.metrics.stages["flaky"].errors == 3
+    assert report.metrics.frames_failed == 3
+
+
+def test_a_stage_that_keeps_failing_stops_the_run_and_cleans_up():
+    source, sink = ListSource(1000), Collect()
+    config = RuntimeConfig(mode=RunMode.OFFLINE, max_consecutive_errors=4)
+    with pytest.raises(StageFailedError, match=r"'flaky' failed on 4 consecutive frames"):
+        run_pipeline(source, [FailOn(None), sink], config)
+    assert source.closed and sink.stopped
+    assert _vicocam_threads() == []
+
+
+def test_shutdown_leaves_no_threads_and_runs_each_stage_on_one_thread():
+    before = set(threading.enumerate())
+    sink = Collect()
+    run_pipeline(ListSource(50), [MakesBox(), sink], OFFLINE)
+    assert set(threading.enumerate()) <= before
+    assert _vicocam_threads() == []
+    assert sink.started and sink.stopped
+    assert len(sink.thread_names) == 1
+    assert next(iter(sink.thread_names)).startswith("vicocam-sink")
+
+
+def test_validation_rejects_a_miswired_graph_before_opening_anything():
+    source = ListSource(5)
+    with pytest.raises(GraphError) as err:
+        Pipeline(source, [NeedsBox(), MakesBox(), Collect()])
+    assert "'encode' needs FaceBoxStub" in str(err.value)
+    assert source.sent == 0 and not source.closed
+
+
+def test_validation_rejects_duplicate_names_and_empty_graphs():
+    with pytest.raises(GraphError, match="named 'sink'"):
+        Pipeline(ListSource(1), [Collect(), Collect()])
+    with pytest.raises(GraphError, match="no stages"):
+        Pipeline(ListSource(1), [])
+
+
+def test_request_stop_ends_an_endless_live_run():
+    source, sink = ListSource(10**9, fps=200), Collect()
+    pipeline = Pipeline(source, [sink])
+    timer = threading.Timer(0.3, pipeline.request_stop)
+    timer.start()
+    report = asyncio.run(pipeline.run())
+    timer.join()
+    assert report.reason == "stopped"
+    assert source.closed and sink.stopped
+    m = report.metrics
+    assert m.frames_in == m.frames_out + m.frames_dropped
+
+
+def test_cancellation_like_ctrl_c_cleans_up():
+    source, sink = ListSource(10**9, fps=200), Collect()
+    pipeline = Pipeline(source, [sink])
+
+    async def main():
+        task = asyncio.create_task(pipeline.run())
+        await asyncio.sleep(0.2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert source.closed and sink.stopped
+    assert _vicocam_threads() == []
+
+
+def test_live_sources_are_paced_to_their_rate():
+    clock = ManualClock()
+    sink = Collect()
+    captures: list[int] = []
+
+    class Record(Collect):
+        def process(self, frame):
+            captures.append(frame.capture_ns)
+            return super().process(frame)
+
+    config = RuntimeConfig(mode=RunMode.LIVE, max_in_flight=100)
+    pipeline = Pipeline(ListSource(5, fps=25), [Record("rec"), sink], config, clock=clock)
+    asyncio.run(pipeline.run())
+    assert captures == [i * 40_000_000 for i in range(5)]
+
+
+def test_frame_and_time_limits():
+    report = run_pipeline(
+        ListSource(100), [Collect()], RuntimeConfig(mode=RunMode.OFFLINE, max_frames=7)
+    )
+    assert report.reason == "max-frames"
+    assert report.metrics.frames_out == 7
+
+
+def test_source_errors_are_reported_clearly():
+    class Broken(ListSource):
+        def open(self):
+            raise FileNotFoundError("no such file: clip.mp4")
+
+    with pytest.raises(SourceFailedError, match="cannot open source 'list': no such file"):
+        run_pipeline(Broken(3), [Collect()])
+
+
+def test_wrong_frame_shape_from_a_source_is_a_clear_error():
+    class Bad(ListSource):
+        def read(self):
+            got = super().read()
+            return None if got is None else type(got)(got.image[:, :, 0])
+
+    with pytest.raises(SourceFailedError, match=r"must have shape \(H, W, 3\)"):
+        run_pipeline(Bad(3), [Collect()])
