@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -19,10 +20,8 @@ def machine_info() -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "cpu_model": _cpu_model(),
     }
-    try:
+    with contextlib.suppress(OSError):
         info["loadavg_1m"] = round(os.getloadavg()[0], 2)
-    except OSError:
-        pass
     torch = sys.modules.get("torch")
     if torch is not None:
         info["torch"] = torch.__version__
