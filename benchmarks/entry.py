@@ -1,0 +1,33 @@
+"""Adapters from ``vicocam bench NAME --seconds S`` to each benchmark's own knobs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def overhead(seconds: float | None) -> dict[str, Any]:
+    from benchmarks.runtime import bench_overhead
+
+    # ~1.5 ms per frame through 8 threaded hops: scale the frame count to the time asked.
+    frames = 600 if seconds is None else max(100, int(seconds * 400))
+    return bench_overhead(stages=8, frames=frames)
+
+
+def overload(seconds: float | None) -> dict[str, Any]:
+    from benchmarks.runtime import bench_overload
+
+    return bench_overload(seconds=seconds or 15.0)
+
+
+def pipelining(seconds: float | None) -> dict[str, Any]:
+    from benchmarks.runtime import bench_pipelining
+
+    frames = 150 if seconds is None else max(30, int(seconds * 25))
+    return bench_pipelining(frames=frames)
+
+
+def lossless(seconds: float | None) -> dict[str, Any]:
+    from benchmarks.runtime import bench_lossless
+
+    frames = 1200 if seconds is None else max(1000, int(seconds * 100))
+    return bench_lossless(frames=frames)

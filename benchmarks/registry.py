@@ -1,0 +1,41 @@
+"""The benchmarks `vicocam bench NAME` knows, resolved lazily by name.
+
+Each entry names a function ``fn(seconds: float | None) -> dict`` so that a
+benchmark's heavy imports happen only when it runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class BenchSpec:
+    name: str
+    target: str  # "module:function"
+    help: str
+
+    def load(self) -> Callable[[float | None], dict[str, Any]]:
+        module, _, func = self.target.partition(":")
+        fn: Callable[[float | None], dict[str, Any]] = getattr(
+            importlib.import_module(module), func
+        )
+        return fn
+
+
+_SPECS = (
+    BenchSpec("overhead", "benchmarks.entry:overhead", "runtime cost per stage vs a bare loop"),
+    BenchSpec(
+        "overload", "benchmarks.entry:overload", "30 fps into a 50 ms stage: rate, latency, drops"
+    ),
+    BenchSpec(
+        "pipelining", "benchmarks.entry:pipelining", "two 20 ms stages pipelined vs sequential"
+    ),
+    BenchSpec("lossless", "benchmarks.entry:lossless", "offline file render: count and order"),
+)
+
+BENCHMARKS: Mapping[str, BenchSpec] = MappingProxyType({s.name: s for s in _SPECS})
