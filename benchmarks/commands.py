@@ -10,7 +10,7 @@ from pathlib import Path
 from pipeline.errors import UserError
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from benchmarks.registry import BENCHMARKS
 
     listing = "\n".join(f"  {s.name:<12} {s.help}" for s in BENCHMARKS.values())
