@@ -86,6 +86,8 @@ class VideoFileSourceConfig:
             raise ValueError(f"video source frames must be >= 0 or None, got {self.frames}")
         if self.threads < 0:
             raise ValueError(f"video source threads must be >= 0 (0 = auto), got {self.threads}")
+        if self.max_bad_packets < 1:
+            raise ValueError(f"max_bad_packets must be >= 1, got {self.max_bad_packets}")
 
 
 def _open_input(path: Path, threads: int) -> tuple[InputContainer, VideoStream]:
