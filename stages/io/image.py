@@ -79,21 +79,26 @@ class ImageSource:
         self._rate = as_fraction(config.fps)
         self._image: Image | None = None
         self._index = 0
+        self._closed = False
 
     def open(self) -> SourceInfo:
         self._image = load_rgb(self.config.path, self.config.size)
-        self._index = 0
+        self._index, self._closed = 0, False
         h, w = self._image.shape[:2]
         return SourceInfo(w, h, self._rate, self_paced=False, frame_count=self.config.frames)
 
     def read(self) -> SourceFrame | None:
-        if self._image is None:
+        """The next copy; ``None`` after ``frames`` frames or after `close`."""
+        image = self._image
+        if self._closed:
+            return None
+        if image is None:
             raise RuntimeError(f"{self.name}: read() before open()")
         if self.config.frames is not None and self._index >= self.config.frames:
             return None
-        frame = SourceFrame(self._image.copy(), pts=self._index, time_base=1 / self._rate)
+        frame = SourceFrame(image.copy(), pts=self._index, time_base=1 / self._rate)
         self._index += 1
         return frame
 
     def close(self) -> None:
-        self._image = None
+        self._closed = True

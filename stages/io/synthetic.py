@@ -87,18 +87,20 @@ class SyntheticSource:
         self._background: Image | None = None
         self._shapes: tuple[_Shape, ...] = ()
         self._index = 0
+        self._closed = False
 
     def open(self) -> SourceInfo:
         rng = np.random.default_rng(self.config.seed)
         self._background = self._make_background(rng)
         self._shapes = self._make_shapes(rng)
-        self._index = 0
+        self._index, self._closed = 0, False
         c = self.config
         return SourceInfo(c.width, c.height, self._rate, self_paced=False, frame_count=c.frames)
 
     def read(self) -> SourceFrame | None:
-        if self._background is None:
-            raise RuntimeError(f"{self.name}: read() before open()")
+        """The next frame; ``None`` after ``frames`` frames or after `close`."""
+        if self._closed:
+            return None
         if self.config.frames is not None and self._index >= self.config.frames:
             return None
         image = self.render(self._index)
@@ -107,12 +109,12 @@ class SyntheticSource:
         return frame
 
     def close(self) -> None:
-        self._background = None
+        self._closed = True
 
     def render(self, index: int) -> Image:
         """Frame ``index`` as an ``(H, W, 3)`` uint8 RGB picture (after `open`)."""
         if self._background is None:
-            raise RuntimeError(f"{self.name}: render() before open()")
+            raise RuntimeError(f"{self.name}: read() or render() before open()")
         image = np.roll(self._background, shift=2 * index, axis=1)
         for shape in self._shapes:
             self._draw(image, shape, index)

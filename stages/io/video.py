@@ -17,6 +17,7 @@ it wrote, and a crash that never reaches ``stop()`` leaves only the
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
@@ -137,11 +138,19 @@ class VideoFileSource:
         self._offset = 0  # added to the stream's pts, grows on every loop
         self._last_pts: int | None = None
         self._rebase = False
+        # The runtime may call close() from another thread while a read() is in
+        # flight; FFmpeg must not free the container under a running decode.
+        self._lock = threading.Lock()
+        self._closed = False
 
     def open(self) -> SourceInfo:
         self.close()
         container, stream = _open_input(Path(self.config.path), self.config.threads)
-        self._container, self._stream = container, stream
+        with self._lock:
+            self._container, self._stream, self._closed = container, stream, False
+            return self._start(container, stream)
+
+    def _start(self, container: InputContainer, stream: VideoStream) -> SourceInfo:
         self._decoded = self._decode(container, stream)
         rate = _stream_rate(stream)
         if rate and stream.time_base:
@@ -153,14 +162,22 @@ class VideoFileSource:
         return SourceInfo(width, height, rate, self_paced=False, frame_count=self._count(stream))
 
     def _count(self, stream: VideoStream) -> int | None:
+        limit = self.config.frames
         if self.config.loop:
-            return self.config.frames
-        known = stream.frames or None
-        if self.config.frames is None or known is None:
-            return known if self.config.frames is None else None
-        return min(known, self.config.frames)
+            return limit
+        known = stream.frames or None  # 0 when the container does not record it
+        if limit is None or known is None:
+            return known if limit is None else None
+        return min(known, limit)
 
     def read(self) -> SourceFrame | None:
+        """The next frame; ``None`` at the end of the stream or after `close`."""
+        with self._lock:
+            if self._closed:
+                return None
+            return self._read_locked()
+
+    def _read_locked(self) -> SourceFrame | None:
         if self._stream is None:
             raise RuntimeError(f"{self.name}: read() before open()")
         if self.config.frames is not None and self._emitted >= self.config.frames:
@@ -173,10 +190,12 @@ class VideoFileSource:
         return SourceFrame(image, pts=self._timeline(frame.pts), time_base=self._stream.time_base)
 
     def close(self) -> None:
-        if self._container is not None:
-            self._container.close()
-        self._container = self._stream = None
-        self._decoded = iter(())
+        with self._lock:
+            if self._container is not None:
+                self._container.close()
+            self._container = self._stream = None
+            self._decoded = iter(())
+            self._closed = True
 
     def _next_frame(self) -> VideoFrame | None:
         while True:

@@ -74,6 +74,19 @@ def test_grey_and_alpha_pictures_become_rgb(tmp_path):
         assert _read(source).image.shape == (6, 5, 3)
 
 
+def test_read_after_close_ends_the_stream(shared_media):
+    source = ImageSource(ImageSourceConfig(shared_media / "monroe.png"))
+    source.open()
+    assert source.read() is not None
+    source.close()
+    assert source.read() is None
+
+
+def test_read_before_open_is_an_error(shared_media):
+    with pytest.raises(RuntimeError, match="before open"):
+        ImageSource(ImageSourceConfig(shared_media / "monroe.png")).read()
+
+
 def test_missing_file_says_so(tmp_path):
     source = ImageSource(ImageSourceConfig(tmp_path / "absent.png"))
     with pytest.raises(SourceError, match=r"image file not found: .*absent\.png"):

@@ -96,6 +96,13 @@ def test_config_is_validated(config, message):
         SyntheticConfig(**config)
 
 
+def test_read_after_close_ends_the_stream():
+    source, _ = _open(width=96, height=64)
+    assert source.read() is not None
+    source.close()
+    assert source.read() is None
+
+
 def test_read_before_open_is_an_error():
     with pytest.raises(RuntimeError, match="before open"):
         SyntheticSource().read()

@@ -1,5 +1,6 @@
 import itertools
 import logging
+import threading
 from fractions import Fraction
 from pathlib import Path
 
@@ -183,6 +184,36 @@ def test_too_much_damage_in_a_row_ends_the_stream(tmp_path, caplog):
         strict = _read(path, max_bad_packets=1)
     assert 5 < len(strict) < tolerant
     assert any("ending the stream" in r.message for r in caplog.records)
+
+
+def test_read_after_close_ends_the_stream(shared_media):
+    source = VideoFileSource(VideoFileSourceConfig(shared_media / "driving2.mp4"))
+    source.open()
+    assert source.read() is not None
+    source.close()
+    assert source.read() is None
+
+
+def test_close_from_another_thread_while_reading(tmp_path):
+    # The runtime closes a source from its own thread; a read in flight must
+    # finish (or see the end) rather than decode from a freed container.
+    _write(tmp_path / "five.mp4", _frames(5))
+    source = VideoFileSource(VideoFileSourceConfig(tmp_path / "five.mp4", loop=True))
+    source.open()
+    started, results = threading.Event(), []
+
+    def reader() -> None:
+        while (frame := source.read()) is not None:
+            results.append(read_stamp(frame.image))
+            started.set()
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    started.wait(timeout=30)
+    source.close()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    assert results and all(r in range(5) for r in results)
 
 
 def test_read_before_open_is_an_error(tmp_path):
