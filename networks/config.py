@@ -1,0 +1,212 @@
+"""Model configurations: one frozen dataclass per network and a registry of named sizes.
+
+FIGURES_PLACEHOLDER
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Literal
+
+Family = Literal["lia", "vicoface"]
+FAMILIES: tuple[Family, ...] = ("lia", "vicoface")
+
+LIA_CHANNELS_256 = (512, 512, 512, 512, 256, 128, 64)
+"""LIA's channels at 4, 8, 16, 32, 64, 128, 256 px (channel multiplier 1)."""
+
+
+def _log2_exact(value: int) -> int:
+    log = value.bit_length() - 1
+    if value <= 0 or 1 << log != value:
+        raise ValueError(f"expected a power of two, got {value}")
+    return log
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Size of one LIA / ViCoFace generator.
+
+    Attributes:
+        name: registry name (``"lia-256"``...); free text for custom configs.
+        family: ``"lia"`` (one motion basis of ``motion_dim`` directions) or
+            ``"vicoface"`` (transferable ``motion_dim`` + preservable
+            ``id_dim`` directions in one jointly orthogonalised basis).
+        size: image side in pixels, a power of two >= 8. The encoder has
+            ``log2(size) - 2`` ResBlocks and the decoder as many scales.
+        style_dim: latent code width (``wa``, the styles, the basis rows).
+        motion_dim: transferable coefficients ``a`` (LIA's alpha).
+        id_dim: preservable coefficients ``b``; 0 for LIA, > 0 for ViCoFace.
+        channels: feature channels at 4, 8, ..., ``size`` px
+            (``log2(size) - 1`` entries), shared by encoder and decoder: the
+            decoder blends warped encoder features with its own at each scale.
+        n_fc: EqualLinear layers in the (purely affine) motion MLP.
+        blur_kernel: FIR taps of every blur / up / downsampling filter.
+    """
+
+    name: str
+    family: Family
+    size: int
+    channels: tuple[int, ...]
+    style_dim: int = 512
+    motion_dim: int = 20
+    id_dim: int = 0
+    n_fc: int = 5
+    blur_kernel: tuple[int, ...] = (1, 3, 3, 1)
+
+    def __post_init__(self) -> None:
+        if self.family not in FAMILIES:
+            raise ValueError(f"family must be one of {FAMILIES}, got {self.family!r}")
+        if _log2_exact(self.size) < 3:
+            raise ValueError(f"size must be a power of two >= 8, got {self.size}")
+        if len(self.channels) != self.num_scales + 1:
+            raise ValueError(
+                f"{self.name}: channels needs {self.num_scales + 1} entries (4..{self.size} px),"
+                f" got {len(self.channels)}"
+            )
+        if self.family == "lia" and self.id_dim != 0:
+            raise ValueError(f"{self.name}: LIA has no preservable basis, id_dim must be 0")
+        if self.family == "vicoface" and self.id_dim <= 0:
+            raise ValueError(f"{self.name}: ViCoFace needs id_dim > 0")
+        if min(self.channels) <= 0 or self.style_dim <= 0 or self.motion_dim <= 0:
+            raise ValueError(f"{self.name}: channels, style_dim and motion_dim must be positive")
+        if self.coeff_dim > self.style_dim:
+            raise ValueError(f"{self.name}: motion_dim + id_dim must not exceed style_dim")
+        if self.n_fc < 1:
+            raise ValueError(f"{self.name}: n_fc must be >= 1")
+
+    @property
+    def num_scales(self) -> int:
+        """Decoder scales (8 .. size px) = encoder ResBlocks = warped feature maps."""
+        return _log2_exact(self.size) - 2
+
+    @property
+    def coeff_dim(self) -> int:
+        """Width of the coefficient vector ``[a ; b]`` (``M``)."""
+        return self.motion_dim + self.id_dim
+
+    def channels_at(self, resolution: int) -> int:
+        """Channels of the feature maps at ``resolution`` px."""
+        return self.channels[_log2_exact(resolution) - 2]
+
+    @property
+    def feature_shapes(self) -> tuple[tuple[int, int, int], ...]:
+        """``(C, H, W)`` of the cached encoder features, coarse (8 px) to fine."""
+        res = [2 ** (i + 3) for i in range(self.num_scales)]
+        return tuple((self.channels_at(r), r, r) for r in res)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelConfig:
+        """Inverse of ``asdict``; raises ValueError naming unknown or missing fields."""
+        return _dataclass_from_dict(cls, data)
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelConfig:
+        return cls.from_dict(json.loads(text))
+
+
+@dataclass(frozen=True)
+class DiscriminatorConfig:
+    """Size of the StyleGAN2 ResNet discriminator.
+
+    Attributes:
+        size: input image side (power of two >= 8); ``log2(size) - 2`` ResBlocks.
+        channels: channels at 4, 8, ..., ``size`` px (as in ModelConfig).
+        stddev_group: minibatch-stddev group size (the batch must be a
+            multiple of ``min(batch, stddev_group)``).
+        blur_kernel: FIR taps of the downsampling blurs.
+    """
+
+    size: int
+    channels: tuple[int, ...]
+    stddev_group: int = 4
+    blur_kernel: tuple[int, ...] = (1, 3, 3, 1)
+
+    def __post_init__(self) -> None:
+        if _log2_exact(self.size) < 3:
+            raise ValueError(f"size must be a power of two >= 8, got {self.size}")
+        if len(self.channels) != _log2_exact(self.size) - 1:
+            raise ValueError(f"channels needs one entry per resolution 4..{self.size}")
+
+    def channels_at(self, resolution: int) -> int:
+        return self.channels[_log2_exact(resolution) - 2]
+
+    @classmethod
+    def for_model(cls, config: ModelConfig) -> DiscriminatorConfig:
+        """The discriminator LIA pairs with a generator: same size and channels."""
+        return cls(size=config.size, channels=config.channels, blur_kernel=config.blur_kernel)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DiscriminatorConfig:
+        return _dataclass_from_dict(cls, data)
+
+
+def _dataclass_from_dict(cls: Any, data: Mapping[str, Any]) -> Any:
+    names = set(cls.__dataclass_fields__)
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} fields: {unknown}")
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        raise ValueError(f"incomplete {cls.__name__}: {exc}") from exc
+
+
+def _lia(name: str, size: int, channels: tuple[int, ...], style_dim: int = 512) -> ModelConfig:
+    return ModelConfig(name, "lia", size, channels, style_dim=style_dim)
+
+
+def _vicoface(name: str, size: int, channels: tuple[int, ...], style_dim: int = 512) -> ModelConfig:
+    return ModelConfig(name, "vicoface", size, channels, style_dim=style_dim, id_dim=10)
+
+
+SMALL_64_CHANNELS = (128, 128, 64, 48, 24)
+SMALL_128_CHANNELS = (256, 256, 128, 64, 48, 24)
+SMALL_STYLE_DIM = 256
+
+_REGISTRY: dict[str, ModelConfig] = {
+    c.name: c
+    for c in (
+        _lia("lia-256", 256, LIA_CHANNELS_256),
+        _vicoface("vicoface-256", 256, LIA_CHANNELS_256),
+        _lia("lia-128s", 128, SMALL_128_CHANNELS, SMALL_STYLE_DIM),
+        _vicoface("vicoface-128s", 128, SMALL_128_CHANNELS, SMALL_STYLE_DIM),
+        _lia("lia-64s", 64, SMALL_64_CHANNELS, SMALL_STYLE_DIM),
+        _vicoface("vicoface-64s", 64, SMALL_64_CHANNELS, SMALL_STYLE_DIM),
+    )
+}
+
+
+def list_configs() -> list[str]:
+    """Names accepted by ``get_config``."""
+    return list(_REGISTRY)
+
+
+def get_config(name: str) -> ModelConfig:
+    """The registered ModelConfig called ``name`` (see ``list_configs``)."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown model config {name!r}; choose one of {list_configs()}") from None
+
+
+def custom_config(base: str | ModelConfig, **changes: Any) -> ModelConfig:
+    """A copy of a config with some fields changed (validated like any config)."""
+    config = get_config(base) if isinstance(base, str) else base
+    return replace(config, **changes)
+
+
+__all__ = [
+    "FAMILIES",
+    "DiscriminatorConfig",
+    "Family",
+    "ModelConfig",
+    "custom_config",
+    "get_config",
+    "list_configs",
+]
