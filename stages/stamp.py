@@ -138,8 +138,10 @@ def stamp(image: Image, index: int, region: StampRegion = DEFAULT_REGION) -> Non
     y0, y1, x0, x1 = _band_bounds(image.shape, region)
     width = x1 - x0
     cell_of_col = (np.arange(width) * CELLS) // width  # (width,) cell index of each column
-    row = np.where(encode_cells(index)[cell_of_col], _WHITE, _BLACK).astype(np.uint8)
-    image[y0:y1, x0:x1] = row[None, :, None]
+    row = np.where(encode_cells(index)[cell_of_col], np.uint8(_WHITE), np.uint8(_BLACK))
+    # A contiguous (W, 3) row broadcast over the band rows: a zero-stride
+    # channel axis would make this copy several times slower.
+    image[y0:y1, x0:x1] = np.repeat(row[:, None], 3, axis=1)[None]
 
 
 def _cell_levels(image: Image, region: StampRegion) -> npt.NDArray[np.float64]:
@@ -148,8 +150,9 @@ def _cell_levels(image: Image, region: StampRegion) -> npt.NDArray[np.float64]:
     quarter = (y1 - y0) / 4
     rows = image[round(y0 + quarter) : max(round(y1 - quarter), round(y0 + quarter) + 1), x0:x1]
     # Prefix sums over the per-column totals give every cell's mean in one pass.
-    col_sum = rows.sum(axis=(0, 2), dtype=np.int64)
-    prefix = np.concatenate(([0], np.cumsum(col_sum)))
+    # Rows first, then channels: reducing both axes at once is ~8x slower.
+    col_sum = rows.sum(axis=0, dtype=np.int32).sum(axis=1)
+    prefix = np.concatenate(([0], np.cumsum(col_sum, dtype=np.int64)))
     cell_w = (x1 - x0) / CELLS
     starts = np.arange(CELLS) * cell_w
     a = np.round(starts + cell_w / 4).astype(np.int64)
