@@ -1,0 +1,32 @@
+"""Model configurations a training run may name: networks' registry plus tiny test sizes.
+
+The tiny ``*-32t`` configs (32 px, a few channels, style 64) exist so the
+trainer's tests and benchmarks finish in seconds on a CPU; they are not
+meant to produce useful avatars.
+"""
+
+from __future__ import annotations
+
+from networks.config import ModelConfig, get_config, list_configs
+
+_TINY_CHANNELS = (32, 32, 16, 16)
+TINY_CONFIGS: dict[str, ModelConfig] = {
+    "lia-32t": ModelConfig("lia-32t", "lia", 32, _TINY_CHANNELS, style_dim=64, n_fc=2),
+    "vicoface-32t": ModelConfig(
+        "vicoface-32t", "vicoface", 32, _TINY_CHANNELS, style_dim=64, id_dim=10, n_fc=2
+    ),
+}
+
+
+def resolve_model_config(name: str) -> ModelConfig:
+    """``networks.config.get_config(name)``, or one of the tiny training configs."""
+    if name in TINY_CONFIGS:
+        return TINY_CONFIGS[name]
+    try:
+        return get_config(name)
+    except KeyError:
+        choices = [*list_configs(), *TINY_CONFIGS]
+        raise ValueError(f"unknown model config {name!r}; choose one of {choices}") from None
+
+
+__all__ = ["TINY_CONFIGS", "resolve_model_config"]
