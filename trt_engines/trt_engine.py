@@ -288,7 +288,8 @@ def open_trt_engine(
     options = BuildOptions(
         source.options.precision, source.options.knobs, timing, source.options.progress_interval_s
     )
-    runtime = trt.Runtime(make_logger(trt, LogCapture()))
+    logger = make_logger(trt, LogCapture())  # forwards to `logging`; kept alive with the runtime
+    runtime = trt.Runtime(logger)
     engine = cache.get_or_build(
         f"{source.name}-{source.options.precision}",
         key,
@@ -296,5 +297,5 @@ def open_trt_engine(
         runtime.deserialize_cuda_engine,
     )
     return TrtEngine(
-        engine, device=device, name=f"tensorrt:{source.name}", trt=trt, keepalive=(runtime,)
+        engine, device=device, name=f"tensorrt:{source.name}", trt=trt, keepalive=(logger, runtime)
     )
