@@ -102,6 +102,7 @@ def fake_clock():
 
 
 def run_selftest(toy_folded: Path, tmp_path: Path, opener) -> SelfTestTable:
+    pytest.importorskip("onnxconverter_common", reason="the FP16 path needs onnxconverter-common")
     graph = SelfTestGraph("toy", toy_folded, reference, INPUTS, BATCH)
     return gpu_selftest(
         [graph],
