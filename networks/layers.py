@@ -39,59 +39,61 @@ def make_fir_kernel(taps: Sequence[int], gain: float = 1.0) -> Tensor:
     return k2 / k2.sum() * gain
 
 
-def fir_filter(x: Tensor, kernel: Tensor, pad: tuple[int, int]) -> Tensor:
+def fir_filter(x: Tensor, kernel: Tensor, pad: tuple[int, int], channels: int) -> Tensor:
     """Filter every channel of ``x`` [B,C,H,W] with ``kernel`` [k,k].
 
     ``pad`` = (before, after) zeros on both spatial axes. Implemented as a
-    depthwise conv so it exports as one Conv node with a constant weight.
+    depthwise conv so it exports as one Conv node with a constant weight;
+    ``channels`` (= C) comes in as a Python int so that weight's shape stays
+    static under ONNX tracing.
     """
-    channels = x.shape[1]
     x = F.pad(x, (pad[0], pad[1], pad[0], pad[1]))
     # conv2d correlates; a FIR filter convolves, hence the flip.
     weight = kernel.flip([0, 1]).to(x.dtype)[None, None].expand(channels, 1, -1, -1)
     return F.conv2d(x, weight, groups=channels)
 
 
-def fir_upsample2x(x: Tensor, kernel: Tensor, pad: tuple[int, int]) -> Tensor:
+def fir_upsample2x(x: Tensor, kernel: Tensor, pad: tuple[int, int], channels: int) -> Tensor:
     """Zero-insertion 2x upsampling followed by ``fir_filter``: [B,C,H,W] -> [B,C,2H,2W]."""
-    _, channels, height, width = x.shape
+    height, width = x.shape[2], x.shape[3]
     x = x.reshape(-1, channels, height, 1, width, 1)
     x = F.pad(x, (0, 1, 0, 0, 0, 1))
     x = x.reshape(-1, channels, height * 2, width * 2)
-    return fir_filter(x, kernel, pad)
+    return fir_filter(x, kernel, pad, channels)
 
 
 class Blur(nn.Module):
-    """FIR low-pass with a fixed kernel (buffer ``kernel [k,k]``)."""
+    """FIR low-pass of ``channels`` maps with a fixed kernel (buffer ``kernel [k,k]``)."""
 
     kernel: Tensor
 
     def __init__(
-        self, taps: Sequence[int], pad: tuple[int, int], upsample_factor: int = 1
+        self, taps: Sequence[int], pad: tuple[int, int], channels: int, upsample_factor: int = 1
     ) -> None:
         super().__init__()
         self.register_buffer("kernel", make_fir_kernel(taps, gain=upsample_factor**2))
         self.pad = pad
+        self.channels = channels
 
     def forward(self, x: Tensor) -> Tensor:
-        return fir_filter(x, self.kernel, self.pad)
+        return fir_filter(x, self.kernel, self.pad, self.channels)
 
 
 class Upsample(nn.Module):
-    """2x FIR upsampling (buffer ``kernel [k,k]``), used for RGB and flow skips."""
+    """2x FIR upsampling (buffer ``kernel [k,k]``) of the 3-channel RGB and flow skips."""
 
     kernel: Tensor
 
-    def __init__(self, taps: Sequence[int] = DEFAULT_BLUR, factor: int = 2) -> None:
+    def __init__(self, taps: Sequence[int] = DEFAULT_BLUR, channels: int = 3) -> None:
         super().__init__()
-        if factor != 2:
-            raise ValueError(f"Upsample supports factor 2 only, got {factor}")
+        factor = 2
         self.register_buffer("kernel", make_fir_kernel(taps, gain=factor**2))
         p = len(taps) - factor
         self.pad = ((p + 1) // 2 + factor - 1, p // 2)
+        self.channels = channels
 
     def forward(self, x: Tensor) -> Tensor:
-        return fir_upsample2x(x, self.kernel, self.pad)
+        return fir_upsample2x(x, self.kernel, self.pad, self.channels)
 
 
 # ---------------------------------------------------------------------------
@@ -200,7 +202,7 @@ class ConvLayer(nn.Sequential):
         layers: list[nn.Module] = []
         if downsample:
             p = (len(blur_kernel) - 2) + (kernel_size - 1)
-            layers.append(Blur(blur_kernel, pad=((p + 1) // 2, p // 2)))
+            layers.append(Blur(blur_kernel, ((p + 1) // 2, p // 2), channels=in_channels))
             stride, padding = 2, 0
         else:
             stride, padding = 1, kernel_size // 2
@@ -279,7 +281,8 @@ class ModulatedConv2d(nn.Module):
         self.fused = fused
         if upsample:
             p = (len(blur_kernel) - 2) - (kernel_size - 1)
-            self.blur = Blur(blur_kernel, pad=((p + 1) // 2 + 1, p // 2 + 1), upsample_factor=2)
+            pad = ((p + 1) // 2 + 1, p // 2 + 1)
+            self.blur = Blur(blur_kernel, pad, channels=out_channels, upsample_factor=2)
         self.scale = 1.0 / math.sqrt(in_channels * kernel_size**2)
         self.padding = kernel_size // 2
         self.weight = nn.Parameter(
@@ -366,7 +369,11 @@ class StyledConv(nn.Module):
     ) -> None:
         super().__init__()
         self.conv = ModulatedConv2d(
-            in_channels, out_channels, kernel_size, style_dim, upsample=upsample,
+            in_channels,
+            out_channels,
+            kernel_size,
+            style_dim,
+            upsample=upsample,
             blur_kernel=blur_kernel,
         )
         self.noise = NoiseInjection()
@@ -485,10 +492,12 @@ class Direction(nn.Module):
         return torch.linalg.qr(self.weight + 1e-8, mode="reduced").Q
 
     def freeze(self) -> None:
-        """Cache Q (computed in fp32) for inference."""
+        """Cache Q for inference (computed in at least fp32, even for a half model)."""
+        weight = self.weight.detach()
         with torch.no_grad():
-            q = torch.linalg.qr(self.weight.detach().float() + 1e-8, mode="reduced").Q
-        self.q = q.to(self.weight.dtype)
+            wide = weight.to(torch.promote_types(weight.dtype, torch.float32))
+            q = torch.linalg.qr(wide + 1e-8, mode="reduced").Q
+        self.q = q.to(weight.dtype)
 
     def unfreeze(self) -> None:
         self.q = None

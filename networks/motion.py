@@ -72,4 +72,3 @@ def compose_alpha(
     if strength == 1.0:
         return target
     return avatar + strength * (target - avatar)
-

@@ -1,0 +1,57 @@
+"""Fixtures for the network tests: tiny configurations and the reference manifests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from networks.config import ModelConfig, custom_config
+
+MANIFESTS = {
+    "lia-256": "lia_vox_256_state_dict_shapes.json",
+    "vicoface-256": "vicoface_256_state_dict_shapes.json",
+    "discriminator-256": "lia_discriminator_256_state_dict_shapes.json",
+}
+
+
+def tiny(family: str) -> ModelConfig:
+    """A 32 px model of the given family: same architecture, milliseconds per call."""
+    base = "vicoface-64s" if family == "vicoface" else "lia-64s"
+    return custom_config(
+        base, name=f"tiny-{family}", size=32, channels=(32, 32, 16, 8), style_dim=64
+    )
+
+
+@pytest.fixture(params=["lia", "vicoface"])
+def tiny_config(request: pytest.FixtureRequest) -> ModelConfig:
+    return tiny(request.param)
+
+
+@pytest.fixture(scope="session")
+def manifests(shared_method: Path) -> dict[str, dict[str, Any]]:
+    """The three state-dict manifests of the method notes, by model name."""
+    return {k: json.loads((shared_method / v).read_text()) for k, v in MANIFESTS.items()}
+
+
+def random_images(batch: int, size: int, seed: int = 0) -> torch.Tensor:
+    """``[batch, 3, size, size]`` uniform in [-1, 1]."""
+    rng = torch.Generator().manual_seed(seed)
+    return torch.rand(batch, 3, size, size, generator=rng) * 2 - 1
+
+
+def smooth_images(batch: int, size: int, seed: int = 0) -> torch.Tensor:
+    """``[batch, 3, size, size]`` low-frequency colour waves in [-0.9, 0.9].
+
+    Closer to photographs than white noise: features of such images are
+    smooth, so grid sampling does not turn float rounding into large errors.
+    """
+    rng = torch.Generator().manual_seed(seed)
+    axis = torch.linspace(-1.0, 1.0, size)
+    y, x = torch.meshgrid(axis, axis, indexing="ij")
+    freq = torch.rand(batch, 3, 2, 1, 1, generator=rng) * 4
+    phase = torch.rand(batch, 3, 1, 1, generator=rng) * 6
+    return 0.9 * torch.sin(freq[:, :, 0] * x + freq[:, :, 1] * y + phase)

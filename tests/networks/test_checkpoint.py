@@ -1,0 +1,182 @@
+"""Reading release files safely, vicocam's safetensors format and clear failures."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+import torch
+
+from networks.checkpoint import (
+    CheckpointError,
+    CheckpointMismatchError,
+    UnsafeCheckpointError,
+    checkpoint_format,
+    load_discriminator,
+    load_generator,
+    read_checkpoint,
+    read_release_checkpoint,
+    save_checkpoint,
+)
+from networks.config import DiscriminatorConfig, ModelConfig
+from networks.discriminator import Discriminator
+from networks.generator import Generator
+from tests.networks.conftest import random_images, tiny
+
+
+class CreatesMarker:
+    """Unpickling this runs ``open(marker, "w")``: the file must never appear."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def release_file(path: Path, config: ModelConfig, **extra) -> Path:
+    torch.manual_seed(0)
+    generator = Generator(config)
+    dis = Discriminator(DiscriminatorConfig.for_model(config))
+    args = argparse.Namespace(size=config.size, latent_dim_motion=config.motion_dim, lr=0.002)
+    content = {"gen": generator.state_dict(), "dis": dis.state_dict(), "args": args}
+    content["g_optim"] = {"state": {}, "param_groups": [{"lr": 0.0016, "params": [0, 1]}]}
+    torch.save(content | extra, path)
+    return path
+
+
+def outputs(generator: Generator, seed: int = 0) -> torch.Tensor:
+    size = generator.config.size
+    with torch.no_grad():
+        return generator(random_images(1, size, seed), random_images(1, size, seed + 1))
+
+
+def test_release_file_with_args_namespace_loads(tmp_path, tiny_config):
+    path = release_file(tmp_path / "vox.pt", tiny_config)
+    release = read_release_checkpoint(path)
+    assert release.args["latent_dim_motion"] == tiny_config.motion_dim
+    assert release.args["lr"] == 0.002
+    assert set(release.extras) == {"g_optim"}
+    assert release.config.family == tiny_config.family
+    assert release.discriminator is not None
+    torch.manual_seed(0)
+    reference = Generator(tiny_config).eval()
+    loaded = load_generator(path)
+    assert loaded.config.family == tiny_config.family and loaded.config.size == 32
+    torch.testing.assert_close(outputs(loaded), outputs(reference))
+    assert isinstance(load_discriminator(path), Discriminator)
+
+
+def test_foreign_pickled_global_is_refused_and_never_runs(tmp_path):
+    marker = tmp_path / "marker"
+    path = release_file(tmp_path / "evil.pt", tiny("lia"), payload=CreatesMarker(marker))
+    with pytest.raises(UnsafeCheckpointError, match="open") as info:
+        load_generator(path)
+    assert "open" in info.value.global_name
+    assert "would execute code" in str(info.value)
+    assert not marker.exists()
+
+
+def test_foreign_global_in_the_legacy_pickle_format_is_refused(tmp_path):
+    marker = tmp_path / "marker"
+    content = {"gen": Generator(tiny("lia")).state_dict(), "x": CreatesMarker(marker)}
+    path = tmp_path / "legacy.pt"
+    torch.save(content, path, _use_new_zipfile_serialization=False)
+    assert checkpoint_format(path) == "torch"
+    with pytest.raises(UnsafeCheckpointError):
+        read_release_checkpoint(path)
+    assert not marker.exists()
+
+
+def test_bare_state_dict_with_ddp_prefix_loads(tmp_path):
+    config = tiny("vicoface")
+    state = Generator(config).state_dict()
+    torch.save({f"module.{k}": v for k, v in state.items()}, tmp_path / "bare.pt")
+    loaded = load_generator(tmp_path / "bare.pt")
+    assert loaded.config.id_dim == config.id_dim
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in state.items())
+
+
+def test_truncated_release_file_is_reported_as_corrupt(tmp_path):
+    path = release_file(tmp_path / "vox.pt", tiny("lia"))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        load_generator(path)
+
+
+def test_unknown_bytes_are_not_a_checkpoint(tmp_path):
+    path = tmp_path / "notes.pt"
+    path.write_text("hello, not a checkpoint")
+    with pytest.raises(CheckpointError, match="neither a torch checkpoint nor a safetensors"):
+        load_generator(path)
+
+
+def test_missing_file_gives_a_checkpoint_error(tmp_path):
+    with pytest.raises(CheckpointError, match="cannot open"):
+        load_generator(tmp_path / "absent.pt")
+
+
+def test_checkpoint_for_another_config_names_the_mismatching_tensors(tmp_path):
+    path = release_file(tmp_path / "vicoface.pt", tiny("vicoface"))
+    with pytest.raises(CheckpointMismatchError) as info:
+        load_generator(path, config=tiny("lia"))
+    mismatched = {key for key, _, _ in info.value.mismatched}
+    assert mismatched == {"enc.fc.4.weight", "enc.fc.4.bias", "dec.direction.weight"}
+    message = str(info.value)
+    assert "enc.fc.4.weight (checkpoint [30, 64], model [20, 64])" in message
+    assert "looks like 'vicoface-32-custom'" in message
+
+
+def test_missing_and_unexpected_tensors_are_listed(tmp_path):
+    config = tiny("lia")
+    state = Generator(config).state_dict()
+    del state["dec.to_rgb1.bias"]
+    state["dec.extra.weight"] = torch.zeros(1)
+    torch.save({"gen": state}, tmp_path / "odd.pt")
+    with pytest.raises(CheckpointMismatchError) as info:
+        load_generator(tmp_path / "odd.pt", config=config)
+    assert info.value.missing == ["dec.to_rgb1.bias"]
+    assert info.value.unexpected == ["dec.extra.weight"]
+    assert "1 missing: dec.to_rgb1.bias" in str(info.value)
+
+
+def test_state_dict_of_something_else_is_rejected(tmp_path):
+    torch.save({"gen": {"weight": torch.zeros(3)}}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not a LIA/ViCoFace generator"):
+        load_generator(tmp_path / "other.pt")
+
+
+def test_safetensors_round_trip_keeps_config_tensors_and_metadata(tmp_path, tiny_config):
+    torch.manual_seed(3)
+    generator = Generator(tiny_config).eval()
+    dis = Discriminator(DiscriminatorConfig.for_model(tiny_config))
+    path = tmp_path / "model.safetensors"
+    save_checkpoint(path, generator, dis, metadata={"iteration": "1200"})
+    assert checkpoint_format(path) == "safetensors"
+    saved = read_checkpoint(path)
+    assert saved.config == tiny_config
+    assert saved.discriminator_config == dis.config
+    assert saved.metadata == {"iteration": "1200"}
+    loaded = load_generator(path)
+    assert loaded.config == tiny_config
+    torch.testing.assert_close(outputs(loaded), outputs(generator), rtol=0, atol=0)
+    reloaded_dis = load_discriminator(path)
+    assert all(torch.equal(reloaded_dis.state_dict()[k], v) for k, v in dis.state_dict().items())
+
+
+def test_truncated_safetensors_file_is_reported_as_corrupt(tmp_path):
+    path = tmp_path / "model.safetensors"
+    save_checkpoint(path, Generator(tiny("lia")))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 100])
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        load_generator(path)
+
+
+def test_safetensors_without_discriminator_says_so(tmp_path):
+    path = tmp_path / "gen.safetensors"
+    save_checkpoint(path, Generator(tiny("lia")))
+    with pytest.raises(CheckpointError, match="holds no discriminator"):
+        load_discriminator(path)
