@@ -1,0 +1,274 @@
+"""The model the avatar path runs: weights, the two per-frame engines, and where they came from.
+
+A `ModelBundle` holds a `Reenactor` (used once per avatar, to encode the
+portrait) and two `Engine`s for the per-frame work: ``motion`` (driver crop
+``[B, 3, S, S]`` -> ``coeffs [B, M]``) and ``generate`` (``latent``,
+``alpha``, ``feat_0..`` -> ``image [B, 3, S, S]``). Stages only see the
+engines, never the backend behind them.
+
+Weights come from a checkpoint (`load_reenactor`), by default the demo model
+bundled under ``networks/pretrained/`` when it is present; without one, a
+randomly initialised model of a named configuration is built and the bundle
+says so (``trained`` is ``False``), so nothing downstream can pretend.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from networks.avatar import Reenactor
+from networks.config import ModelConfig, get_config
+from networks.generator import Generator
+from networks.graphs import GenerateGraph, MotionGraph
+from networks.motion import MotionMode, default_mode
+from trt_engines.engine import Engine, TensorSpec
+from trt_engines.ort_engine import OrtOptions
+from trt_engines.registry import EngineSource, open_engine, select_backend
+from trt_engines.torch_engine import TorchEngine
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RANDOM_CONFIG = "vicoface-64s"
+"""The configuration built with random weights when no checkpoint is available."""
+
+CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth")
+
+BACKENDS = ("torch", "onnxruntime", "tensorrt")
+
+DEFAULT_CPU_BACKEND = "onnxruntime"
+"""The CPU default, measured (2-core x86 CPU, one intra-op thread, vicoface-64s,
+``python -m benchmarks.live --compare-backends``): ONNX Runtime encodes a driver
+frame in about 4 ms and renders in about 8 ms where PyTorch eager takes about
+10-16 ms and 9-12 ms, and its timings are steadier under load. Falls back to
+torch when onnxruntime is missing."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ModelBundle:
+    """One model ready for the avatar path.
+
+    Attributes:
+        reenactor: encodes avatars (once each) and renders their rest picture.
+        motion: the driver-encoding engine (input ``driver``, output ``coeffs``).
+        generate: the rendering engine (inputs ``latent``, ``alpha``,
+            ``feat_k``; output ``image``).
+        label: where the weights came from, for logs and the run summary.
+        trained: ``False`` for randomly initialised weights.
+    """
+
+    reenactor: Reenactor
+    motion: Engine
+    generate: Engine
+    label: str
+    trained: bool
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.reenactor.config
+
+    @property
+    def size(self) -> int:
+        return self.reenactor.config.size
+
+    @property
+    def default_mode(self) -> MotionMode:
+        return default_mode(self.reenactor.config.family)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the engines want their inputs (engines without ``device`` are on the CPU)."""
+        return torch.device(getattr(self.generate, "device", "cpu"))
+
+    def close(self) -> None:
+        self.motion.close()
+        self.generate.close()
+
+
+def bundled_checkpoint() -> Path | None:
+    """The demo checkpoint shipped under ``networks/pretrained/``, if present."""
+    import networks
+
+    folder = Path(networks.__file__).resolve().parent / "pretrained"
+    if not folder.is_dir():
+        return None
+    found = sorted(p for p in folder.iterdir() if p.suffix in CHECKPOINT_SUFFIXES)
+    return found[0] if found else None
+
+
+def load_reenactor(
+    checkpoint: Path | None, config: str = DEFAULT_RANDOM_CONFIG, seed: int = 0
+) -> tuple[Reenactor, str, bool]:
+    """``(reenactor, label, trained)`` from a checkpoint, or random weights when ``None``.
+
+    Weights stay on the CPU: the engines move what they run.
+    """
+    if checkpoint is not None:
+        from networks.checkpoint import load_generator
+
+        generator = load_generator(checkpoint)
+        return Reenactor(generator), f"{generator.config.name} from {checkpoint}", True
+    torch.manual_seed(seed)
+    generator = Generator(get_config(config)).eval()
+    return Reenactor(generator), f"{config} with random weights (seed {seed})", False
+
+
+def engine_specs(graph: MotionGraph | GenerateGraph) -> tuple[list[TensorSpec], list[TensorSpec]]:
+    """The graph's inputs and outputs as engine `TensorSpec`s."""
+
+    def convert(specs: Sequence[object]) -> list[TensorSpec]:
+        return [TensorSpec(s.name, s.shape, s.dtype) for s in specs]  # type: ignore[attr-defined]
+
+    return convert(graph.input_specs), convert(graph.output_specs)
+
+
+def torch_engines(reenactor: Reenactor, device: torch.device) -> tuple[Engine, Engine]:
+    """``(motion, generate)`` as `TorchEngine`s over the reenactor's export graphs."""
+    motion_in, motion_out = engine_specs(reenactor.motion_graph)
+    gen_in, gen_out = engine_specs(reenactor.generate_graph)
+    motion = TorchEngine(reenactor.motion_graph, motion_in, motion_out, device=device,
+                         name=f"torch:motion:{reenactor.config.name}")
+    generate = TorchEngine(reenactor.generate_graph, gen_in, gen_out, device=device,
+                           name=f"torch:generate:{reenactor.config.name}")
+    return motion, generate
+
+
+@dataclass(frozen=True, slots=True)
+class EngineOptions:
+    """How the two per-frame engines are made.
+
+    Attributes:
+        backend: ``"torch"``, ``"onnxruntime"`` or ``"tensorrt"``; ``None`` =
+            `DEFAULT_CPU_BACKEND` on the CPU, TensorRT on a CUDA device.
+        device: where the graph computes (``"cpu"`` or ``"cuda:N"``).
+        threads: intra-op threads per engine. One is right on a small CPU:
+            the stages already run in parallel threads, one per stage.
+        allow_fallback: use the next available backend (logged) when the
+            requested one cannot run here, instead of failing.
+        cache_dir: where exported ONNX graphs are kept between runs
+            (``None``: `default_cache_dir`).
+    """
+
+    backend: str | None = None
+    device: str = "cpu"
+    threads: int = 1
+    allow_fallback: bool = True
+    cache_dir: Path | None = None
+    ort_graph_optimization: str = field(default="all")
+
+    def __post_init__(self) -> None:
+        if self.backend is not None and self.backend not in BACKENDS:
+            raise ValueError(f"unknown backend {self.backend!r}; choose one of {BACKENDS}")
+        if self.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {self.threads}")
+
+    @property
+    def resolved_backend(self) -> str:
+        if self.backend is not None:
+            return self.backend
+        return "tensorrt" if torch.device(self.device).type == "cuda" else DEFAULT_CPU_BACKEND
+
+
+def default_cache_dir() -> Path:
+    """``$VICOCAM_CACHE`` or ``$XDG_CACHE_HOME/vicocam`` (``~/.cache/vicocam``)."""
+    explicit = os.environ.get("VICOCAM_CACHE")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "vicocam"
+
+
+def weights_digest(module: nn.Module, config: ModelConfig) -> str:
+    """A short hash of a model's weights and configuration (names exported graphs)."""
+    digest = hashlib.sha256(config.to_json().encode())
+    digest.update(torch.__version__.encode())
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def open_model_engines(reenactor: Reenactor, options: EngineOptions) -> tuple[Engine, Engine]:
+    """``(motion, generate)`` engines for ``reenactor`` on the requested backend.
+
+    ONNX-based backends get the graphs exported (opset 18), folded and
+    checked once per weights; the files are reused from the cache folder.
+    """
+    device = torch.device(options.device)
+    backend = select_backend(options.resolved_backend, allow_fallback=options.allow_fallback)
+    graphs = (("motion", reenactor.motion_graph), ("generate", reenactor.generate_graph))
+    folder = None
+    if backend.name != "torch":
+        digest = weights_digest(reenactor.generator, reenactor.config)
+        folder = _onnx_folder(options, f"{reenactor.config.name}-{digest}")
+    engines = []
+    for role, graph in graphs:
+        source = _engine_source(role, graph, device, folder, options)
+        engines.append(open_engine(source, backend.name))
+    return engines[0], engines[1]
+
+
+def _onnx_folder(options: EngineOptions, name: str) -> Path:
+    root = options.cache_dir or default_cache_dir()
+    try:
+        folder = root / "onnx" / name
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        # A read-only home must not stop a run: export into a private temp folder.
+        folder = Path(tempfile.mkdtemp(prefix="vicocam-onnx-"))
+    return folder
+
+
+def _engine_source(role: str, graph: MotionGraph | GenerateGraph, device: torch.device,
+                   folder: Path | None, options: EngineOptions) -> EngineSource:
+    inputs, outputs = engine_specs(graph)
+    onnx_path = None if folder is None else _exported(graph, inputs, outputs, folder / role)
+    return EngineSource(
+        name=f"{role}:{graph.config.name}",
+        inputs=tuple(inputs),
+        outputs=tuple(outputs),
+        device=device,
+        module=lambda: graph,
+        onnx_path=onnx_path,
+        cache_dir=None if folder is None else folder / "tensorrt",
+        ort_options=OrtOptions(intra_op_threads=options.threads,
+                               graph_optimization=options.ort_graph_optimization),
+    )
+
+
+def _exported(graph: nn.Module, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec],
+              stem: Path) -> Path:
+    """``stem.onnx``: exported, constant-folded and parity-checked (reused when present)."""
+    from trt_engines.onnx_export import export_onnx, simplify_onnx
+    from trt_engines.parity import Tolerance
+
+    final = stem.with_suffix(".onnx")
+    if final.is_file():
+        return final
+    raw = stem.with_suffix(".raw.onnx")
+    partial = stem.with_suffix(".partial.onnx")
+    export_onnx(graph, inputs, [s.name for s in outputs], raw)
+    # Random feeds drive an unclamped generator far outside its range, where folding's
+    # reordered rounding reaches ~1e-4 absolute; judge it by mean error and PSNR instead.
+    simplify_onnx(raw, partial, tolerance=Tolerance(max_abs=None, mean_abs=1e-4, min_psnr_db=80))
+    partial.replace(final)  # atomic: a crash never leaves a half-written graph under the name
+    raw.unlink(missing_ok=True)
+    log.info("exported %s", final)
+    return final
+
+
+def open_bundle(checkpoint: Path | None, options: EngineOptions,
+                config: str = DEFAULT_RANDOM_CONFIG, seed: int = 0) -> ModelBundle:
+    """Load the weights (see `load_reenactor`) and open both engines."""
+    reenactor, label, trained = load_reenactor(checkpoint, config, seed)
+    motion, generate = open_model_engines(reenactor, options)
+    backend = motion.name.split(":", 1)[0]
+    return ModelBundle(reenactor, motion, generate, f"{label}, {backend} backend", trained)
