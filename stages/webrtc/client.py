@@ -1,0 +1,210 @@
+"""``vicocam client``: send a local camera to a ``vicocam serve`` and take the avatar back.
+
+For a GPU somewhere else: the camera is captured here, sent over WebRTC
+(aiortc) to the server, which runs the model, and the returned avatar is
+written into the local virtual camera (or a file)::
+
+    local source --pipeline--> TrackSink --> OutgoingVideoTrack ==RTP==> server
+    server ==RTP==> TrackSource --pipeline--> sink (virtual camera / file)
+
+Two live pipelines share one peer connection; each drops rather than queues,
+so neither direction can build up latency. The run ends when the local
+source ends or ``duration_s`` passes (then returned frames still on the way
+get ``drain_s`` to arrive), when the connection fails or the server hangs up,
+or on Ctrl-C; the session is closed on the server in every case.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlsplit, urlunsplit
+
+import aiohttp
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamTrack
+
+from pipeline.runtime import Pipeline, RunMode, RunReport, RuntimeConfig
+from pipeline.stage import Source, Stage
+from stages.webrtc.ice import filter_candidates, ice_host_addresses
+from stages.webrtc.jitter import install_frame_assemblers
+from stages.webrtc.tracks import OutgoingVideoTrack, TrackSink, TrackSource, pump_track
+
+log = logging.getLogger(__name__)
+
+
+class ClientError(RuntimeError):
+    """The server refused the connection or could not be reached; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClientConfig:
+    """Settings of `run_client`.
+
+    Attributes:
+        server: the server's base URL (``http://host:8080``); a ``?token=``
+            in it is used as the access token.
+        token: the access token (overrides one in the URL).
+        duration_s: stop after this long (``None`` = until the source ends).
+        connect_timeout_s: how long to wait for the first returned frame.
+        drain_s: after the local source ends, how long returned frames may
+            still arrive.
+        ice_host: use only this address for ICE on both sides (loopback tests).
+    """
+
+    server: str
+    token: str | None = None
+    duration_s: float | None = None
+    connect_timeout_s: float = 20.0
+    drain_s: float = 1.0
+    ice_host: str | None = None
+
+
+@dataclass
+class ClientReport:
+    """What a client run did: the sending and receiving pipelines' reports."""
+
+    session: str
+    sent: RunReport | None
+    received: RunReport | None
+
+    @property
+    def frames_sent(self) -> int:
+        return self.sent.metrics.frames_out if self.sent else 0
+
+    @property
+    def frames_received(self) -> int:
+        return self.received.metrics.frames_out if self.received else 0
+
+
+def split_server_url(url: str, token: str | None) -> tuple[str, str | None]:
+    """``(base URL without query, token)`` from a server URL possibly carrying ``?token=``."""
+    parts = urlsplit(url if "://" in url else f"http://{url}")
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ClientError(f"cannot use server URL {url!r}; give http://HOST:PORT")
+    from_url = parse_qs(parts.query).get("token", [None])[0]
+    return urlunsplit((parts.scheme, parts.netloc, "", "", "")), token or from_url
+
+
+async def run_client(config: ClientConfig, source: Source, sink: Stage) -> ClientReport:
+    """Connect, run both directions until the end (see the module docstring), disconnect."""
+    base, token = split_server_url(config.server, config.token)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    scope = (ice_host_addresses([config.ice_host]) if config.ice_host
+             else contextlib.nullcontext())
+    with scope:
+        async with aiohttp.ClientSession(headers=headers) as http:
+            return await _Call(config, base, http).run(source, sink)
+
+
+class _Call:
+    """One connection to the server; `run` owns its peer connection and pipelines."""
+
+    def __init__(self, config: ClientConfig, base: str, http: aiohttp.ClientSession) -> None:
+        self.config = config
+        self.base = base
+        self.http = http
+        self.session = ""
+        self.outgoing = OutgoingVideoTrack()
+        self.incoming = TrackSource(name="webrtc_return", open_timeout_s=config.connect_timeout_s)
+        self.ended = asyncio.Event()
+        self._pumps: list[asyncio.Task[None]] = []
+
+    async def run(self, source: Source, sink: Stage) -> ClientReport:
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=await self._ice_servers()))
+        send = Pipeline(source, [TrackSink(self.outgoing)], self._runtime(self.config.duration_s))
+        receive = Pipeline(self.incoming, [sink], self._runtime(None))
+        try:
+            await self._connect(pc)
+            sent, received = await self._stream(send, receive)
+            return ClientReport(self.session, sent, received)
+        finally:
+            send.request_stop()
+            receive.request_stop()
+            self.incoming.close()
+            for task in self._pumps:
+                task.cancel()
+            await pc.close()
+            await self._hang_up()
+
+    @staticmethod
+    def _runtime(duration_s: float | None) -> RuntimeConfig:
+        return RuntimeConfig(mode=RunMode.LIVE, duration_s=duration_s)
+
+    async def _ice_servers(self) -> list[RTCIceServer]:
+        config = await self._request("GET", "/api/config")
+        return [RTCIceServer(urls=s["urls"]) for s in config.get("iceServers", [])]
+
+    async def _connect(self, pc: RTCPeerConnection) -> None:
+        pc.addTrack(self.outgoing)
+        pc.on("track", self._on_track)
+        pc.on("connectionstatechange", lambda: self._on_state(pc.connectionState))
+        install_frame_assemblers(pc)
+        await pc.setLocalDescription(await pc.createOffer())
+        reply = await self._request("POST", "/api/offer",
+                                    json={"sdp": pc.localDescription.sdp, "type": "offer"})
+        self.session = str(reply["session"])
+        answer = str(reply["sdp"])
+        if self.config.ice_host:
+            answer = filter_candidates(answer, {self.config.ice_host})
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+        log.info("connected to %s (session %s)", self.base, self.session)
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        if track.kind == "video":
+            pump = pump_track(track, self.incoming.push, self.incoming.end)
+            self._pumps.append(asyncio.create_task(pump, name="client:return-video"))
+
+    def _on_state(self, state: str) -> None:
+        log.info("connection %s", state)
+        if state in ("failed", "closed"):
+            self.ended.set()
+            self.incoming.close()
+
+    async def _stream(self, send: Pipeline,
+                      receive: Pipeline) -> tuple[RunReport | None, RunReport | None]:
+        send_task = asyncio.create_task(send.run(), name="client:send")
+        receive_task = asyncio.create_task(receive.run(), name="client:receive")
+        ended = asyncio.create_task(self.ended.wait(), name="client:ended")
+        try:
+            await asyncio.wait({send_task, receive_task, ended},
+                               return_when=asyncio.FIRST_COMPLETED)
+            if send_task.done() and not receive_task.done():
+                await asyncio.wait({receive_task}, timeout=self.config.drain_s)
+        finally:
+            ended.cancel()
+            send.request_stop()
+            receive.request_stop()
+            self.incoming.close()
+        return await _result(send_task, "sending"), await _result(receive_task, "receiving")
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        url = self.base + path
+        try:
+            async with self.http.request(method, url, **kwargs) as response:
+                body = await response.json(content_type=None)
+        except (aiohttp.ClientError, ValueError) as exc:
+            raise ClientError(f"cannot reach the server at {self.base}: {exc}") from exc
+        if response.status >= 400:
+            reason = body.get("error") if isinstance(body, dict) else None
+            raise ClientError(f"the server refused ({response.status}): {reason or body}")
+        if not isinstance(body, dict):
+            raise ClientError(f"unexpected reply from {url}: {body!r}")
+        return body
+
+    async def _hang_up(self) -> None:
+        if not self.session:
+            return
+        with contextlib.suppress(ClientError):
+            await self._request("DELETE", f"/api/sessions/{self.session}")
+
+
+async def _result(task: asyncio.Task[RunReport], what: str) -> RunReport | None:
+    try:
+        return await task
+    except Exception as exc:
+        log.warning("%s ended with an error: %s", what, exc)
+        return None

@@ -1,0 +1,83 @@
+"""Access control for ``vicocam serve``: tokens and per-client rate limits.
+
+The server binds 127.0.0.1 by default, where only local programs reach it.
+Any other address exposes a camera-processing service to the network, so it
+requires an access token (given with ``--token`` or generated and printed at
+start); the page passes it on every API call.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from stages.webrtc.ice import is_loopback
+
+
+def resolve_token(host: str, token: str | None) -> str | None:
+    """The token to require: the one given, a new random one off loopback, else none."""
+    if token:
+        return token
+    return None if is_loopback(host) else secrets.token_urlsafe(24)
+
+
+def token_matches(expected: str, given: str | None) -> bool:
+    """Constant-time comparison (no timing hints about the token)."""
+    return given is not None and hmac.compare_digest(expected.encode(), given.encode())
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer TOKEN`` header, else ``None``."""
+    if not authorization:
+        return None
+    scheme, _, value = authorization.partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    stamp: float
+
+
+class RateLimiter:
+    """A token bucket per client key: ``rate_per_s`` sustained, ``burst`` at once.
+
+    `check` returns 0.0 when a request may go ahead (and takes a token), else
+    the seconds until one would be allowed. At most ``max_keys`` clients are
+    tracked; when full, buckets that have refilled are forgotten first.
+    """
+
+    def __init__(self, rate_per_s: float, burst: int, *,
+                 clock: Callable[[], float] = time.monotonic, max_keys: int = 10_000) -> None:
+        if rate_per_s <= 0 or burst < 1:
+            raise ValueError("rate must be > 0 and burst >= 1")
+        self._rate = rate_per_s
+        self._burst = float(burst)
+        self._clock = clock
+        self._max_keys = max_keys
+        self._buckets: dict[str, _Bucket] = {}
+
+    def check(self, key: str) -> float:
+        now = self._clock()
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            self._make_room(now)
+            bucket = self._buckets[key] = _Bucket(self._burst, now)
+        bucket.tokens = min(self._burst, bucket.tokens + (now - bucket.stamp) * self._rate)
+        bucket.stamp = now
+        if bucket.tokens >= 1.0:
+            bucket.tokens -= 1.0
+            return 0.0
+        return (1.0 - bucket.tokens) / self._rate
+
+    def _make_room(self, now: float) -> None:
+        if len(self._buckets) < self._max_keys:
+            return
+        full = [k for k, b in self._buckets.items()
+                if b.tokens + (now - b.stamp) * self._rate >= self._burst]
+        for key in full or list(self._buckets)[: len(self._buckets) // 2]:
+            del self._buckets[key]

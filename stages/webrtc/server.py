@@ -1,0 +1,446 @@
+"""``vicocam serve``: an aiohttp server with WebRTC signalling and the browser page.
+
+Routes (the API answers JSON; errors are ``{"error": "..."}`` with a status)::
+
+    GET    /                              the page (static/index.html)
+    GET    /static/...                    its script and style
+    GET    /api/config                    ICE servers and upload limits for the page
+    POST   /api/offer                     {sdp, type: "offer"} -> {sdp, type: "answer", session}
+    GET    /api/avatars                   names of the server's preset avatars
+    GET    /api/avatars/{name}            one preset picture
+    POST   /api/sessions/{id}/avatar      a PNG/JPEG body, or {"name": preset}
+    POST   /api/sessions/{id}/settings    {"strength": 0..2, "reset": true}
+    GET    /api/sessions/{id}/stats       live counters of the session
+    DELETE /api/sessions/{id}             hang up
+
+Guards on every ``/api`` request, in order: a cross-site ``Origin`` is refused
+(a web page the user visits must not drive a local server), the access token
+(required off loopback, see `stages.webrtc.security`), then a per-client rate
+limit (429 with ``Retry-After``). Offers have their own, stricter rate, a
+size limit and a session limit; a bad offer gets 400 with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from stages.webrtc.ice import ice_host_addresses
+from stages.webrtc.security import RateLimiter, bearer_token, resolve_token, token_matches
+from stages.webrtc.session import (
+    OfferError,
+    Session,
+    SessionConfig,
+    StageFactory,
+    identity_factory,
+)
+from stages.webrtc.settings import (
+    MAX_STRENGTH,
+    MIN_STRENGTH,
+    AvatarError,
+    AvatarLimits,
+    decode_avatar,
+)
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+AVATAR_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg"})
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Settings of `WebRTCServer`.
+
+    Attributes:
+        host, port: where to listen; anything but loopback requires a token.
+        token: access token; ``None`` = none on loopback, a generated one
+            elsewhere (printed at start).
+        max_sessions: peers served at once; more get 503.
+        max_offer_bytes: largest accepted offer SDP (browsers send ~5-10 kB).
+        avatar_limits: bounds on uploaded avatars.
+        api_rate_per_s, api_burst: per-client rate limit of all API calls.
+        offer_rate_per_s, offer_burst: per-client rate limit of offers.
+        ice_host: gather ICE candidates only on this address and use only the
+            peer's candidates on it (``127.0.0.1`` for loopback tests).
+        avatars_dir: a folder of preset avatar pictures the page offers.
+        session: settings of every session.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    token: str | None = None
+    max_sessions: int = 4
+    max_offer_bytes: int = 64 * 1024
+    avatar_limits: AvatarLimits = field(default_factory=AvatarLimits)
+    api_rate_per_s: float = 10.0
+    api_burst: int = 40
+    offer_rate_per_s: float = 0.5
+    offer_burst: int = 4
+    ice_host: str | None = None
+    avatars_dir: Path | None = None
+    session: SessionConfig = field(default_factory=SessionConfig)
+
+    def __post_init__(self) -> None:
+        if self.max_sessions < 1:
+            raise ValueError("max_sessions must be >= 1")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be within 0-65535, got {self.port}")
+
+
+def _error(status: int, message: str, **headers: str) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers=headers or None)
+
+
+class WebRTCServer:
+    """The signalling server and its sessions; `build_app` gives the aiohttp app.
+
+    ``token`` is the token clients must send (``None`` when none is needed).
+    """
+
+    def __init__(self, config: ServerConfig | None = None,
+                 factory: StageFactory = identity_factory, *,
+                 clock: Callable[[], float] | None = None) -> None:
+        self.config = config or ServerConfig()
+        self.factory = factory
+        self.token = resolve_token(self.config.host, self.config.token)
+        self.sessions: dict[str, Session] = {}
+        c = self.config
+        now = clock or time.monotonic
+        self._api_limit = RateLimiter(c.api_rate_per_s, c.api_burst, clock=now)
+        self._offer_limit = RateLimiter(c.offer_rate_per_s, c.offer_burst, clock=now)
+        session_config = c.session
+        if c.ice_host is not None and session_config.ice_allowed is None:
+            session_config = dataclasses.replace(session_config, ice_allowed=(c.ice_host,))
+        self._session_config = session_config
+
+    # ---- the app ----------------------------------------------------------------
+    def build_app(self) -> web.Application:
+        client_max = self.config.avatar_limits.max_bytes + 64 * 1024
+        app = web.Application(middlewares=[self._guard], client_max_size=client_max)
+        r = app.router
+        r.add_get("/", self._index)
+        r.add_static("/static/", STATIC_DIR)
+        r.add_get("/api/config", self._client_config)
+        r.add_post("/api/offer", self._offer)
+        r.add_get("/api/avatars", self._avatar_list)
+        r.add_get("/api/avatars/{name}", self._avatar_file)
+        r.add_post("/api/sessions/{sid}/avatar", self._avatar_upload)
+        r.add_post("/api/sessions/{sid}/settings", self._settings)
+        r.add_get("/api/sessions/{sid}/stats", self._stats)
+        r.add_delete("/api/sessions/{sid}", self._hang_up)
+        app.on_shutdown.append(self._shutdown)
+        return app
+
+    async def close_all(self, reason: str = "the server is shutting down") -> None:
+        await asyncio.gather(*(s.close(reason) for s in list(self.sessions.values())))
+
+    async def _shutdown(self, app: web.Application) -> None:
+        await self.close_all()
+
+    # ---- guards -------------------------------------------------------------------
+    @web.middleware
+    async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not request.path.startswith("/api/"):
+            return await handler(request)
+        refusal = self._refusal(request)
+        if refusal is not None:
+            return refusal
+        return await handler(request)
+
+    def _refusal(self, request: web.Request) -> web.Response | None:
+        origin = request.headers.get("Origin")
+        if origin and urlsplit(origin).netloc != request.host:
+            return _error(403, f"cross-site request from {origin} refused")
+        if self.token is not None:
+            given = bearer_token(request.headers.get("Authorization"))
+            given = given or request.query.get("token")
+            if not token_matches(self.token, given):
+                return _error(401, "missing or wrong access token; open the URL printed by "
+                                   "'vicocam serve' (it carries ?token=...)")
+        wait = self._api_limit.check(_client_key(request))
+        if wait > 0:
+            return _error(429, "too many requests; slow down",
+                          **{"Retry-After": str(max(1, round(wait)))})
+        return None
+
+    # ---- static ----------------------------------------------------------------------
+    async def _index(self, request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(STATIC_DIR / "index.html",
+                                headers={"Cache-Control": "no-store"})
+
+    async def _client_config(self, request: web.Request) -> web.Response:
+        c = self.config
+        return web.json_response({
+            "iceServers": [{"urls": url} for url in self._session_config.ice_servers],
+            "maxAvatarBytes": c.avatar_limits.max_bytes,
+            "strength": {"min": MIN_STRENGTH, "max": MAX_STRENGTH},
+        })
+
+    # ---- signalling --------------------------------------------------------------------
+    async def _offer(self, request: web.Request) -> web.Response:
+        wait = self._offer_limit.check(_client_key(request))
+        if wait > 0:
+            return _error(429, "too many connection attempts; wait and retry",
+                          **{"Retry-After": str(max(1, round(wait)))})
+        try:
+            sdp = await self._read_offer(request)
+        except OfferError as exc:
+            return _error(400, str(exc))
+        if len(self.sessions) >= self.config.max_sessions:
+            return _error(503, f"the server is busy: {len(self.sessions)} sessions in use; "
+                               "try again later")
+        return await self._start_session(sdp)
+
+    async def _read_offer(self, request: web.Request) -> str:
+        limit = self.config.max_offer_bytes
+        if request.content_length is not None and request.content_length > limit + 1024:
+            raise OfferError(f"the offer is too large ({request.content_length} bytes; "
+                             f"the limit is {limit})")
+        try:
+            body = json.loads(await request.read())
+        except (ValueError, web.HTTPRequestEntityTooLarge) as exc:
+            raise OfferError("the offer must be JSON: {\"sdp\": \"...\", \"type\": \"offer\"}"
+                             ) from exc
+        if not isinstance(body, dict) or body.get("type") != "offer":
+            raise OfferError("the body must be {\"sdp\": \"...\", \"type\": \"offer\"}")
+        sdp = body.get("sdp")
+        if not isinstance(sdp, str) or not sdp.startswith("v=0"):
+            raise OfferError("the offer's sdp must be a session description starting with v=0")
+        if len(sdp.encode()) > limit:
+            raise OfferError(f"the offer's SDP is too large ({len(sdp.encode())} bytes; "
+                             f"the limit is {limit})")
+        if "\nm=video" not in sdp:
+            raise OfferError("the offer has no video track; send a camera")
+        return sdp
+
+    async def _start_session(self, sdp: str) -> web.Response:
+        session_id = secrets.token_urlsafe(12)
+        session = Session(session_id, self.factory, self._session_config,
+                          on_closed=self._forget)
+        self.sessions[session_id] = session
+        try:
+            answer = await session.answer(sdp)
+        except OfferError as exc:
+            await session.close(f"bad offer: {exc}")
+            return _error(400, str(exc))
+        except Exception as exc:
+            log.exception("session %s could not start", session_id)
+            await session.close(f"failed to start: {exc}")
+            return _error(500, f"the session could not start: {exc}")
+        log.info("session %s: started (%d in use)", session_id, len(self.sessions))
+        return web.json_response({"sdp": answer, "type": "answer", "session": session_id})
+
+    def _forget(self, session: Session) -> None:
+        if self.sessions.get(session.id) is session:
+            del self.sessions[session.id]
+
+    # ---- per-session control ---------------------------------------------------------------
+    def _session(self, request: web.Request) -> Session:
+        session = self.sessions.get(request.match_info["sid"])
+        if session is None:
+            raise web.HTTPNotFound(text=json.dumps({"error": "no such session (it ended)"}),
+                                   content_type="application/json")
+        return session
+
+    async def _avatar_upload(self, request: web.Request) -> web.Response:
+        session = self._session(request)
+        try:
+            if request.content_type == "application/json":
+                avatar = self._preset(await request.json())
+            else:
+                name = request.headers.get("X-Filename", "upload")[:200]
+                data = await request.read()
+                avatar = await asyncio.to_thread(decode_avatar, data, name,
+                                                 self.config.avatar_limits)
+        except (AvatarError, ValueError) as exc:
+            return _error(400, str(exc))
+        except web.HTTPRequestEntityTooLarge:
+            limit = self.config.avatar_limits.max_bytes
+            return _error(400, f"the picture is too large; the limit is {limit / 1e6:.1f} MB")
+        session.settings.update(avatar=avatar)
+        height, width = avatar.image.shape[:2]
+        return web.json_response({"avatar": avatar.name, "width": width, "height": height})
+
+    def _preset(self, body: Any) -> Any:
+        name = body.get("name") if isinstance(body, dict) else None
+        path = self._preset_path(name) if isinstance(name, str) else None
+        if path is None:
+            raise AvatarError(f"no preset avatar named {name!r}")
+        return decode_avatar(path.read_bytes(), path.name, self.config.avatar_limits)
+
+    def _preset_path(self, name: str) -> Path | None:
+        # Only names from the listing: no path from the request is ever joined.
+        return next((p for p in self._presets() if p.name == name), None)
+
+    def _presets(self) -> Iterator[Path]:
+        folder = self.config.avatars_dir
+        if folder is None or not folder.is_dir():
+            return iter(())
+        return (p for p in sorted(folder.iterdir())
+                if p.is_file() and p.suffix.lower() in AVATAR_EXTENSIONS)
+
+    async def _avatar_list(self, request: web.Request) -> web.Response:
+        return web.json_response({"avatars": [p.name for p in self._presets()]})
+
+    async def _avatar_file(self, request: web.Request) -> web.StreamResponse:
+        path = self._preset_path(request.match_info["name"])
+        if path is None:
+            return _error(404, "no such avatar")
+        return web.FileResponse(path)
+
+    async def _settings(self, request: web.Request) -> web.Response:
+        session = self._session(request)
+        try:
+            body = await request.json()
+            changes = _settings_changes(body, session.settings.get().reset_count)
+            current = session.settings.update(**changes)
+        except (ValueError, TypeError) as exc:
+            return _error(400, f"bad settings: {exc}")
+        avatar = current.avatar.name if current.avatar else None
+        return web.json_response({"strength": current.strength,
+                                  "reset_count": current.reset_count, "avatar": avatar})
+
+    async def _stats(self, request: web.Request) -> web.Response:
+        return web.json_response(self._session(request).stats())
+
+    async def _hang_up(self, request: web.Request) -> web.Response:
+        session = self._session(request)
+        await session.close("the peer hung up")
+        return web.json_response({"closed": session.id})
+
+
+def _settings_changes(body: Any, reset_count: int) -> dict[str, Any]:
+    if not isinstance(body, dict) or not set(body) <= {"strength", "reset"}:
+        raise ValueError('send {"strength": number, "reset": true}')
+    changes: dict[str, Any] = {}
+    if "strength" in body:
+        strength = body["strength"]
+        if isinstance(strength, bool) or not isinstance(strength, int | float):
+            raise ValueError("strength must be a number")
+        changes["strength"] = float(strength)
+    if body.get("reset") is True:
+        changes["reset_count"] = reset_count + 1
+    return changes
+
+
+def _client_key(request: web.Request) -> str:
+    return request.remote or "unknown"
+
+
+# ---- running it -----------------------------------------------------------------------------
+@contextlib.contextmanager
+def _ice_scope(config: ServerConfig) -> Iterator[None]:
+    if config.ice_host is None:
+        yield
+    else:
+        with ice_host_addresses([config.ice_host]):
+            yield
+
+
+async def serve(server: WebRTCServer, *, ready: Callable[[str], None] | None = None,
+                stop: asyncio.Event | None = None) -> None:
+    """Run ``server`` until ``stop`` is set (or the task is cancelled).
+
+    ``ready(url)`` is called once listening, with the page's URL (carrying
+    the token when one is required).
+    """
+    c = server.config
+    with _ice_scope(c):
+        runner = web.AppRunner(server.build_app(), access_log=None)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, c.host, c.port)
+            await site.start()
+            if ready is not None:
+                ready(page_url(c.host, _bound_port(runner, c.port), server.token))
+            await (stop or asyncio.Event()).wait()
+        finally:
+            await runner.cleanup()
+
+
+def _bound_port(runner: web.AppRunner, requested: int) -> int:
+    for address in runner.addresses:
+        if isinstance(address, tuple) and len(address) >= 2:
+            return int(address[1])
+    return requested
+
+
+def page_url(host: str, port: int, token: str | None) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    suffix = f"/?token={token}" if token else "/"
+    return f"http://{shown}:{port}{suffix}"
+
+
+class ServerThread:
+    """A server on its own event loop in a background thread (tests, benchmarks).
+
+    ``with ServerThread(server) as url: ...`` starts it, gives the page URL,
+    and stops it (closing every session) on exit.
+    """
+
+    def __init__(self, server: WebRTCServer, start_timeout_s: float = 30.0) -> None:
+        self.server = server
+        self._timeout = start_timeout_s
+        self._ready = threading.Event()
+        self._url: str | None = None
+        self._error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._main, name="vicocam-serve", daemon=True)
+
+    def __enter__(self) -> str:
+        self._thread.start()
+        if not self._ready.wait(self._timeout) or self._url is None:
+            self.__exit__()
+            raise RuntimeError(f"the server did not start: {self._error!r}")
+        return self._url
+
+    def __exit__(self, *exc: object) -> None:
+        loop, stop = self._loop, self._stop
+        if loop is not None and stop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(stop.set)
+        self._thread.join(timeout=60)
+
+    def call(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` on the server's loop and return its result (to inspect sessions)."""
+        if self._loop is None:
+            raise RuntimeError("the server is not running")
+        future = asyncio.run_coroutine_threadsafe(_call(fn), self._loop)
+        return future.result(timeout=30)
+
+    def _main(self) -> None:
+        try:
+            asyncio.run(self._run())
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+
+    async def _run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+
+        def on_ready(url: str) -> None:
+            self._url = url
+            self._ready.set()
+
+        await serve(self.server, ready=on_ready, stop=self._stop)
+
+
+async def _call(fn: Callable[[], Any]) -> Any:
+    return fn()

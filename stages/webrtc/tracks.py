@@ -1,0 +1,284 @@
+"""Adapters between aiortc media tracks and the runtime's `Source` / sink stage.
+
+::
+
+    peer --RTP--> RemoteStreamTrack --pump_track--> TrackSource (latest-frame slot)
+        --runtime--> stages --> TrackSink --> OutgoingVideoTrack.recv() --RTP--> peer
+
+* aiortc's incoming track queue is unbounded: a slow graph would let latency
+  grow for ever. `pump_track` drains it on the event loop as fast as frames
+  come and keeps only the newest in `TrackSource`'s slot; the runtime's
+  source thread takes the newest and converts it to RGB there (not on the loop).
+* `TrackSink` (the last stage, in its worker thread) converts the picture to
+  a ``yuv420p`` ``av.VideoFrame`` and hands it to `OutgoingVideoTrack`, whose
+  ``recv()`` (called by aiortc's sender) waits for a frame newer than the last
+  one sent. Nothing is queued: a frame the encoder had no time for is replaced.
+* Outgoing timestamps are the *send* time on a 90 kHz clock, not the capture
+  time: the peer's jitter buffer sizes itself from how regularly frames
+  arrive relative to their timestamps, and send-time stamps make processing
+  jitter invisible to it (capture stamps would make it buffer more).
+* `DelayedAudioTrack` passes the peer's audio back delayed by the video
+  path's measured latency (arrival of a video frame to its send), so voice
+  and the avatar's lips leave the server together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import statistics
+import time
+from collections.abc import Callable
+from fractions import Fraction
+
+import numpy as np
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from av import AudioFrame, VideoFrame
+from av.frame import Frame as AvFrame
+
+from pipeline.clock import Clock, MonotonicClock
+from pipeline.frame import Frame
+from pipeline.stage import SourceFrame, SourceInfo, StageBase
+from stages.camera.slot import LatestSlot
+from stages.io.errors import SourceError
+
+log = logging.getLogger(__name__)
+
+VIDEO_TIME_BASE = Fraction(1, 90_000)
+_LATENCY_WINDOW = 30  # video frames whose path latency sets the audio delay
+
+
+async def pump_track(track: MediaStreamTrack, on_frame: Callable[[AvFrame], None],
+                     on_end: Callable[[], None]) -> None:
+    """Receive every frame of ``track`` at once and hand it to ``on_frame``; then ``on_end``."""
+    try:
+        while True:
+            item = await track.recv()
+            if isinstance(item, AvFrame):
+                on_frame(item)
+    except MediaStreamError:
+        pass
+    finally:
+        on_end()
+
+
+class TrackSource:
+    """A received video track as a self-paced `Source` (see the module docstring).
+
+    ``open()`` waits up to ``open_timeout_s`` for the first frame and reports
+    its size; later frames keep their own size (a browser lowers the
+    resolution under bandwidth pressure), stages and the encoder follow.
+    ``read()`` returns ``None`` once the track ended or the source closed.
+    """
+
+    def __init__(self, name: str = "webrtc_in", open_timeout_s: float = 20.0,
+                 read_timeout_s: float = 0.5) -> None:
+        self.name = name
+        self._open_timeout_s = open_timeout_s
+        self._read_timeout_s = read_timeout_s
+        self._slot: LatestSlot[VideoFrame] = LatestSlot()
+        self._last = 0
+
+    # ---- the event loop side ----------------------------------------------------
+    def push(self, frame: AvFrame) -> None:
+        if isinstance(frame, VideoFrame):
+            self._slot.put(frame, time.monotonic_ns())
+
+    def end(self) -> None:
+        self._slot.close()
+
+    @property
+    def frames_received(self) -> int:
+        got = self._slot.peek()
+        return 0 if got is None else got.number
+
+    @property
+    def last_arrival_ns(self) -> int | None:
+        got = self._slot.peek()
+        return None if got is None else got.put_ns
+
+    @property
+    def replaced(self) -> int:
+        return self._slot.replaced
+
+    # ---- the Source protocol (runtime's source thread) ------------------------------
+    def open(self) -> SourceInfo:
+        first = self._slot.wait_newer(0, self._open_timeout_s)
+        if first is None:
+            raise SourceError(f"no video arrived from the peer within {self._open_timeout_s:g} s")
+        rate = Fraction(30)  # nominal only: the source is self-paced
+        return SourceInfo(first.item.width, first.item.height, rate, self_paced=True)
+
+    def read(self) -> SourceFrame | None:
+        while True:
+            got = self._slot.wait_newer(self._last, self._read_timeout_s)
+            if got is not None:
+                self._last = got.number
+                frame = got.item
+                image = np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8)
+                time_base = Fraction(frame.time_base) if frame.time_base else None
+                return SourceFrame(image, pts=frame.pts, time_base=time_base,
+                                   capture_ns=got.put_ns)
+            if self._slot.closed:
+                return None
+
+    def close(self) -> None:
+        self._slot.close()
+
+
+class OutgoingVideoTrack(MediaStreamTrack):
+    """A video track whose ``recv()`` returns the newest processed frame.
+
+    ``offer`` is thread-safe (called from `TrackSink`'s worker). The track
+    records each sent frame's path latency (arrival at the server to send, ms)
+    for `path_latency_ms` and the stats endpoint.
+    """
+
+    kind = "video"
+
+    def __init__(self, clock_ns: Callable[[], int] = time.monotonic_ns) -> None:
+        super().__init__()
+        self._clock_ns = clock_ns
+        self._slot: LatestSlot[tuple[VideoFrame, int]] = LatestSlot()
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sent_number = 0
+        self._origin_ns: int | None = None
+        self._last_pts = -1
+        self.frames_sent = 0
+        self.latencies_ms: collections.deque[float] = collections.deque(maxlen=300)
+
+    def offer(self, frame: VideoFrame, capture_ns: int) -> None:
+        """Make ``frame`` the next to send, replacing one not yet sent."""
+        self._slot.put((frame, capture_ns), self._clock_ns())
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._wake.set)
+
+    async def recv(self) -> VideoFrame:
+        self._loop = asyncio.get_running_loop()
+        while True:
+            if self.readyState != "live":
+                raise MediaStreamError
+            self._wake.clear()
+            got = self._slot.peek()
+            if got is not None and got.number > self._sent_number:
+                self._sent_number = got.number
+                return self._stamp(*got.item)
+            await self._wake.wait()
+
+    def stop(self) -> None:
+        super().stop()
+        self._slot.close()
+        self._wake.set()
+
+    def _stamp(self, frame: VideoFrame, capture_ns: int) -> VideoFrame:
+        now = self._clock_ns()
+        if self._origin_ns is None:
+            self._origin_ns = now
+        pts = max(round((now - self._origin_ns) / 1e9 / VIDEO_TIME_BASE), self._last_pts + 1)
+        self._last_pts = pts
+        frame.pts = pts
+        frame.time_base = VIDEO_TIME_BASE
+        self.frames_sent += 1
+        self.latencies_ms.append((now - capture_ns) / 1e6)
+        return frame
+
+    def path_latency_ms(self) -> float | None:
+        """Median arrival-to-send latency of the last frames sent (``None`` before any)."""
+        recent = list(self.latencies_ms)[-_LATENCY_WINDOW:]
+        return statistics.median(recent) if recent else None
+
+
+class TrackSink(StageBase):
+    """The last stage of a session: hands each picture to an `OutgoingVideoTrack`.
+
+    Runs in its own worker (``blocking``): the RGB -> yuv420p conversion it
+    does would otherwise sit on the event loop or in the encoder's path.
+    """
+
+    blocking = True
+
+    def __init__(self, track: OutgoingVideoTrack, name: str = "webrtc_out") -> None:
+        self.name = name
+        self._track = track
+
+    def process(self, frame: Frame) -> Frame:
+        video = VideoFrame.from_ndarray(frame.image, format="rgb24").reformat(format="yuv420p")
+        self._track.offer(video, frame.capture_ns)
+        return frame
+
+
+class DelayedAudioTrack(MediaStreamTrack):
+    """The peer's audio, sent back ``delay_s()`` seconds after it arrived.
+
+    ``push`` (on the loop) stores each received frame with its arrival time;
+    ``recv`` releases it when its due time comes. When the delay shrinks,
+    frames already more than ``late_drop_s`` overdue are dropped (counted in
+    ``dropped``) to catch up instead of playing out late; more than
+    ``max_buffer_s`` of audio waiting drops the oldest. Timestamps are
+    rewritten as a continuous sample count.
+    """
+
+    kind = "audio"
+
+    def __init__(self, delay_s: Callable[[], float], *, clock: Clock | None = None,
+                 max_buffer_s: float = 1.0, late_drop_s: float = 0.06) -> None:
+        super().__init__()
+        self._delay_s = delay_s
+        self._clock: Clock = clock or MonotonicClock()
+        self._max_buffer_ns = int(max_buffer_s * 1e9)
+        self._late_ns = int(late_drop_s * 1e9)
+        self._frames: collections.deque[tuple[int, AudioFrame]] = collections.deque()
+        self._ready = asyncio.Event()
+        self._samples = 0
+        self.dropped = 0
+        self.current_delay_ms = 0.0
+
+    def push(self, frame: AvFrame) -> None:
+        if not isinstance(frame, AudioFrame):
+            return
+        now = self._clock.now_ns()
+        self._frames.append((now, frame))
+        while self._frames and now - self._frames[0][0] > self._max_buffer_ns:
+            self._frames.popleft()
+            self.dropped += 1
+        self._ready.set()
+
+    def end(self) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        super().stop()
+        self._ready.set()
+
+    async def recv(self) -> AudioFrame:
+        while True:
+            arrival, frame = await self._next()
+            delay_ns = int(max(self._delay_s(), 0.0) * 1e9)
+            self.current_delay_ms = delay_ns / 1e6
+            due = arrival + delay_ns
+            if self._clock.now_ns() - due > self._late_ns and len(self._frames) > 1:
+                self._frames.popleft()
+                self.dropped += 1
+                continue
+            await self._clock.sleep_until(due)
+            if self._frames and self._frames[0][1] is frame:  # push() may have trimmed it
+                self._frames.popleft()
+            return self._restamp(frame)
+
+    async def _next(self) -> tuple[int, AudioFrame]:
+        while True:
+            if self.readyState != "live":
+                raise MediaStreamError
+            if self._frames:
+                return self._frames[0]
+            self._ready.clear()
+            await self._ready.wait()
+
+    def _restamp(self, frame: AudioFrame) -> AudioFrame:
+        frame.pts = self._samples
+        frame.time_base = Fraction(1, frame.sample_rate)
+        self._samples += frame.samples
+        return frame

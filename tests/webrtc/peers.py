@@ -1,0 +1,97 @@
+"""Helpers for WebRTC tests: a stamped test track and an in-process aiortc peer."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from fractions import Fraction
+
+import numpy as np
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamTrack
+from av import VideoFrame
+
+from stages.stamp import read_stamp, stamp
+from stages.webrtc.ice import filter_candidates
+from stages.webrtc.tracks import pump_track
+
+W, H = 160, 120
+
+
+class StampedTrack(MediaStreamTrack):
+    """30 fps test video with the frame index stamped; ``pause()`` stops sending."""
+
+    kind = "video"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.index = 0
+        self._running = asyncio.Event()
+        self._running.set()
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    async def recv(self) -> VideoFrame:
+        await self._running.wait()
+        await asyncio.sleep(1 / 30)
+        image = np.full((H, W, 3), 90, np.uint8)
+        stamp(image, self.index)
+        frame = VideoFrame.from_ndarray(image, format="rgb24")
+        frame.pts, frame.time_base = self.index * 3000, Fraction(1, 90_000)
+        self.index += 1
+        return frame
+
+
+class TestPeer:
+    """An aiortc peer that sends a `StampedTrack` and records the returned stamps."""
+
+    __test__ = False
+
+    def __init__(self) -> None:
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.track = StampedTrack()
+        self.pc.addTrack(self.track)
+        self.returned: list[int | None] = []
+        self.got_frame = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.pc.on("track", self._on_track)
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        self._tasks.append(asyncio.create_task(pump_track(track, self._on_frame, lambda: None)))
+
+    def _on_frame(self, frame: object) -> None:
+        if isinstance(frame, VideoFrame):
+            self.returned.append(read_stamp(np.asarray(frame.to_ndarray(format="rgb24"), np.uint8)))
+            self.got_frame.set()
+
+    async def offer(self) -> str:
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        return str(self.pc.localDescription.sdp)
+
+    async def accept(self, answer_sdp: str) -> None:
+        answer = filter_candidates(answer_sdp, {"127.0.0.1"})
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await self.pc.close()
+
+
+@contextlib.asynccontextmanager
+async def api_client(app: web.Application) -> AsyncIterator[TestClient]:
+    async with TestClient(TestServer(app)) as client:
+        yield client
+
+
+async def wait_for(predicate, step: float = 0.05, limit_s: float = 30.0) -> None:
+    """Poll ``predicate`` until true; a generous overall limit guards against hangs."""
+    for _ in range(int(limit_s / step)):
+        if predicate():
+            return
+        await asyncio.sleep(step)
+    raise AssertionError("condition not reached in time")

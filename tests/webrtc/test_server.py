@@ -1,0 +1,307 @@
+"""Signalling guards of `vicocam serve` and the life of a session with a real aiortc peer."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import struct
+import zlib
+
+import cv2
+import numpy as np
+import pytest
+
+pytest.importorskip("aiortc")
+pytest.importorskip("aiohttp")
+
+from pipeline.stage import Stage
+from stages.webrtc.ice import ice_host_addresses
+from stages.webrtc.server import ServerConfig, WebRTCServer
+from stages.webrtc.session import Session, SessionConfig, identity_factory
+from stages.webrtc.settings import AvatarLimits, SessionSettingsBox
+from tests.webrtc.peers import TestPeer, api_client, wait_for
+
+MINIMAL_SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+
+
+class ManualTime:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def png_bytes(width: int, height: int) -> bytes:
+    ok, data = cv2.imencode(".png", np.full((height, width, 3), 128, np.uint8))
+    assert ok
+    return data.tobytes()
+
+
+def bomb_png(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims a huge picture."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    return (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk
+            + struct.pack(">I", zlib.crc32(chunk)))
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+# ---- offers ------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b"not json", "must be JSON"),
+        (json.dumps({"sdp": MINIMAL_SDP}).encode(), "type"),
+        (json.dumps({"sdp": 42, "type": "offer"}).encode(), "v=0"),
+        (json.dumps({"sdp": "hello", "type": "offer"}).encode(), "v=0"),
+        (json.dumps({"sdp": MINIMAL_SDP + "m=audio 9 UDP/TLS/RTP/SAVPF 0\r\n",
+                     "type": "offer"}).encode(), "no video"),
+        (json.dumps({"sdp": MINIMAL_SDP + "m=video 9 UDP/TLS/RTP/SAVPF 96\r\n"
+                            "a=rtpmap:96 VP8/90000\r\n",
+                     "type": "offer"}).encode(), "could not be used"),
+    ],
+)
+def test_malformed_offers_get_400_with_the_reason(body, expected):
+    server = WebRTCServer(ServerConfig())
+
+    async def scenario():
+        async with api_client(server.build_app()) as client:
+            response = await client.post("/api/offer", data=body)
+            return response.status, await response.json()
+
+    status, reply = run(scenario())
+    assert status == 400 and expected in reply["error"]
+    assert server.sessions == {}
+
+
+def test_oversized_offers_get_400():
+    server = WebRTCServer(ServerConfig(max_offer_bytes=4096))
+    big = MINIMAL_SDP + "m=video 9 UDP/TLS/RTP/SAVPF 96\r\n" + "a=x-pad:" + "y" * 8000 + "\r\n"
+
+    async def scenario():
+        async with api_client(server.build_app()) as client:
+            response = await client.post("/api/offer", json={"sdp": big, "type": "offer"})
+            return response.status, await response.json()
+
+    status, reply = run(scenario())
+    assert status == 400 and "too large" in reply["error"]
+
+
+# ---- access -------------------------------------------------------------------------
+def test_a_non_loopback_server_requires_its_token():
+    server = WebRTCServer(ServerConfig(host="0.0.0.0"))
+    assert server.token  # generated, since none was given
+    token = server.token
+
+    async def scenario():
+        async with api_client(server.build_app()) as client:
+            plain = await client.get("/api/config")
+            wrong = await client.get("/api/config", headers={"Authorization": "Bearer nope"})
+            bearer = await client.get("/api/config",
+                                      headers={"Authorization": f"Bearer {token}"})
+            query = await client.get(f"/api/config?token={token}")
+            offer = await client.post("/api/offer", json={"sdp": "v=0", "type": "offer"})
+            page = await client.get("/")
+            return [r.status for r in (plain, wrong, bearer, query, offer, page)]
+
+    assert run(scenario()) == [401, 401, 200, 200, 401, 200]
+
+
+def test_loopback_needs_no_token_unless_one_is_given():
+    assert WebRTCServer(ServerConfig()).token is None
+    assert WebRTCServer(ServerConfig(token="s3cret")).token == "s3cret"
+
+
+def test_cross_site_requests_are_refused():
+    server = WebRTCServer(ServerConfig())
+
+    async def scenario():
+        async with api_client(server.build_app()) as client:
+            foreign = await client.get("/api/config", headers={"Origin": "http://evil.example"})
+            same = await client.get("/api/config",
+                                    headers={"Origin": f"http://{client.host}:{client.port}"})
+            return foreign.status, same.status
+
+    assert run(scenario()) == (403, 200)
+
+
+def test_api_requests_are_rate_limited_per_client():
+    clock = ManualTime()
+    server = WebRTCServer(ServerConfig(api_rate_per_s=1.0, api_burst=3), clock=clock)
+
+    async def scenario():
+        async with api_client(server.build_app()) as client:
+            statuses = [(await client.get("/api/config")).status for _ in range(4)]
+            limited = await client.get("/api/config")
+            clock.now += 2.0
+            statuses.append((await client.get("/api/config")).status)
+            return statuses, limited.status, limited.headers.get("Retry-After")
+
+    statuses, limited, retry_after = run(scenario())
+    assert statuses == [200, 200, 200, 429, 200]
+    assert limited == 429 and retry_after is not None and int(retry_after) >= 1
+
+
+def test_offers_have_their_own_stricter_limit():
+    clock = ManualTime()
+    server = WebRTCServer(ServerConfig(offer_rate_per_s=0.1, offer_burst=1), clock=clock)
+
+    async def scenario():
+        async with api_client(server.build_app()) as client:
+            first = await client.post("/api/offer", data=b"x")
+            second = await client.post("/api/offer", data=b"x")
+            config = await client.get("/api/config")
+            return first.status, second.status, config.status
+
+    assert run(scenario()) == (400, 429, 200)
+
+
+# ---- settings and avatars -----------------------------------------------------------------
+def server_with_idle_session(**config):
+    server = WebRTCServer(ServerConfig(**config))
+    session = Session("s1", identity_factory, SessionConfig())
+    server.sessions["s1"] = session
+    return server, session
+
+
+def test_settings_change_the_sessions_box():
+    server, session = server_with_idle_session()
+
+    async def scenario():
+        async with api_client(server.build_app()) as client:
+            ok = await client.post("/api/sessions/s1/settings", json={"strength": 1.5})
+            reset = await client.post("/api/sessions/s1/settings", json={"reset": True})
+            bad = await client.post("/api/sessions/s1/settings", json={"strength": 7})
+            unknown = await client.post("/api/sessions/s1/settings", json={"colour": "red"})
+            missing = await client.post("/api/sessions/nope/settings", json={"reset": True})
+            return ok.status, reset.status, bad.status, unknown.status, missing.status
+
+    assert run(scenario()) == (200, 200, 400, 400, 404)
+    settings = session.settings.get()
+    assert settings.strength == 1.5 and settings.reset_count == 1
+
+
+def test_avatar_uploads_are_validated_before_reaching_the_session():
+    limits = AvatarLimits(max_bytes=200_000, min_side=64, max_side=1024)
+    server, session = server_with_idle_session(avatar_limits=limits)
+    good = png_bytes(128, 96)
+
+    async def post(client, data):
+        response = await client.post("/api/sessions/s1/avatar", data=data,
+                                     headers={"Content-Type": "image/png",
+                                              "X-Filename": "me.png"})
+        return response.status, await response.json()
+
+    async def scenario():
+        async with api_client(server.build_app()) as client:
+            results = {"good": await post(client, good)}
+            results["garbage"] = await post(client, b"\x89PNG nonsense")
+            results["small"] = await post(client, png_bytes(32, 32))
+            results["bomb"] = await post(client, bomb_png(60_000, 60_000))
+            results["damaged"] = await post(client, good[:60])
+            results["huge"] = await post(client, b"\xff\xd8" + b"\0" * 300_000)
+            return results
+
+    results = run(scenario())
+    assert results["good"] == (200, {"avatar": "me.png", "width": 128, "height": 96})
+    assert "PNG or JPEG" in results["garbage"][1]["error"]
+    assert "at least 64" in results["small"][1]["error"]
+    assert "at most 1024" in results["bomb"][1]["error"]
+    assert "damaged" in results["damaged"][1]["error"]
+    assert results["huge"][0] == 400 and "MB" in results["huge"][1]["error"]
+    avatar = session.settings.get().avatar
+    assert avatar is not None and avatar.name == "me.png" and avatar.image.shape == (96, 128, 3)
+
+
+def test_preset_avatars_are_listed_and_picked_by_name_only(tmp_path):
+    (tmp_path / "mona.png").write_bytes(png_bytes(100, 120))
+    (tmp_path / "notes.txt").write_text("not an avatar")
+    server, session = server_with_idle_session(avatars_dir=tmp_path)
+
+    async def scenario():
+        async with api_client(server.build_app()) as client:
+            listing = await (await client.get("/api/avatars")).json()
+            pick = await client.post("/api/sessions/s1/avatar", json={"name": "mona.png"})
+            escape = await client.post("/api/sessions/s1/avatar",
+                                       json={"name": "../../etc/passwd"})
+            picture = await client.get("/api/avatars/mona.png")
+            return listing, pick.status, escape.status, picture.status
+
+    listing, pick, escape, picture = run(scenario())
+    assert listing == {"avatars": ["mona.png"]}
+    assert (pick, escape, picture) == (200, 400, 200)
+    avatar = session.settings.get().avatar
+    assert avatar is not None and avatar.name == "mona.png"
+
+
+# ---- sessions with a real peer ------------------------------------------------------------
+FAST = SessionConfig(stall_timeout_s=1.0, connect_timeout_s=15.0, watchdog_interval_s=0.1)
+
+
+def counting_factory(built: list[list[Stage]]):
+    def factory(settings: SessionSettingsBox) -> list[Stage]:
+        stages = identity_factory(settings)
+        built.append(stages)
+        return stages
+
+    return factory
+
+
+async def connect(client, peer: TestPeer):
+    response = await client.post("/api/offer", json={"sdp": await peer.offer(), "type": "offer"})
+    reply = await response.json()
+    assert response.status == 200, reply
+    await peer.accept(reply["sdp"])
+    return reply["session"]
+
+
+def test_a_session_returns_video_and_is_freed_when_the_peer_closes():
+    built: list[list[Stage]] = []
+    server = WebRTCServer(ServerConfig(ice_host="127.0.0.1", session=FAST, max_sessions=1),
+                          counting_factory(built))
+
+    async def scenario():
+        with ice_host_addresses(["127.0.0.1"]):
+            async with api_client(server.build_app()) as client:
+                peer = TestPeer()
+                sid = await connect(client, peer)
+                await asyncio.wait_for(peer.got_frame.wait(), 30)
+                await wait_for(lambda: len([i for i in peer.returned if i is not None]) >= 5)
+                busy = await client.post("/api/offer",
+                                         json={"sdp": await TestPeer().offer(), "type": "offer"})
+                stats = await (await client.get(f"/api/sessions/{sid}/stats")).json()
+                session = server.sessions[sid]
+                await peer.close()
+                await wait_for(lambda: not server.sessions)
+                return peer.returned, busy.status, stats, session
+
+    returned, busy, stats, session = run(scenario())
+    indices = [i for i in returned if i is not None]
+    assert indices == sorted(indices) and len(set(indices)) >= 5  # identity: stamps come back
+    assert busy == 503
+    assert stats["frames_received"] > 0 and stats["frames_sent"] > 0
+    assert session.closed.is_set() and session.close_reason is not None
+    assert len(built) == 1
+
+
+def test_a_peer_that_stops_sending_is_closed_as_stalled():
+    server = WebRTCServer(ServerConfig(ice_host="127.0.0.1", session=FAST))
+
+    async def scenario():
+        with ice_host_addresses(["127.0.0.1"]):
+            async with api_client(server.build_app()) as client:
+                peer = TestPeer()
+                sid = await connect(client, peer)
+                await asyncio.wait_for(peer.got_frame.wait(), 30)
+                session = server.sessions[sid]
+                peer.track.pause()  # connected, but no video any more
+                await wait_for(lambda: not server.sessions)
+                await peer.close()
+                return session
+
+    session = run(scenario())
+    assert session.close_reason is not None and "no video for" in session.close_reason

@@ -1,0 +1,166 @@
+"""Track adapters: newest-frame hand-over both ways, send-time stamps, delayed audio."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+pytest.importorskip("aiortc")
+
+from aiortc.mediastreams import MediaStreamError
+from av import AudioFrame, VideoFrame
+
+from pipeline.clock import ManualClock
+from pipeline.frame import Frame
+from stages.io.errors import SourceError
+from stages.stamp import read_stamp, stamp
+from stages.webrtc.tracks import DelayedAudioTrack, OutgoingVideoTrack, TrackSink, TrackSource
+
+
+def video(index: int, w: int = 96, h: int = 72) -> VideoFrame:
+    image = np.zeros((h, w, 3), np.uint8)
+    stamp(image, index)
+    frame = VideoFrame.from_ndarray(image, format="rgb24")
+    frame.pts, frame.time_base = index * 3000, Fraction(1, 90_000)
+    return frame
+
+
+def audio(samples: int = 960) -> AudioFrame:
+    frame = AudioFrame.from_ndarray(np.zeros((1, samples * 2), np.int16), format="s16",
+                                    layout="stereo")
+    frame.sample_rate = 48_000
+    return frame
+
+
+class Ticks:
+    def __init__(self) -> None:
+        self.now = 0
+
+    def __call__(self) -> int:
+        return self.now
+
+
+# ---- incoming ------------------------------------------------------------------------
+def test_track_source_gives_the_newest_frame_and_ends_with_the_track():
+    source = TrackSource(open_timeout_s=5, read_timeout_s=0.05)
+    source.push(video(0))
+    info = source.open()
+    assert (info.width, info.height, info.self_paced) == (96, 72, True)
+    first = source.read()
+    assert first is not None and read_stamp(first.image) == 0
+    for index in (1, 2, 3):
+        source.push(video(index))
+    newest = source.read()
+    assert newest is not None and read_stamp(newest.image) == 3
+    assert newest.pts == 9000 and newest.time_base == Fraction(1, 90_000)
+    assert source.replaced == 2 and source.frames_received == 4
+    source.end()
+    assert source.read() is None
+
+
+def test_track_source_without_video_fails_to_open_with_a_reason():
+    with pytest.raises(SourceError, match="no video arrived"):
+        TrackSource(open_timeout_s=0.05).open()
+
+
+# ---- outgoing ------------------------------------------------------------------------
+def test_outgoing_track_sends_only_the_newest_frame_with_send_time_stamps():
+    ticks = Ticks()
+    track = OutgoingVideoTrack(clock_ns=ticks)
+
+    async def scenario():
+        track.offer(video(1), capture_ns=0)
+        track.offer(video(2), capture_ns=0)  # replaces 1 before it was sent
+        ticks.now = 10_000_000
+        first = await track.recv()
+        waiter = asyncio.create_task(track.recv())
+        await asyncio.sleep(0)
+        assert not waiter.done()  # nothing newer: it waits
+        ticks.now = 50_000_000
+        threading.Thread(target=track.offer, args=(video(3), 40_000_000)).start()
+        second = await asyncio.wait_for(waiter, 10)
+        return first, second
+
+    first, second = asyncio.run(scenario())
+    assert read_stamp(np.asarray(first.to_ndarray(format="rgb24"), np.uint8)) == 2
+    assert read_stamp(np.asarray(second.to_ndarray(format="rgb24"), np.uint8)) == 3
+    assert first.time_base == Fraction(1, 90_000)
+    assert (first.pts, second.pts) == (0, 3600)  # 40 ms of send time at 90 kHz
+    assert list(track.latencies_ms) == [10.0, 10.0]
+    assert track.path_latency_ms() == 10.0
+
+
+def test_stopping_the_outgoing_track_ends_a_waiting_recv():
+    track = OutgoingVideoTrack()
+
+    async def scenario():
+        waiter = asyncio.create_task(track.recv())
+        await asyncio.sleep(0)
+        track.stop()
+        with pytest.raises(MediaStreamError):
+            await asyncio.wait_for(waiter, 10)
+
+    asyncio.run(scenario())
+
+
+def test_track_sink_hands_yuv_frames_to_the_track():
+    track = OutgoingVideoTrack()
+    image = np.zeros((72, 96, 3), np.uint8)
+    stamp(image, 5)
+    TrackSink(track).process(Frame(seq=0, capture_ns=123, image=image))
+    got = track._slot.peek()
+    assert got is not None
+    frame, capture_ns = got.item
+    assert frame.format.name == "yuv420p" and capture_ns == 123
+    assert read_stamp(np.asarray(frame.to_ndarray(format="rgb24"), np.uint8)) == 5
+
+
+# ---- audio ---------------------------------------------------------------------------
+def test_audio_leaves_after_the_video_path_latency():
+    clock = ManualClock()
+    delay = [0.1]
+    track = DelayedAudioTrack(lambda: delay[0], clock=clock)
+
+    async def scenario():
+        sent = []
+        for i in range(3):
+            clock.advance(20_000_000 if i else 0)
+            track.push(audio())
+        for _ in range(3):
+            frame = await track.recv()
+            sent.append((clock.now_ns(), frame.pts))
+        return sent
+
+    sent = asyncio.run(scenario())
+    assert [t for t, _ in sent] == [100_000_000, 120_000_000, 140_000_000]
+    assert [pts for _, pts in sent] == [0, 960, 1920]  # continuous sample count
+
+
+def test_audio_catches_up_when_the_delay_shrinks():
+    clock = ManualClock()
+    delay = [0.3]
+    track = DelayedAudioTrack(lambda: delay[0], clock=clock, late_drop_s=0.06)
+
+    async def scenario():
+        for i in range(10):
+            clock.advance(20_000_000 if i else 0)
+            track.push(audio())
+        delay[0] = 0.0  # the video path got fast: audio is now 180 ms overdue
+        return await track.recv()
+
+    frame = asyncio.run(scenario())
+    assert track.dropped >= 6
+    assert frame.pts == 0
+
+
+def test_audio_buffer_is_bounded():
+    clock = ManualClock()
+    track = DelayedAudioTrack(lambda: 10.0, clock=clock, max_buffer_s=0.1)
+    for _ in range(20):
+        track.push(audio())
+        clock.advance(20_000_000)
+    assert len(track._frames) <= 6 and track.dropped >= 14
