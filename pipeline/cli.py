@@ -24,6 +24,7 @@ from pipeline.errors import UserError
 COMMAND_MODULES: tuple[str, ...] = (
     "pipeline.commands.run",
     "benchmarks.commands",
+    "training.commands",
 )
 
 DESCRIPTION = """\

@@ -56,6 +56,12 @@ class Objectives:
     landmark_net: nn.Module | None = None
     teacher: Generator | None = None
 
+    @property
+    def multi_path(self) -> bool:
+        """Whether any multi-path term can be computed (L_reg needs VGG or cycle_l1)."""
+        w = self.config.losses
+        return w.cycle_l1 > 0 or (w.cycle_vgg > 0 and self.perceptual is not None)
+
     @torch.no_grad()
     def cross_reference(self, batch: TrainBatch, n: int | None = None) -> Tensor:
         """The cross path's target ``[n, 3, S, S]``: pseudo (teacher) or ground truth."""

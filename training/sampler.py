@@ -5,6 +5,9 @@ permutation of epoch ``g div N`` (seeded by ``(seed, epoch)``). Rank ``r``
 takes ``j`` in ``[r * B_local, (r + 1) * B_local)``. Resuming at step ``k``
 therefore yields exactly the batches an uninterrupted run would have seen,
 and the union over ranks of one step's batch is the single-process batch.
+
+With ``stream=True`` the index is ``g`` itself (for datasets whose items are a
+pure function of an unbounded position, like the synthetic world's).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ class StepBatchSampler(Sampler[list[int]]):
         rank: int = 0,
         world_size: int = 1,
         start_step: int = 0,
+        stream: bool = False,
     ) -> None:
         if length < 1:
             raise ValueError("the dataset is empty")
@@ -44,6 +48,7 @@ class StepBatchSampler(Sampler[list[int]]):
         self.length, self.global_batch, self.total_steps = length, global_batch, total_steps
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.start_step = start_step
+        self.stream = stream
         self.local_batch = global_batch // world_size
 
     def __len__(self) -> int:
@@ -51,6 +56,8 @@ class StepBatchSampler(Sampler[list[int]]):
 
     def indices_for(self, step: int) -> list[int]:
         first = step * self.global_batch + self.rank * self.local_batch
+        if self.stream:
+            return list(range(first, first + self.local_batch))
         out: list[int] = []
         cached_epoch, perm = -1, torch.empty(0, dtype=torch.long)
         for g in range(first, first + self.local_batch):

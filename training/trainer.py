@@ -134,6 +134,8 @@ class Trainer:
 
     ``dataset[i]`` returns a sample dict; ``adapter`` turns a collated batch
     dict into a `TrainBatch`. ``progress`` shows a tqdm bar on rank 0.
+    ``stream_data``: index the dataset by the global sample number (for
+    position-addressed datasets) instead of per-epoch permutations.
     """
 
     def __init__(
@@ -144,7 +146,9 @@ class Trainer:
         run_dir: str | Path,
         env: DistEnv,
         progress: bool = True,
+        stream_data: bool = False,
     ) -> None:
+        self.stream_data = stream_data
         self.config, self.dataset, self.adapter, self.env = config, dataset, adapter, env
         self.run_dir = Path(run_dir)
         self.progress = progress and env.is_main
@@ -152,11 +156,10 @@ class Trainer:
         self.generator, self.discriminator = build_models(config)
         self.generator.to(env.device).train()
         self.discriminator.to(env.device).train()
-        weights = config.losses
-        cross = config.uses_cross
-        self.paths = ReenactmentPaths(self.generator, cross, cross and weights.needs_cycle)
-        self.unused = freeze_unused(self.generator, self.paths)
         self.objectives: Objectives = build_objectives(config, env.device)
+        cross = config.uses_cross
+        self.paths = ReenactmentPaths(self.generator, cross, cross and self.objectives.multi_path)
+        self.unused = freeze_unused(self.generator, self.paths)
         self.g_optim = torch.optim.Adam(
             [p for p in self.generator.parameters() if p.requires_grad],
             lr=config.optim.g_lr, betas=config.optim.g_betas,
@@ -270,6 +273,7 @@ class Trainer:
             rank=self.env.rank,
             world_size=self.env.world_size,
             start_step=self.step,
+            stream=self.stream_data,
         )
         workers = self.config.data.num_workers
         loader = DataLoader(
