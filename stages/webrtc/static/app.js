@@ -22,6 +22,15 @@ const state = {
 };
 window.vicocam = state;
 
+// Fresh counters right now (the panel itself refreshes once a second).
+state.snapshot = async () => {
+  if (state.pc) await readStats(state.pc);
+  if (state.session) state.server = await sessionApi("/stats").catch(() => state.server);
+  return {
+    now: performance.now(), inbound: state.inbound, outbound: state.outbound, server: state.server,
+  };
+};
+
 // ---- server API ---------------------------------------------------------------
 async function api(path, options = {}) {
   const response = await fetch(path, {

@@ -1,0 +1,215 @@
+"""A real browser as the WebRTC peer: headless Chromium driven by playwright.
+
+Used by the browser test and ``vicocam bench webrtc``. Chromium's fake camera
+plays a ``.y4m`` clip whose frames carry the stamped frame index
+(`stages.stamp`); the page reads the index back from both its local preview
+and the returned video and records capture-to-display latency per frame
+(see ``static/app.js``). Everything stays on loopback: the server gathers
+ICE only on 127.0.0.1 (`ServerConfig.ice_host`), the page uses no STUN, and
+Chromium is allowed loopback candidates.
+
+The browser comes from the system (Debian's ``chromium``, installed with
+``scripts/install-browser.sh``), never from ``playwright install``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from stages.io import SyntheticConfig, SyntheticSource
+
+log = logging.getLogger(__name__)
+
+CHROMIUM_ARGS = (
+    "--hide-scrollbars",
+    "--mute-audio",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+    "--autoplay-policy=no-user-gesture-required",
+)
+"""Flags that make headless Chromium a camera-less, loopback-only WebRTC peer."""
+
+INSTALL_HINT = "run scripts/install-browser.sh (Debian's chromium and playwright for Python)"
+
+
+class BrowserUnavailableError(RuntimeError):
+    """Chromium or playwright is missing; the message says how to install them."""
+
+
+def find_chromium() -> str | None:
+    """``$VICOCAM_CHROMIUM``, else ``chromium`` or ``chromium-browser`` on the PATH."""
+    configured = os.environ.get("VICOCAM_CHROMIUM")
+    if configured:
+        return configured if Path(configured).exists() else None
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def playwright_available() -> bool:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def write_stamped_y4m(path: Path, width: int, height: int, fps: int, frames: int) -> Path:
+    """A raw I420 ``.y4m`` of `SyntheticSource` frames 0..frames-1 (index stamped).
+
+    Raw video is big (640x480: 460 kB a frame): keep ``frames`` just longer
+    than the latency to measure, the fake camera loops the clip.
+    """
+    source = SyntheticSource(SyntheticConfig(width=width, height=height, fps=fps, frames=frames))
+    source.open()
+    try:
+        with path.open("wb") as out:
+            out.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+            for index in range(frames):
+                i420 = cv2.cvtColor(source.render(index), cv2.COLOR_RGB2YUV_I420)
+                out.write(b"FRAME\n")
+                out.write(np.ascontiguousarray(i420).tobytes())
+    finally:
+        source.close()
+    return path
+
+
+@dataclass(frozen=True, slots=True)
+class BrowserRunConfig:
+    """One measured browser session.
+
+    Attributes:
+        seconds: measured time, after ``warmup_s`` of connected video.
+        warmup_s: connected time ignored at the start (bandwidth ramp-up).
+        width, height, fps: the fake camera.
+        clip_s: length of the looping camera clip (longer than any latency).
+        connect_timeout_s: how long the page may take to show the first frame.
+        chromium: browser executable; ``None`` = `find_chromium`.
+    """
+
+    seconds: float = 10.0
+    warmup_s: float = 3.0
+    width: int = 640
+    height: int = 480
+    fps: int = 30
+    clip_s: float = 4.0
+    connect_timeout_s: float = 60.0
+    chromium: str | None = None
+
+
+@dataclass
+class BrowserRunResult:
+    """What the page measured over the window (see `run_browser_peer`).
+
+    ``latencies`` are ``(display time s, capture-to-display ms)`` pairs;
+    ``inbound``/``outbound`` are the page's getStats video entries and
+    ``server`` the session's stats endpoint, all at the end of the window.
+    ``freezes`` is the change of getStats' ``freezeCount`` (``None`` when the
+    browser does not report it).
+    """
+
+    frames_decoded: int
+    seconds: float
+    freezes: int | None
+    latencies: list[tuple[float, float]]
+    inbound: dict[str, Any] = field(default_factory=dict)
+    outbound: dict[str, Any] = field(default_factory=dict)
+    server: dict[str, Any] = field(default_factory=dict)
+    console_errors: list[str] = field(default_factory=list)
+
+    @property
+    def fps(self) -> float:
+        return self.frames_decoded / self.seconds if self.seconds > 0 else 0.0
+
+
+def run_browser_peer(url: str, config: BrowserRunConfig | None = None) -> BrowserRunResult:
+    """Open the page at ``url`` in headless Chromium, stream, measure, close.
+
+    Raises `BrowserUnavailableError` without Chromium or playwright, and
+    ``RuntimeError`` when the page does not get video back in time.
+    """
+    config = config or BrowserRunConfig()
+    chromium = config.chromium or find_chromium()
+    if chromium is None or not playwright_available():
+        raise BrowserUnavailableError(f"no Chromium or playwright here; {INSTALL_HINT}")
+    frames = max(2, round(config.clip_s * config.fps))
+    with tempfile.TemporaryDirectory(prefix="vicocam-y4m-") as tmp:
+        clip = write_stamped_y4m(Path(tmp) / "camera.y4m", config.width, config.height,
+                                 config.fps, frames)
+        args = [*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={clip}"]
+        return _drive(chromium, args, _autostart(url), config)
+
+
+def _autostart(url: str) -> str:
+    return url + ("&" if "?" in url else "?") + "autostart=1"
+
+
+def _drive(chromium: str, args: list[str], url: str,
+           config: BrowserRunConfig) -> BrowserRunResult:
+    from playwright.sync_api import sync_playwright
+
+    errors: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, headless=True, args=args)
+        try:
+            page = browser.new_page()
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.goto(url)
+            _wait_for_video(page, config.connect_timeout_s)
+            time.sleep(config.warmup_s)
+            start = page.evaluate("window.vicocam.snapshot()")
+            time.sleep(config.seconds)
+            end = page.evaluate("window.vicocam.snapshot()")
+            samples = page.evaluate(
+                "t0 => window.vicocam.latencies.filter(s => s.t >= t0).map(s => [s.t, s.ms])",
+                start["now"])
+        finally:
+            browser.close()
+    return _result(start, end, samples, errors)
+
+
+def _wait_for_video(page: Any, timeout_s: float) -> None:
+    try:
+        page.wait_for_function(
+            "window.vicocam && (window.vicocam.error || "
+            "(window.vicocam.connected && (window.vicocam.inbound.framesDecoded || 0) > 0))",
+            timeout=timeout_s * 1000, polling=200)
+    except Exception as exc:
+        raise RuntimeError(f"the page got no video back within {timeout_s:g} s: {exc}") from exc
+    error = page.evaluate("window.vicocam.error")
+    if error:
+        raise RuntimeError(f"the page failed: {error}")
+
+
+def _result(start: dict[str, Any], end: dict[str, Any], samples: list[list[float]],
+            errors: list[str]) -> BrowserRunResult:
+    inbound0, inbound1 = start["inbound"], end["inbound"]
+    freezes = None
+    if "freezeCount" in inbound1 and "freezeCount" in inbound0:
+        freezes = int(inbound1["freezeCount"]) - int(inbound0["freezeCount"])
+    decoded = int(inbound1.get("framesDecoded", 0)) - int(inbound0.get("framesDecoded", 0))
+    return BrowserRunResult(
+        frames_decoded=decoded,
+        seconds=(end["now"] - start["now"]) / 1e3,
+        freezes=freezes,
+        latencies=[(t / 1e3, ms) for t, ms in samples],
+        inbound=inbound1,
+        outbound=end["outbound"],
+        server=end.get("server") or {},
+        console_errors=errors,
+    )
