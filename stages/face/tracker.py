@@ -1,21 +1,31 @@
 """Face tracking for a live camera: cheap per-frame tracking, full search to (re)acquire.
 
-Per frame, with a face already tracked, the detector runs only on a square
-region around the last measured box (`FaceTrackerConfig.roi_scale` face sizes)
-resampled to `FaceTrackerConfig.roi_input` pixels: about 2 ms for RetinaFace
-on one core instead of about 20 ms for a 640 x 480 frame. The full-frame
-search runs only to acquire a face (start, after a miss, after `select`).
+The full-frame detector runs at a much lower rate than the frames: only to
+acquire a face (at start, after the face was lost, after `FaceTracker.select`),
+and then at most every ``search_interval_s``. In between, the detector runs
+only on a square region around the last measured box (``roi_scale`` face
+sizes), resampled to ``roi_input`` pixels: about 2.4 ms for RetinaFace on one
+core against 15-23 ms for a 640 x 480 frame. The region stays put while the
+face sits well inside it, so a still face is measured on an unchanged
+sampling grid and gives an unchanged box.
 
-Why region detection rather than optical flow between detections (measured
-with ``python -m benchmarks.track``): the region detection costs about as
-much as pyramidal Lucas-Kanade on a handful of points plus the grey
-conversion it needs, but it measures the box itself, so it cannot drift, it
-follows scale changes, and every crop keeps the detector's box convention
-(ViCoFace's crop rule is defined on RetinaFace boxes).
+Region detection on every frame, or optical flow between detections? Both
+were measured with ``python -m benchmarks.track`` (moving canvas built from
+the shared clips): region detection on every frame gave a median crop-centre
+error of 0.022 face sizes and a still jitter of 0.02 output pixels; region
+detection on every 3rd frame with Lucas-Kanade between (``detect_every=3``,
+`stages.face.flow`) gave 0.024 and 0.06, and saves about 1.5 ms per frame
+on average (flow costs about 0.6-1 ms with the grey conversion). The default
+detects on every frame: the saving is small next to the generator, while a
+detection on every frame re-measures the box (flow drifts on out-of-plane
+head turns, and cannot tell that the face has gone), keeps the detector's
+box convention on every crop (ViCoFace's crop rule is defined on RetinaFace
+boxes) and gives fresh keypoints. ``detect_every`` stays available for
+machines where those 1.5 ms matter.
 
 Every measured box, including the one that acquires a face, comes from the
-same region pipeline, so the crop never jumps when the tracker switches from
-the full-frame search (run on a downscaled frame) to region tracking.
+same region pipeline, so the crop does not jump when the tracker switches
+from the full-frame search (run on a downscaled frame) to region tracking.
 
 The crop window (centre and side) is smoothed by One-Euro filters driven by
 the frame's capture time. With no face: the last crop is held for
@@ -62,6 +72,9 @@ class FaceTrackerConfig:
         max_size_change: a region detection whose size differs from the last
             one by more than this factor is treated as a miss (a hand or a
             second face inside the region, not the tracked face).
+        region_tolerance: the detection region is kept (not recentred) while
+            the face centre stays within this many face sizes of its centre
+            and the face size within this fraction of the size it was made for.
         center_filter: One-Euro filter of the crop centre; its speed unit is
             face sizes per second.
         size_filter: One-Euro filter of the crop side; speed unit as above.
@@ -77,13 +90,14 @@ class FaceTrackerConfig:
     hold_seconds: float = 1.0
     roi_scale: float = 2.4
     roi_input: int = 160
-    search_interval_s: float = 0.1
+    search_interval_s: float = 0.2
     max_size_change: float = 1.6
+    region_tolerance: float = 0.1
     center_filter: OneEuroConfig = field(
-        default_factory=lambda: OneEuroConfig(min_cutoff=0.4, beta=20.0, d_cutoff=1.0)
+        default_factory=lambda: OneEuroConfig(min_cutoff=0.4, beta=10.0, d_cutoff=0.5)
     )
     size_filter: OneEuroConfig = field(
-        default_factory=lambda: OneEuroConfig(min_cutoff=0.2, beta=2.0, d_cutoff=1.0)
+        default_factory=lambda: OneEuroConfig(min_cutoff=0.2, beta=2.0, d_cutoff=0.5)
     )
     detect_every: int = 1
     flow: FlowConfig = field(default_factory=FlowConfig)
@@ -146,6 +160,7 @@ class FaceTracker:
         self._last_search_s = -math.inf
         self._pending_search = False
         self._grey: Grey | None = None
+        self._region: CropBox | None = None
 
     def select(self, point: Point | None) -> None:
         """Follow the face nearest ``point`` (frame pixels) from the next frame; ``None``: largest.
@@ -160,6 +175,7 @@ class FaceTracker:
         """Forget the tracked face; the next frame searches the whole picture."""
         self._track = None
         self._grey = None
+        self._region = None
         self._center.reset()
         self._side.reset()
         self._last_search_s = -math.inf
@@ -200,6 +216,7 @@ class FaceTracker:
             self._pending_search = False
             found = self._acquire(image, time_s)
             if found is not None:
+                self._track = None  # a newly selected face: snap to it, do not glide
                 return found
         if self._track is not None:
             found = self._track_region(image, self._track.last)
@@ -208,7 +225,14 @@ class FaceTracker:
             self.counters.region_misses += 1
         if time_s - self._last_search_s < self.config.search_interval_s:
             return None
-        return self._acquire(image, time_s)
+        found = self._acquire(image, time_s)
+        if found is not None and self._track is not None:
+            gap = math.hypot(
+                found.center[0] - self._track.crop.cx, found.center[1] - self._track.crop.cy
+            )
+            if gap > found.size:
+                self._track = None  # found somewhere else: snap rather than glide across
+        return found
 
     def _acquire(self, image: Image, time_s: float) -> Detection | None:
         """Full-frame search, then a region pass on the pick so its box matches tracking."""
@@ -218,14 +242,32 @@ class FaceTracker:
         if pick is None:
             return None
         self.counters.acquisitions += 1
+        self._region = None
         return self._track_region(image, pick) or pick
 
     def _track_region(self, image: Image, previous: Detection) -> Detection | None:
         """Detect in the region around ``previous``; the face matching it, or ``None``."""
         self.counters.region_detections += 1
-        region = CropBox(*previous.center, side=self.config.roi_scale * previous.size)
+        region = self._region_for(previous)
         faces = detect_in_region(self.detector, image, region, self.config.roi_input)
-        return match_face(faces, previous, self.config.max_size_change)
+        found = match_face(faces, previous, self.config.max_size_change)
+        self._region = region if found is not None else None
+        return found
+
+    def _region_for(self, face: Detection) -> CropBox:
+        """The detection region for ``face``: the last one while the face sits well inside it.
+
+        A fixed sampling grid measures a still face identically on identical
+        pictures; recentring on every noisy box would shift the grid by
+        fractions of a pixel and feed that back into the box as jitter.
+        """
+        wanted = CropBox(*face.center, side=self.config.roi_scale * face.size)
+        last, tolerance = self._region, self.config.region_tolerance
+        if last is None:
+            return wanted
+        moved = math.hypot(wanted.cx - last.cx, wanted.cy - last.cy) / face.size
+        resized = abs(wanted.side / last.side - 1.0)
+        return last if moved <= tolerance and resized <= tolerance else wanted
 
     def _tracking(
         self, image: Image, detection: Detection, time_s: float, *, fresh: bool
