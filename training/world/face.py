@@ -14,27 +14,27 @@ import cv2
 import numpy as np
 
 from training.world.canvas import Painter, Region
-from training.world.geometry import Array
+from training.world.geometry import Array, constant
 from training.world.hair import HairLayout
 from training.world.identity import Colour
 from training.world.scene import Scene, tint
 
-_SKIN_AZIMUTHS = np.radians(np.arange(-88, 89, 8, dtype=np.float64))
-_HEAD_AZIMUTHS = np.radians(np.arange(-180, 180, 12, dtype=np.float64))
-_DOWN = np.linspace(0.0, 1.0, 12)
+_SKIN_AZIMUTHS = constant(np.radians(np.arange(-88, 89, 8, dtype=np.float64)))
+_HEAD_AZIMUTHS = constant(np.radians(np.arange(-180, 180, 12, dtype=np.float64)))
+_DOWN = constant(np.linspace(0.0, 1.0, 12))
 _SCLERA = (236, 232, 226)
 _TEETH = (240, 236, 224)
 _MOUTH_INSIDE = (86, 30, 36)
-_EAR_OUT = np.radians(40.0)
-_EYE_S = np.linspace(0.0, 1.0, 11)
-_EYE_UPPER = np.sin(np.pi * _EYE_S) ** 0.75
-_EYE_LOWER = np.sin(np.pi * _EYE_S) ** 1.2
-_EYE_BULGE = np.sin(np.pi * _EYE_S)
-_BROW_S = np.linspace(0.0, 1.0, 9)
-_MOUTH_E = np.linspace(-1.0, 1.0, 13)
-_MOUTH_ENV = np.sqrt(1.0 - _MOUTH_E**2)
-_DISC = np.linspace(0, 2 * np.pi, 16, endpoint=False)
-_DISC_RING = np.stack([np.cos(_DISC), np.sin(_DISC), np.zeros_like(_DISC)], 1)
+_EAR_OUT = float(np.radians(40.0))
+_EYE_S = constant(np.linspace(0.0, 1.0, 11))
+_EYE_UPPER = constant(np.sin(np.pi * _EYE_S) ** 0.75)
+_EYE_LOWER = constant(np.sin(np.pi * _EYE_S) ** 1.2)
+_EYE_BULGE = constant(np.sin(np.pi * _EYE_S))
+_BROW_S = constant(np.linspace(0.0, 1.0, 9))
+_MOUTH_E = constant(np.linspace(-1.0, 1.0, 13))
+_MOUTH_ENV = constant(np.sqrt(1.0 - _MOUTH_E**2))
+_DISC = constant(np.linspace(0, 2 * np.pi, 16, endpoint=False))
+_DISC_RING = constant(np.stack([np.cos(_DISC), np.sin(_DISC), np.zeros_like(_DISC)], 1))
 
 
 # --- skin and ears -----------------------------------------------------------

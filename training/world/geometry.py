@@ -26,6 +26,14 @@ from training.world.motion import Motion
 
 Array = npt.NDArray[np.float64]
 
+
+def constant(values: npt.ArrayLike) -> Array:
+    """A read-only float array, for module-level lookup tables."""
+    array = np.array(values, dtype=np.float64)
+    array.flags.writeable = False
+    return array
+
+
 CAMERA_DISTANCE = 2.5
 """Camera distance in frame widths: a mild perspective, like a webcam at arm's length."""
 

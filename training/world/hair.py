@@ -16,12 +16,12 @@ import cv2
 import numpy as np
 
 from training.world.canvas import Painter, Region
-from training.world.geometry import Array
+from training.world.geometry import Array, constant
 from training.world.identity import HairStyle
 from training.world.scene import Scene, tint
 
-_CAP_AZIMUTHS = np.radians(np.arange(-180, 180, 10, dtype=np.float64))
-_CAP_STEPS = 1.0 - np.cos(np.linspace(0.0, np.pi / 2, 8))  # denser near the crown
+_CAP_AZIMUTHS = constant(np.radians(np.arange(-180, 180, 10, dtype=np.float64)))
+_CAP_STEPS = constant(1.0 - np.cos(np.linspace(0.0, np.pi / 2, 8)))  # denser near the crown
 _FACE_TURN = 0.2  # sin of the yaw beyond which a side curtain is hidden by the face
 
 

@@ -20,11 +20,11 @@ from __future__ import annotations
 import numpy as np
 
 from training.world.face import Features
-from training.world.geometry import Array
+from training.world.geometry import Array, constant
 from training.world.scene import Scene
 
-_JAW_U = np.radians([-88.0, -84.0, -74.0, -48.0, 0.0, 48.0, 74.0, 84.0, 88.0])
-_JAW_T = np.array([0.12, 0.45, 0.72, 0.93, 1.0, 0.93, 0.72, 0.45, 0.12])
+_JAW_U = constant(np.radians([-88.0, -84.0, -74.0, -48.0, 0.0, 48.0, 74.0, 84.0, 88.0]))
+_JAW_T = constant(np.array([0.12, 0.45, 0.72, 0.93, 1.0, 0.93, 0.72, 0.45, 0.12]))
 
 LANDMARK_NAMES: tuple[str, ...] = (
     *(f"jaw_{i}" for i in range(9)),

@@ -123,12 +123,12 @@ class MotionConfig:
     """
 
     pose_amplitude: tuple[tuple[str, float], ...] = (
-        ("yaw", 22.0),
-        ("pitch", 10.0),
-        ("roll", 8.0),
-        ("tx", 0.03),
-        ("ty", 0.02),
-        ("scale", 0.05),
+        ("yaw", 28.0),
+        ("pitch", 13.0),
+        ("roll", 9.0),
+        ("tx", 0.035),
+        ("ty", 0.025),
+        ("scale", 0.06),
     )
     rest_pose: tuple[tuple[str, float], ...] = (
         ("yaw", 12.0),
@@ -138,7 +138,7 @@ class MotionConfig:
         ("ty", 0.02),
         ("scale", 0.04),
     )
-    pose_hz: tuple[float, float] = (0.05, 0.7)
+    pose_hz: tuple[float, float] = (0.1, 0.7)
     blink_rate_hz: float = 0.35
     wink_probability: float = 0.1
     syllable_hz: float = 4.0

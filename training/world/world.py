@@ -49,15 +49,16 @@ class FrameRef:
 class World:
     """Identities, their clips, and rendering of any (identity, motion) pair.
 
-    Clips are memoised in a small per-instance LRU (sampling one costs about
-    a millisecond); nothing else is stored.
+    Clips are memoised in a per-instance LRU of ``clip_cache`` clips (sampling
+    one costs about 2 ms; a 100-frame clip holds 4.4 KB, so the default keeps
+    2000 identities x 4 clips in about 36 MB); nothing else is stored.
     """
 
     def __init__(
         self,
         splits: WorldSplits | None = None,
         clips: ClipConfig | None = None,
-        clip_cache: int = 256,
+        clip_cache: int = 8192,
     ) -> None:
         self.splits = splits or WorldSplits()
         self.clips = clips or ClipConfig()
