@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
 
 import cv2
 import numpy as np
@@ -48,8 +47,6 @@ from stages.face.detector import DetectorConfig, FaceDetector, create_detector
 from stages.face.flow import FlowConfig, Grey, propagate
 from stages.face.smoothing import OneEuroConfig, OneEuroFilter
 from stages.face.types import CropBox, Detection, FaceCrop, Point, TrackStatus, invert_affine
-
-Selection = Literal["largest", "nearest"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,9 +63,10 @@ class FaceTrackerConfig:
             size between two frames and still be found without a full search.
         roi_input: the tracking region is resampled to this many pixels a side
             before detection (the face then spans about ``roi_input / roi_scale``).
-        search_interval_s: while no face is tracked, the full-frame search
-            runs at most this often (0: every frame). A small value bounds the
-            cost of an empty room without delaying recovery noticeably.
+        search_interval_s: when the region detection misses (face gone, or
+            moved too far), the full-frame search runs at most this often
+            (0: every frame). It bounds the cost of an empty room without
+            delaying recovery noticeably.
         max_size_change: a region detection whose size differs from the last
             one by more than this factor is treated as a miss (a hand or a
             second face inside the region, not the tracked face).
@@ -159,20 +157,28 @@ class FaceTracker:
         self._point: Point | None = None
         self._last_search_s = -math.inf
         self._pending_search = False
+        self._pending_reset = False
         self._grey: Grey | None = None
         self._region: CropBox | None = None
 
     def select(self, point: Point | None) -> None:
         """Follow the face nearest ``point`` (frame pixels) from the next frame; ``None``: largest.
 
-        Safe to call from another thread: it only swaps two attributes, read
-        at the start of the next `update`.
+        Safe to call from another thread: it only sets attributes that the
+        next `update` reads at its start.
         """
         self._point = point
         self._pending_search = True
 
     def reset(self) -> None:
-        """Forget the tracked face; the next frame searches the whole picture."""
+        """Forget the tracked face; the next `update` searches the whole picture.
+
+        Safe to call from another thread while `update` runs: it only raises a
+        flag, and the next `update` does the reset before anything else.
+        """
+        self._pending_reset = True
+
+    def _forget(self) -> None:
         self._track = None
         self._grey = None
         self._region = None
@@ -184,6 +190,9 @@ class FaceTracker:
         """Track the face on ``image`` ``(H, W, 3)`` uint8 RGB captured at ``time_s``."""
         image = check_image(image)
         self.counters.frames += 1
+        if self._pending_reset:
+            self._pending_reset = False
+            self._forget()
         previous_grey, self._grey = self._grey, self._grey_of(image)
         moved = self._flow(previous_grey)
         if moved is not None:
@@ -293,8 +302,9 @@ class FaceTracker:
         if track is not None and time_s - track.seen_s <= self.config.hold_seconds:
             return self._result(image, TrackStatus.HELD, track.crop, None, time_s)
         if track is not None:
-            self.reset()
-            self._last_search_s = time_s
+            last_search = self._last_search_s
+            self._forget()
+            self._last_search_s = last_search  # losing the face is no reason to search sooner
         return FaceCrop(TrackStatus.LOST, None, None, None, None, time_s)
 
     def _result(

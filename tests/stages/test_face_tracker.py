@@ -241,3 +241,16 @@ def test_prepare_portrait_crops_each_shared_portrait(shared_media, detector, nam
 def test_prepare_portrait_without_a_face_says_what_to_do(detector):
     with pytest.raises(NoFaceError, match="one face is clearly"):
         prepare_portrait(blank(), detector=detector)
+
+
+def test_reset_is_deferred_to_the_next_update(detector, monroe):
+    tracker = tracker_with(detector)
+    frame = place(blank(), monroe, 150, 100)
+    tracker.update(frame, 0.0)
+    tracker.reset()  # e.g. from the control thread while a frame is in flight
+    assert tracker.counters.full_searches == 1
+    again = tracker.update(frame, DT)
+    assert again.status is TrackStatus.TRACKING
+    assert tracker.counters.full_searches == 2
+    tracker.reset()
+    assert tracker.update(blank(), 2 * DT).status is TrackStatus.LOST  # nothing held after a reset
