@@ -25,7 +25,8 @@ Figures (flat keys):
     still_jitter_px: RMS distance of the crop centre from its mean over the
         still stretch (its first second skipped as settling), in output pixels
         of the 256 crop. still_side_jitter_px: the std of the crop side there,
-        in output pixels.
+        in output pixels. Both are the worst of the clips; the other figures
+        pool all frames of all clips.
     track_ms_p50, track_ms_mean: one tracker update on frames without a full
         search (region detection or flow, smoothing, crop warp).
     full_detect_ms_p50: the full-frame search on a 640 x 480 canvas.
@@ -380,6 +381,8 @@ def machine() -> dict[str, Any]:
         "platform": platform.platform(),
         "python": sys.version.split()[0],
         "cpus": os.cpu_count(),
+        # Other work on the machine inflates the timings: record how busy it was.
+        "load_average_1min": os.getloadavg()[0],
         "opencv": cv2.__version__,
         "numpy": np.__version__,
     }
