@@ -11,7 +11,8 @@ Two live pipelines share one peer connection; each drops rather than queues,
 so neither direction can build up latency. The run ends when the local
 source ends or ``duration_s`` passes (then returned frames still on the way
 get ``drain_s`` to arrive), when the connection fails or the server hangs up,
-or on Ctrl-C; the session is closed on the server in every case.
+or on Ctrl-C; the session is closed on the server in every case. A source,
+sink or connection that fails raises `ClientError` saying which.
 """
 
 from __future__ import annotations
@@ -27,7 +28,14 @@ import aiohttp
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 
-from pipeline.runtime import Pipeline, RunMode, RunReport, RuntimeConfig
+from pipeline.runtime import (
+    Pipeline,
+    RunMode,
+    RunReport,
+    RuntimeConfig,
+    SourceFailedError,
+    StageFailedError,
+)
 from pipeline.stage import Source, Stage
 from stages.webrtc.ice import filter_candidates, ice_host_addresses
 from stages.webrtc.jitter import install_frame_assemblers
@@ -68,16 +76,16 @@ class ClientReport:
     """What a client run did: the sending and receiving pipelines' reports."""
 
     session: str
-    sent: RunReport | None
-    received: RunReport | None
+    sent: RunReport
+    received: RunReport
 
     @property
     def frames_sent(self) -> int:
-        return self.sent.metrics.frames_out if self.sent else 0
+        return self.sent.metrics.frames_out
 
     @property
     def frames_received(self) -> int:
-        return self.received.metrics.frames_out if self.received else 0
+        return self.received.metrics.frames_out
 
 
 def split_server_url(url: str, token: str | None) -> tuple[str, str | None]:
@@ -164,8 +172,7 @@ class _Call:
             self.ended.set()
             self.incoming.close()
 
-    async def _stream(self, send: Pipeline,
-                      receive: Pipeline) -> tuple[RunReport | None, RunReport | None]:
+    async def _stream(self, send: Pipeline, receive: Pipeline) -> tuple[RunReport, RunReport]:
         send_task = asyncio.create_task(send.run(), name="client:send")
         receive_task = asyncio.create_task(receive.run(), name="client:receive")
         ended = asyncio.create_task(self.ended.wait(), name="client:ended")
@@ -179,7 +186,8 @@ class _Call:
             send.request_stop()
             receive.request_stop()
             self.incoming.close()
-        return await _result(send_task, "sending"), await _result(receive_task, "receiving")
+        sent, received = await asyncio.gather(send_task, receive_task, return_exceptions=True)
+        return _result(sent, "sending"), _result(received, "receiving")
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         url = self.base + path
@@ -202,9 +210,9 @@ class _Call:
             await self._request("DELETE", f"/api/sessions/{self.session}")
 
 
-async def _result(task: asyncio.Task[RunReport], what: str) -> RunReport | None:
-    try:
-        return await task
-    except Exception as exc:
-        log.warning("%s ended with an error: %s", what, exc)
-        return None
+def _result(outcome: RunReport | BaseException, what: str) -> RunReport:
+    if isinstance(outcome, SourceFailedError | StageFailedError):
+        raise ClientError(f"{what} failed: {outcome}") from outcome
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome

@@ -189,7 +189,8 @@ class Session:
             reason = f"the video ended ({report.reason})"
         except Exception as exc:
             reason = f"processing failed: {exc}"
-            log.warning("session %s: %s", self.id, reason)
+            if not self._closing:  # otherwise the close itself ended it
+                log.warning("session %s: %s", self.id, reason)
         self._spawn_close(reason)
 
     async def _watch(self) -> None:

@@ -105,6 +105,8 @@ class TrackSource:
     # ---- the Source protocol (runtime's source thread) ------------------------------
     def open(self) -> SourceInfo:
         first = self._slot.wait_newer(0, self._open_timeout_s)
+        if first is None and self._slot.closed:
+            raise SourceError("the connection ended before any video arrived")
         if first is None:
             raise SourceError(f"no video arrived from the peer within {self._open_timeout_s:g} s")
         rate = Fraction(30)  # nominal only: the source is self-paced

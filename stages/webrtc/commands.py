@@ -1,0 +1,184 @@
+"""``vicocam serve`` and ``vicocam client``: thin parsers over `stages.webrtc`.
+
+Nothing heavy is imported until a handler runs, so ``vicocam --help`` stays
+instant and works without aiortc.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import UserError
+
+TRANSFORMS = {"identity": "stages.webrtc.session:identity_factory"}
+"""Named per-session transforms for ``--transform``; ``module:function`` also works."""
+
+_SIZE = re.compile(r"^(\d+)x(\d+)$")
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    _register_serve(subparsers)
+    _register_client(subparsers)
+
+
+# ---- serve ----------------------------------------------------------------------------------
+def _register_serve(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "serve", help="serve the browser page and WebRTC peers",
+        description=("Serve a web page that sends the browser's camera over WebRTC and shows "
+                     "the returned avatar; each peer gets its own pipeline. Binds 127.0.0.1 "
+                     "unless --host says otherwise; any other address requires an access "
+                     "token (--token, or one is generated and printed)."))
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8080, help="port (8080; 0 = any free)")
+    parser.add_argument("--token", default=None, help="access token required from clients")
+    parser.add_argument("--max-sessions", type=int, default=4, help="peers at once (4)")
+    parser.add_argument("--avatars", type=Path, default=None,
+                        help="folder of preset avatar pictures the page offers")
+    parser.add_argument("--transform", default="identity",
+                        help="per-session stages: identity (default) or module:function "
+                             "building them from the session's settings box")
+    parser.add_argument("--stall-timeout", type=float, default=10.0,
+                        help="close a session whose video stopped this many seconds ago (10)")
+    parser.add_argument("--stun", action="append", default=[], metavar="URL",
+                        help="STUN/TURN server for peers behind NAT (repeatable)")
+    parser.add_argument("--ice-host", default=None,
+                        help="use only this address for ICE (e.g. 127.0.0.1 for local tests)")
+    parser.set_defaults(handler=handle_serve)
+
+
+def handle_serve(args: argparse.Namespace) -> int:
+    from stages.webrtc.server import ServerConfig, WebRTCServer, serve
+    from stages.webrtc.session import SessionConfig
+
+    try:
+        session = SessionConfig(stall_timeout_s=args.stall_timeout, ice_servers=tuple(args.stun))
+        config = ServerConfig(host=args.host, port=args.port, token=args.token,
+                              max_sessions=args.max_sessions, avatars_dir=args.avatars,
+                              ice_host=args.ice_host, session=session)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    if config.avatars_dir is not None and not config.avatars_dir.is_dir():
+        raise UserError(f"--avatars {config.avatars_dir}: no such folder")
+    server = WebRTCServer(config, load_transform(args.transform))
+    try:
+        asyncio.run(serve(server, ready=lambda url: _announce(url, server.token)))
+    except OSError as exc:
+        raise UserError(f"cannot listen on {args.host}:{args.port}: {exc}") from exc
+    return 0
+
+
+def _announce(url: str, token: str | None) -> None:
+    print(f"vicocam: open {url} in a browser (Ctrl-C to stop)", file=sys.stderr)
+    if token:
+        print("vicocam: the access token is in that URL; share it only with people who may "
+              "use this server", file=sys.stderr)
+
+
+def load_transform(name: str) -> Callable[..., Any]:
+    """The stage factory ``name`` refers to (a `TRANSFORMS` key or ``module:function``)."""
+    target = TRANSFORMS.get(name, name)
+    module, _, function = target.partition(":")
+    if not function:
+        raise UserError(f"unknown --transform {name!r}; use {', '.join(TRANSFORMS)} or "
+                        "module:function")
+    try:
+        factory = getattr(importlib.import_module(module), function)
+    except (ImportError, AttributeError) as exc:
+        raise UserError(f"cannot load --transform {name!r}: {exc}") from exc
+    if not callable(factory):
+        raise UserError(f"--transform {name!r} is not callable")
+    return factory
+
+
+# ---- client ---------------------------------------------------------------------------------
+def _register_client(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "client", help="send this camera to a remote 'vicocam serve', get the avatar back",
+        description=("Send a local camera to a 'vicocam serve' (for example on a GPU machine) "
+                     "over WebRTC and write the returned avatar into the local virtual "
+                     "camera or a video file."))
+    parser.add_argument("--server", required=True,
+                        help="the server's URL, e.g. http://gpu-box:8080/?token=...")
+    parser.add_argument("--token", default=None, help="access token (if not in the URL)")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--camera", default="0", help="camera index or device path (0)")
+    source.add_argument("--source", default=None,
+                        help="send this instead of a camera: synthetic[:WxH@FPS] or a video file")
+    parser.add_argument("--sink", default="virtualcam",
+                        help="virtualcam (default) or an output video file (.mp4/.mkv/.mov)")
+    parser.add_argument("--size", default="640x480", metavar="WxH",
+                        help="camera size to ask for, and the virtual camera's size (640x480)")
+    parser.add_argument("--fps", type=float, default=30.0, help="frame rate (30)")
+    parser.add_argument("--seconds", type=float, default=None, help="stop after this long")
+    parser.add_argument("--virtualcam-device", default=None, help="e.g. /dev/video10")
+    parser.add_argument("--virtualcam-backend", default=None,
+                        help="v4l2loopback, obs or unitycapture (default: the platform's)")
+    parser.add_argument("--ice-host", default=None, help=argparse.SUPPRESS)
+    parser.set_defaults(handler=handle_client)
+
+
+def handle_client(args: argparse.Namespace) -> int:
+    from stages.webrtc.client import ClientConfig, ClientError, run_client
+
+    size = parse_size(args.size)
+    config = ClientConfig(server=args.server, token=args.token, duration_s=args.seconds,
+                          ice_host=args.ice_host)
+    source = _client_source(args, size)
+    sink = _client_sink(args, size)
+    try:
+        report = asyncio.run(run_client(config, source, sink))
+    except ClientError as exc:
+        raise UserError(str(exc)) from exc
+    print(f"vicocam: sent {report.frames_sent} frames, received {report.frames_received} "
+          f"(session {report.session})")
+    if report.frames_received == 0:
+        raise UserError("no video came back from the server; check its log")
+    return 0
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    match = _SIZE.match(text)
+    if match is None:
+        raise UserError(f"--size {text!r}: write WIDTHxHEIGHT, e.g. 640x480")
+    return int(match.group(1)), int(match.group(2))
+
+
+def _client_source(args: argparse.Namespace, size: tuple[int, int]) -> Any:
+    if args.source is not None:
+        from stages.io import SourceOptions, open_source
+
+        try:
+            return open_source(args.source, SourceOptions(fps=args.fps, size=size, loop=True))
+        except ValueError as exc:
+            raise UserError(str(exc)) from exc
+    from stages.camera import CameraConfig, CameraSource
+
+    device: int | str = int(args.camera) if str(args.camera).isdigit() else args.camera
+    try:
+        return CameraSource(CameraConfig(device=device, width=size[0], height=size[1],
+                                         fps=args.fps))
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+
+
+def _client_sink(args: argparse.Namespace, size: tuple[int, int]) -> Any:
+    try:
+        if args.sink == "virtualcam":
+            from stages.virtualcam import VirtualCamConfig, VirtualCamSink
+
+            return VirtualCamSink(VirtualCamConfig(
+                width=size[0], height=size[1], fps=args.fps, device=args.virtualcam_device,
+                backend=args.virtualcam_backend))
+        from stages.io import VideoFileSink, VideoFileSinkConfig
+
+        return VideoFileSink(VideoFileSinkConfig(args.sink, fps=args.fps))
+    except ValueError as exc:
+        raise UserError(f"--sink {args.sink!r}: {exc}") from exc
