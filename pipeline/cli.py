@@ -25,6 +25,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pipeline.commands.run",
     "benchmarks.commands",
     "training.commands",
+    "stages.webrtc.commands",
+    "stages.camera.commands",
 )
 
 DESCRIPTION = """\
