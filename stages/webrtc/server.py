@@ -212,9 +212,12 @@ class WebRTCServer:
         if request.content_length is not None and request.content_length > limit + 1024:
             raise OfferError(f"the offer is too large ({request.content_length} bytes; "
                              f"the limit is {limit})")
+        raw = await _read_capped(request, limit + 1024)
+        if raw is None:
+            raise OfferError(f"the offer is too large (the limit is {limit} bytes)")
         try:
-            body = json.loads(await request.read())
-        except (ValueError, web.HTTPRequestEntityTooLarge) as exc:
+            body = json.loads(raw)
+        except ValueError as exc:
             raise OfferError("the offer must be JSON: {\"sdp\": \"...\", \"type\": \"offer\"}"
                              ) from exc
         if not isinstance(body, dict) or body.get("type") != "offer":
@@ -337,6 +340,18 @@ def _settings_changes(body: Any, reset_count: int) -> dict[str, Any]:
     if body.get("reset") is True:
         changes["reset_count"] = reset_count + 1
     return changes
+
+
+async def _read_capped(request: web.Request, cap: int) -> bytes | None:
+    """The request body, or ``None`` as soon as it exceeds ``cap`` bytes (chunked bodies too)."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(64 * 1024):
+        size += len(chunk)
+        if size > cap:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _client_key(request: web.Request) -> str:

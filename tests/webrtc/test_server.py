@@ -91,6 +91,22 @@ def test_oversized_offers_get_400():
     assert status == 400 and "too large" in reply["error"]
 
 
+def test_oversized_chunked_offers_are_cut_off():
+    server = WebRTCServer(ServerConfig(max_offer_bytes=4096))
+
+    async def body():
+        for _ in range(100):
+            yield b"x" * 1024
+
+    async def scenario():
+        async with api_client(server.build_app()) as client:
+            response = await client.post("/api/offer", data=body())
+            return response.status, await response.json()
+
+    status, reply = run(scenario())
+    assert status == 400 and "too large" in reply["error"]
+
+
 # ---- access -------------------------------------------------------------------------
 def test_a_non_loopback_server_requires_its_token():
     server = WebRTCServer(ServerConfig(host="0.0.0.0"))
