@@ -20,6 +20,7 @@ generator, and the next face found starts a fresh relative reference.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -29,7 +30,7 @@ from networks.motion import MotionMode, compose_alpha, default_mode
 from pipeline.frame import Frame
 from pipeline.stage import StageBase
 from stages.face.types import FaceCrop
-from stages.reenact.avatar import AvatarLibrary, AvatarPreparer, PreparedAvatar
+from stages.reenact.avatar import AvatarLibrary, PreparedAvatar
 from stages.reenact.composite import (
     PasteLayout,
     Size,
@@ -70,17 +71,19 @@ class AvatarStage(StageBase):
 
     The snapshot taken here is what every later stage of this frame uses, so
     a settings change takes effect on the next frame to pass this stage. A
-    new avatar in the settings is prepared by the stage's `AvatarLibrary`
-    on its own thread; frames keep the old avatar until the new one is
-    ready. ``start`` prepares the first avatar (the settings' avatar, or
-    ``initial``) before the first frame, so a portrait without a face fails
-    the run at start with the face package's message.
+    new avatar in the settings is prepared (by ``preparer``, usually an
+    `AvatarPreparer`) in the stage's `AvatarLibrary` on its own thread;
+    frames keep the old avatar until the new one is ready. ``start``
+    prepares the first avatar (the settings' avatar, or ``initial``) before
+    the first frame, so a portrait without a face fails the run at start
+    with the face package's message.
     """
 
     name = "avatar"
     produces: ClassVar[frozenset[type]] = frozenset({AvatarFrame})
 
-    def __init__(self, settings: LiveSettingsBox, preparer: AvatarPreparer,
+    def __init__(self, settings: LiveSettingsBox,
+                 preparer: Callable[[AvatarKey], PreparedAvatar],
                  initial: AvatarKey | None = None, keep: int = 4) -> None:
         self.settings = settings
         self.library = AvatarLibrary(preparer, keep=keep)

@@ -1,0 +1,80 @@
+"""``vicocam run`` on the avatar path: the no-argument demo and the user-facing errors."""
+
+import json
+
+import av
+import pytest
+
+from pipeline.cli import main
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    """One ONNX export cache for the module, never the user's home."""
+    return tmp_path_factory.mktemp("vicocam-cache")
+
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch, cache_dir):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("VICOCAM_CACHE", str(cache_dir))
+    return tmp_path
+
+
+def _video(path):
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = [f for f in container.decode(stream)]
+        return stream.width, stream.height, len(frames)
+
+
+def test_run_with_no_arguments_writes_the_side_by_side_demo(in_tmp, capsys):
+    assert main(["run", "--seconds", "0.5"]) == 0
+    width, height, count = _video(in_tmp / "out" / "vicocam.mp4")
+    assert (width, height) == (1280, 480)  # driver | avatar
+    assert count >= 3
+    captured = capsys.readouterr()
+    assert "end-to-end" in captured.out and "out/vicocam.mp4" in captured.out
+    assert "random weights" in captured.out  # never pretends to be a trained model
+    assert "RANDOM" in captured.err and "--checkpoint" in captured.err
+
+
+def test_run_drives_a_portrait_from_a_video_file_offline(in_tmp, shared_media, capsys):
+    metrics = in_tmp / "m.json"
+    code = main(["run", "--avatar", str(shared_media / "monroe.png"),
+                 "--driver", str(shared_media / "driving2.mp4"), "--frames", "6",
+                 "--mode", "offline", "--backend", "torch", "--output-mode", "paste",
+                 "--output-size", "320x240", "--sink", "null", "--json", str(metrics),
+                 "--no-status"])
+    assert code == 0
+    data = json.loads(metrics.read_text())
+    assert data["frames_out"] == 6 and data["frames_failed"] == 0
+    assert {"face_track", "avatar", "motion", "generate", "composite"} <= set(data["stages"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--source", "synthetic", "--avatar", "a.png"], "--driver"),
+        (["--checkpoint", "missing.safetensors"], "not found"),
+        (["--output-size", "wide"], "WIDTHxHEIGHT"),
+        (["--driver", "nowhere.mp4", "--sink", "printer"], "unknown sink 'printer'"),
+    ],
+)
+def test_run_reports_user_errors_in_one_line(in_tmp, capsys, args, message):
+    assert main(["run", "--frames", "1", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_a_portrait_without_a_face_fails_at_start_with_advice(in_tmp, capsys):
+    import cv2
+    import numpy as np
+
+    blank = in_tmp / "wall.png"
+    cv2.imwrite(str(blank), np.full((200, 200, 3), 128, np.uint8))
+    code = main(["run", "--avatar", str(blank), "--frames", "2", "--backend", "torch",
+                 "--sink", "null", "--no-status"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "no face found" in err and "Traceback" not in err
