@@ -1,0 +1,54 @@
+"""The LIA / ViCoFace networks, their checkpoints and the avatar inference API.
+
+Modules, read in this order:
+
+* ``config``: ``ModelConfig`` / ``DiscriminatorConfig`` and the registry
+  (``get_config("vicoface-256")``, ``list_configs()``), with the measured
+  parameter, FLOP and CPU figures of every registered size.
+* ``layers``: StyleGAN2-style building blocks, ``ModulatedConv2d`` (fused and
+  non-fused), ``ToFlow`` warping, the QR ``Direction`` basis.
+* ``generator``: ``Encoder``, ``Synthesis``, ``Generator`` (``enc`` / ``dec``).
+* ``discriminator``: the StyleGAN2 ResNet discriminator.
+* ``motion``: the motion modes and the composition of coefficients.
+* ``graphs``: ``MotionGraph`` / ``GenerateGraph``, the export-ready per-frame graphs.
+* ``avatar``: ``Reenactor``, ``Avatar``, ``Animator``: inference with a cached avatar.
+* ``checkpoint``: safe loading of release ``.pt`` files, vicocam safetensors files.
+* ``flops``: parameter counts, FLOPs and CPU time per frame.
+"""
+
+from networks.avatar import Animator, Avatar, MotionSettings, Reenactor
+from networks.checkpoint import (
+    CheckpointError,
+    CheckpointMismatchError,
+    UnsafeCheckpointError,
+    load_generator,
+    save_checkpoint,
+)
+from networks.config import DiscriminatorConfig, ModelConfig, get_config, list_configs
+from networks.discriminator import Discriminator
+from networks.generator import Generator
+from networks.graphs import GenerateGraph, MotionGraph, TensorSpec
+from networks.motion import MotionMode, compose_alpha
+
+__all__ = [
+    "Animator",
+    "Avatar",
+    "CheckpointError",
+    "CheckpointMismatchError",
+    "Discriminator",
+    "DiscriminatorConfig",
+    "GenerateGraph",
+    "Generator",
+    "ModelConfig",
+    "MotionGraph",
+    "MotionMode",
+    "MotionSettings",
+    "Reenactor",
+    "TensorSpec",
+    "UnsafeCheckpointError",
+    "compose_alpha",
+    "get_config",
+    "list_configs",
+    "load_generator",
+    "save_checkpoint",
+]

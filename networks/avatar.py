@@ -114,6 +114,12 @@ class Reenactor:
     @torch.no_grad()
     def generate(self, avatar: Avatar, alpha: Tensor) -> Tensor:
         """Render ``alpha [B, M]`` on the avatar -> image ``[B, 3, S, S]``."""
+        if alpha.ndim != 2 or alpha.shape[1] != self.config.coeff_dim:
+            raise ValueError(
+                f"alpha must be [B, {self.config.coeff_dim}] (motion + id coefficients),"
+                f" got {list(alpha.shape)}"
+            )
+        alpha = alpha.to(device=avatar.latent.device, dtype=avatar.latent.dtype)
         batch = alpha.shape[0]
         latent = avatar.latent.expand(batch, -1)
         feats = [f.expand(batch, -1, -1, -1) for f in avatar.feats]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,19 @@ MANIFESTS = {
     "vicoface-256": "vicoface_256_state_dict_shapes.json",
     "discriminator-256": "lia_discriminator_256_state_dict_shapes.json",
 }
+
+
+@pytest.fixture(autouse=True, scope="module")
+def single_thread() -> Iterator[None]:
+    """Run these tests on one intra-op thread, restoring the setting afterwards.
+
+    The tensors here are tiny; on a shared, oversubscribed 2-core machine the
+    OpenMP barriers of a 2-thread pool made the same tests 10x slower.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 def tiny(family: str) -> ModelConfig:

@@ -148,3 +148,25 @@ def test_strength_scales_the_delta_from_the_avatar(mode):
 def test_relative_mode_without_reference_is_an_error():
     with pytest.raises(ValueError, match="reference"):
         compose_alpha("relative", DRIVER, AVATAR, A_DIM)
+
+
+def test_alpha_of_the_wrong_width_is_a_clear_error(setup):
+    _, reenactor, avatar = setup
+    with pytest.raises(ValueError, match="alpha must be"):
+        reenactor.generate(avatar, torch.zeros(1, reenactor.config.coeff_dim + 1))
+
+
+def test_encoder_call_forms_follow_lia(setup):
+    reference_model, _, _ = setup
+    enc = reference_model.enc
+    source, driver = images(1, 1), images(1, 2)
+    h_start = torch.randn(1, reference_model.config.coeff_dim, dtype=torch.float64)
+    with torch.no_grad():
+        wa, none, feats = enc(source, None)
+        _, (alpha_d,), _ = enc(source, driver)
+        _, (alpha_d2, alpha_s, h), _ = enc(source, driver, h_start)
+        torch.testing.assert_close(alpha_s, enc.fc(wa))
+    assert none is None and len(feats) == reference_model.config.num_scales
+    torch.testing.assert_close(alpha_d, enc.encode_motion(driver))
+    torch.testing.assert_close(alpha_d2, alpha_d)
+    assert h is h_start
