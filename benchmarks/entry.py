@@ -31,3 +31,16 @@ def lossless(seconds: float | None) -> dict[str, Any]:
 
     frames = 1200 if seconds is None else max(1000, int(seconds * 100))
     return bench_lossless(frames=frames)
+
+
+def live(seconds: float | None) -> dict[str, Any]:
+    from benchmarks.live import run_live_bench
+
+    return run_live_bench(seconds=seconds or 20.0)
+
+
+def backends(seconds: float | None) -> dict[str, Any]:
+    from benchmarks.live import run_backend_bench
+
+    # Two engines per backend at ~5-50 ms a call: scale the calls to the time asked.
+    return run_backend_bench(frames=60 if seconds is None else max(10, int(seconds * 5)))

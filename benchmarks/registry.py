@@ -36,6 +36,12 @@ _SPECS = (
         "pipelining", "benchmarks.entry:pipelining", "two 20 ms stages pipelined vs sequential"
     ),
     BenchSpec("lossless", "benchmarks.entry:lossless", "offline file render: count and order"),
+    BenchSpec(
+        "live", "benchmarks.entry:live", "live avatar path at 640x480@30: rate, latency, drops"
+    ),
+    BenchSpec(
+        "backends", "benchmarks.entry:backends", "model engines per CPU backend: ms per frame"
+    ),
 )
 
 BENCHMARKS: Mapping[str, BenchSpec] = MappingProxyType({s.name: s for s in _SPECS})

@@ -1,0 +1,301 @@
+"""Does the live avatar path hold real time on this machine, and what does the runtime cost?
+
+`run_live_bench` drives the avatar path exactly as ``vicocam run`` builds it
+(face tracking, avatar, motion, generation, compositing; the default CPU
+backend; the bundled model, or a randomly initialised configuration) with a
+640 x 480 driver at 30 fps: the shared clip ``driving1.mp4`` when present
+(letterboxed into the frame and replayed), else the synthetic held-out
+person. Output goes to a null sink (the cost of a particular encoder is not
+the question), in the paste mode a virtual camera shows.
+
+Figures: the live run's output rate, end-to-end latency p50/p95 (after a
+warm-up), per-stage p50s and drops; and a bare loop: the same stages called
+one after another on the same frames in one thread, no runtime, no pacing.
+``throughput_vs_bare_loop`` divides the live output rate by what the bare
+loop could deliver *at the source's rate* (``min(bare_loop_fps, source
+fps)``): the live path cannot output more frames than the driver gives, so
+an uncapped bare loop would compare a paced run with an unpaced one.
+
+`run_backend_bench` answers the other question, which CPU backend is faster
+for a configuration: the two model engines alone, on each backend.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from pipeline.frame import Frame, Image
+from pipeline.metrics import Metrics, percentile
+from pipeline.runtime import Pipeline, RunMode, RuntimeConfig
+from pipeline.stage import Source, SourceFrame, SourceInfo, Stage
+from stages.io import NullSink, VideoFileSource, VideoFileSourceConfig
+from stages.reenact.app import AvatarRunConfig, build_avatar_run
+from stages.reenact.model import (
+    DEFAULT_RANDOM_CONFIG,
+    EngineOptions,
+    ModelBundle,
+    bundled_checkpoint,
+    open_bundle,
+    open_model_engines,
+)
+from stages.reenact.settings import OutputMode
+from stages.reenact.synthetic import SyntheticDriverConfig, SyntheticDriverSource
+
+FRAME_SIZE = (640, 480)
+FPS = 30
+WARMUP_S = 2.0
+BARE_FRAMES = 90
+SHARED_CLIP = "driving1.mp4"
+
+
+def shared_media() -> Path:
+    """``$VICOCAM_SHARED/media``, else ``../shared/media`` beside the checkout."""
+    explicit = os.environ.get("VICOCAM_SHARED")
+    root = Path(explicit) if explicit else Path(__file__).resolve().parents[2] / "shared"
+    return root / "media"
+
+
+class FramedClip:
+    """A video file letterboxed into ``size`` and served at ``fps``, replayed at its end.
+
+    The shared clips are 256 x 256 at 10-25 fps; a webcam gives 640 x 480 at
+    30 fps, which is what the live figures are about.
+    """
+
+    name = "framed_clip"
+
+    def __init__(self, path: Path, size: tuple[int, int] = FRAME_SIZE, fps: int = FPS) -> None:
+        self.size = size
+        self.rate = Fraction(fps)
+        side = min(size)
+        self._inner = VideoFileSource(VideoFileSourceConfig(path, loop=True, size=(side, side)))
+        self._index = 0
+
+    def open(self) -> SourceInfo:
+        self._inner.open()
+        self._index = 0
+        return SourceInfo(self.size[0], self.size[1], self.rate, self_paced=False)
+
+    def read(self) -> SourceFrame | None:
+        got = self._inner.read()
+        if got is None:
+            return None
+        frame = SourceFrame(self._frame(got.image), pts=self._index, time_base=1 / self.rate)
+        self._index += 1
+        return frame
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def _frame(self, square: Image) -> Image:
+        w, h = self.size
+        side = square.shape[0]
+        left, top = (w - side) // 2, (h - side) // 2
+        framed = cv2.copyMakeBorder(square, top, h - side - top, left, w - side - left,
+                                    cv2.BORDER_REPLICATE)
+        return np.ascontiguousarray(framed, dtype=np.uint8)
+
+
+def open_bench_driver(driver: str | None) -> tuple[Source, str]:
+    """The driver and its description: a file, the shared clip, or the synthetic person."""
+    if driver == "synthetic":
+        return SyntheticDriverSource(SyntheticDriverConfig()), "synthetic held-out person"
+    path = Path(driver) if driver else shared_media() / SHARED_CLIP
+    if path.is_file():
+        return FramedClip(path), f"{path.name} letterboxed to 640x480 at 30 fps"
+    if driver:
+        raise FileNotFoundError(f"driver clip {path} not found")
+    return SyntheticDriverSource(SyntheticDriverConfig()), "synthetic held-out person"
+
+
+@dataclass(frozen=True, slots=True)
+class LiveBenchConfig:
+    """Knobs of `run_live_bench` (defaults: what ``vicocam run`` uses)."""
+
+    driver: str | None = None
+    checkpoint: Path | None = None
+    random_config: str = DEFAULT_RANDOM_CONFIG
+    backend: str | None = None
+    threads: int = 1
+    output: OutputMode = OutputMode.PASTE
+    bare_frames: int = BARE_FRAMES
+
+
+def run_live_bench(seconds: float = 20.0, config: LiveBenchConfig | None = None,
+                   avatar: str = "synthetic:1") -> dict[str, Any]:
+    """The full live path for ``seconds`` plus a bare loop on the same frames; flat figures."""
+    config = config or LiveBenchConfig()
+    torch.set_num_threads(config.threads)
+    checkpoint = config.checkpoint or bundled_checkpoint()
+    bundle = open_bundle(checkpoint, EngineOptions(backend=config.backend,
+                                                   threads=config.threads),
+                         config.random_config)
+    run_config = AvatarRunConfig(avatars=(avatar,), output=config.output, sink="null",
+                                 output_size=FRAME_SIZE)
+    try:
+        source, described = open_bench_driver(config.driver)
+        frames = _first_frames(source, config.bare_frames)
+        bare_fps = _bare_loop_fps(run_config, bundle, frames)
+        source, _ = open_bench_driver(config.driver)
+        metrics = _live(run_config, bundle, source, seconds + WARMUP_S)
+    finally:
+        bundle.close()
+    figures = _figures(metrics, bare_fps, seconds)
+    return {"driver": described, "model": bundle.label, "trained": bundle.trained,
+            "output_mode": str(config.output), "seconds": seconds, **figures}
+
+
+def _first_frames(source: Source, count: int) -> list[Image]:
+    source.open()
+    try:
+        frames: list[Image] = []
+        while len(frames) < count and (got := source.read()) is not None:
+            frames.append(got.image)
+        return frames
+    finally:
+        source.close()
+
+
+def _bare_loop_fps(config: AvatarRunConfig, bundle: ModelBundle, frames: Sequence[Image]) -> float:
+    """Frames per second of the same stages called in one thread, after a warm-up pass."""
+    stages = build_avatar_run(config, bundle=bundle, sink=NullSink()).stages
+    for stage in stages:
+        stage.start()
+    try:
+        warm = max(1, len(frames) // 6)
+        for seq, image in enumerate(frames[:warm]):
+            _through(stages, seq, image)
+        start = time.perf_counter()
+        for seq, image in enumerate(frames[warm:], start=warm):
+            _through(stages, seq, image)
+        return (len(frames) - warm) / (time.perf_counter() - start)
+    finally:
+        for stage in stages:
+            stage.stop()
+
+
+def _through(stages: Sequence[Stage], seq: int, image: Image) -> None:
+    # Capture times advance at the source rate, so the tracker smooths as it does live.
+    frame: Frame | None = Frame(seq, round(seq * 1e9 / FPS) + 1, image.copy())
+    for stage in stages:
+        if frame is None:
+            return
+        frame = stage.process(frame)
+
+
+def _live(config: AvatarRunConfig, bundle: ModelBundle, source: Source,
+          seconds: float) -> Metrics:
+    run = build_avatar_run(config, bundle=bundle, sink=NullSink())
+    pipeline = Pipeline(source, run.pipeline.stages,
+                        RuntimeConfig(mode=RunMode.LIVE, duration_s=seconds))
+    return asyncio.run(pipeline.run()).metrics
+
+
+def _figures(m: Metrics, bare_fps: float, seconds: float) -> dict[str, Any]:
+    steady = _steady(m, seconds)
+    output_fps = _rate(steady) if len(steady) >= 2 else m.fps_out()
+    stage_p50 = {f"stage_{name}_p50_ms": percentile(c.durations_ms, 50)
+                 for name, c in m.stages.items()}
+    latency = [ms for _, ms in steady]
+    return {
+        "input_fps": m.fps_in(),
+        "output_fps": output_fps,
+        "latency_p50_ms": percentile(latency, 50),
+        "latency_p95_ms": percentile(latency, 95),
+        "latency_p99_ms": percentile(latency, 99),
+        **stage_p50,
+        "frames_in": m.frames_in,
+        "frames_out": m.frames_out,
+        "frames_dropped": m.frames_dropped,
+        "frames_failed": m.frames_failed,
+        "drops_by_edge": dict(m.drops),
+        "bare_loop_fps": bare_fps,
+        "throughput_vs_bare_loop": output_fps / min(bare_fps, m.fps_in() or FPS),
+    }
+
+
+def _steady(m: Metrics, seconds: float) -> list[tuple[int, float]]:
+    """``(delivery_ns, latency_ms)`` of the last ``seconds`` of output (after the warm-up)."""
+    if not m.latencies:
+        return []
+    end = m.latencies[-1][0]
+    return [(t, ms) for t, ms in m.latencies if end - t <= seconds * 1e9]
+
+
+def _rate(delivered: list[tuple[int, float]]) -> float:
+    span = (delivered[-1][0] - delivered[0][0]) / 1e9
+    return (len(delivered) - 1) / span if span > 0 else 0.0
+
+
+# --------------------------------------------------------------------------- backends
+
+
+def run_backend_bench(frames: int = 60, config: str = DEFAULT_RANDOM_CONFIG,
+                      threads: int = 1, backends: Sequence[str] = ("torch", "onnxruntime"),
+                      checkpoint: Path | None = None) -> dict[str, Any]:
+    """Per-frame time of the motion and generate engines alone, on each CPU backend."""
+    from stages.reenact.model import load_reenactor
+
+    torch.set_num_threads(threads)
+    reenactor, label, _ = load_reenactor(checkpoint or bundled_checkpoint(), config)
+    size = reenactor.config.size
+    driver = torch.rand(1, 3, size, size) * 2 - 1
+    avatar = reenactor.prepare_avatar(driver)
+    feeds = {"latent": avatar.latent, "alpha": avatar.coeffs,
+             **{f"feat_{k}": f for k, f in enumerate(avatar.feats)}}
+    figures: dict[str, Any] = {"model": label, "threads": threads, "frames": frames}
+    for backend in backends:
+        motion, generate = open_model_engines(reenactor, EngineOptions(backend=backend,
+                                                                       threads=threads,
+                                                                       allow_fallback=False))
+        figures[f"{backend}_motion_ms_p50"] = _engine_ms(motion, {"driver": driver}, frames)
+        figures[f"{backend}_generate_ms_p50"] = _engine_ms(generate, feeds, frames)
+        motion.close()
+        generate.close()
+    return figures
+
+
+def _engine_ms(engine: Any, feeds: dict[str, torch.Tensor], frames: int) -> float:
+    for _ in range(5):
+        engine.run(feeds)
+    times = []
+    for _ in range(frames):
+        start = time.perf_counter()
+        engine.run(feeds)
+        times.append((time.perf_counter() - start) * 1e3)
+    return percentile(times, 50)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--driver", default=None, help="a clip, or 'synthetic'")
+    parser.add_argument("--config", default=DEFAULT_RANDOM_CONFIG)
+    parser.add_argument("--backend", default=None)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--compare-backends", action="store_true")
+    args = parser.parse_args(argv)
+    if args.compare_backends:
+        result = run_backend_bench(config=args.config, threads=args.threads)
+    else:
+        bench = LiveBenchConfig(driver=args.driver, random_config=args.config,
+                                backend=args.backend, threads=args.threads)
+        result = run_live_bench(args.seconds, bench)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,23 @@
+"""The live benchmark runs the avatar path and reports the figures it promises."""
+
+import math
+
+from benchmarks.live import LiveBenchConfig, run_live_bench
+from benchmarks.registry import BENCHMARKS
+
+
+def test_live_bench_reports_rate_latency_drops_and_the_bare_loop(tmp_path, monkeypatch):
+    monkeypatch.setenv("VICOCAM_CACHE", str(tmp_path))
+    figures = run_live_bench(0.5, LiveBenchConfig(driver="synthetic", backend="torch",
+                                                  bare_frames=8))
+    for key in ("output_fps", "latency_p50_ms", "latency_p95_ms", "bare_loop_fps",
+                "throughput_vs_bare_loop", "stage_generate_p50_ms", "stage_motion_p50_ms"):
+        assert math.isfinite(figures[key]) and figures[key] > 0, key
+    assert figures["frames_out"] > 0 and figures["frames_failed"] == 0
+    assert figures["frames_in"] == figures["frames_out"] + figures["frames_dropped"]
+    assert "head" in figures["drops_by_edge"]
+    assert figures["trained"] is False and "random weights" in figures["model"]
+
+
+def test_live_is_registered():
+    assert BENCHMARKS["live"].load().__name__ == "live"
