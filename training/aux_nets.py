@@ -241,8 +241,8 @@ def _fit(
         optimiser.step()
         schedule.step()
         if step % config.log_every == 0 or step == config.steps - 1:
-            log.info("aux step %d/%d loss %.4f", step, config.steps, float(loss))
-    return float(loss)
+            log.info("aux step %d/%d loss %.4f", step, config.steps, float(loss.detach()))
+    return float(loss.detach())
 
 
 def train_identity_embedder(
