@@ -167,6 +167,8 @@ def execute_avatar(config: AvatarRunConfig, *, status: bool = False, keys: bool 
     from pipeline.runtime import SourceFailedError, StageFailedError
     from stages.reenact.app import run_avatar_pipeline
 
+    print("vicocam: preparing the model and the avatar (the first run of a model also "
+          "exports its graphs)...", file=sys.stderr)
     run = _build(config, status)
     _announce(run)
     try:

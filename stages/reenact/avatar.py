@@ -154,6 +154,9 @@ class AvatarPreparer:
         rest = self._rest(model, crop)
         feeds = {"latent": model.latent, **{f"feat_{k}": f for k, f in enumerate(model.feats)}}
         tensor = image_to_tensor(image).to(self.device)
+        if self.device.type == "cuda":
+            # Published to stages on other streams: the copies must be finished first.
+            torch.cuda.synchronize(self.device)
         return PreparedAvatar(key, tensor, affine, model, feeds, rest)
 
     def load(self, source: str) -> Portrait:

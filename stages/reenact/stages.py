@@ -42,7 +42,14 @@ from stages.reenact.composite import (
     split_side_by_side,
 )
 from stages.reenact.settings import AvatarKey, LiveSettings, LiveSettingsBox, OutputMode
-from stages.reenact.tensors import HostStaging, image_to_tensor, new_canvas, to_unit, warp_crop
+from stages.reenact.tensors import (
+    HostStaging,
+    image_to_tensor,
+    keep_for,
+    new_canvas,
+    to_unit,
+    warp_crop,
+)
 from stages.reenact.types import AvatarFrame, AvatarRender, DeviceFrame, DriverMotion
 from trt_engines.engine import Engine
 from trt_engines.streams import DeviceStream
@@ -206,6 +213,7 @@ class GenerateStage(StageBase):
             frame.put(AvatarRender(target.avatar.rest, self.stream.record(), at_rest=True))
             return frame
         self.stream.wait(motion.ready)
+        keep_for(motion.coeffs, self.stream)
         with self.stream.activate():
             fresh = fresh or self._reference is None
             alpha = self._compose(motion.coeffs, target)
@@ -298,6 +306,8 @@ class CompositeStage(StageBase):
         driver = frame.get(DeviceFrame)
         self.stream.wait(render.ready)
         self.stream.wait(driver.ready)
+        keep_for(render.image, self.stream)
+        keep_for(driver.image, self.stream)
         with self.stream.activate():
             canvas = self._canvas_for(frame, target.settings.output)
             self._draw(canvas, target, render.image, driver.image)

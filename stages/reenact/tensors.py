@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -68,18 +69,19 @@ def affine_grid_for(affine: Affine, out_size: tuple[int, int], in_size: tuple[in
 
     ``affine`` ``(2, 3)`` maps *output* pixel coordinates ``(x, y)`` (OpenCV
     convention: pixel ``j`` centred at ``x = j``) to *input* pixel
-    coordinates. ``out_size`` and ``in_size`` are ``(width, height)``.
+    coordinates. ``out_size`` and ``in_size`` are ``(width, height)``. The
+    grid is built on ``device``; only the six affine numbers cross from the host.
     """
     w, h = out_size
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float64),
-                            torch.arange(w, dtype=torch.float64), indexing="ij")
-    a = torch.as_tensor(np.asarray(affine, dtype=np.float64))
+    a = torch.as_tensor(np.asarray(affine, dtype=np.float32)).to(device, non_blocking=True)
+    xs = torch.arange(w, dtype=torch.float32, device=device)
+    ys = torch.arange(h, dtype=torch.float32, device=device)[:, None]
     src_x = a[0, 0] * xs + a[0, 1] * ys + a[0, 2]
     src_y = a[1, 0] * xs + a[1, 1] * ys + a[1, 2]
     # Pixel j spans [j - 0.5, j + 0.5]; grid_sample's -1/+1 are the outer edges.
     gx = (2 * src_x + 1) / in_size[0] - 1
     gy = (2 * src_y + 1) / in_size[1] - 1
-    return torch.stack([gx, gy], dim=-1).unsqueeze(0).to(device=device, dtype=torch.float32)
+    return torch.stack([gx, gy], dim=-1).unsqueeze(0)
 
 
 def warp_crop(frame: Tensor, affine: Affine, size: int) -> Tensor:
@@ -136,28 +138,46 @@ def resize(image: Tensor, size: tuple[int, int]) -> Tensor:
     return out
 
 
+def keep_for(tensor: Tensor, stream: object) -> None:
+    """Tell the CUDA allocator that ``stream`` uses ``tensor`` (made on another stream).
+
+    Without it, a tensor freed by its producer's side (a frame dropped on a
+    live edge) could be handed out again while this stream's queued work
+    still reads it. A no-op on the CPU and for streams without a torch stream.
+    """
+    torch_stream = getattr(stream, "torch_stream", None)
+    if torch_stream is not None and tensor.device.type == "cuda":
+        tensor.record_stream(torch_stream)
+
+
 class HostStaging:
     """Moves pictures between host numpy arrays and the device.
 
     On the CPU, `upload` is a zero-copy view and `download` one memory copy.
     On CUDA, each direction goes through a pinned buffer (allocated once per
-    size) with a non-blocking copy in the current stream; `download` calls
-    ``synchronize`` (the stage stream's) before reading the pinned buffer,
-    because the numpy array it returns must be complete when the frame
-    leaves the stage.
+    size) with a non-blocking copy in the current stream. An upload waits
+    for the previous upload's copy before refilling the pinned buffer;
+    `download` calls ``synchronize`` (the stage stream's) before reading
+    the pinned buffer, because the numpy array it returns must be complete
+    when the frame leaves the stage.
     """
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
         self._pinned: dict[str, Tensor] = {}
+        self._copied: Any = None  # torch.cuda.Event after the last upload's copy
 
     def upload(self, image: Image) -> Tensor:
         """``(H, W, 3)`` uint8 -> ``[1, 3, H, W]`` uint8 on the device."""
         if self.device.type == "cpu":
             return image_to_tensor(image)
         staged = self._staging("in", image.shape)
+        if self._copied is not None:
+            self._copied.synchronize()  # the last copy out of this buffer is done
         staged.copy_(torch.from_numpy(image))
         on_device = staged.to(self.device, non_blocking=True)
+        self._copied = torch.cuda.Event()
+        self._copied.record()
         return on_device.permute(2, 0, 1).unsqueeze(0)
 
     def download(self, canvas: Tensor, synchronize: Callable[[], None]) -> Image:
