@@ -102,7 +102,8 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"a .mp4/.mkv/.mov path, null, or virtualcam ({DEFAULT_SINK})")
     parser.add_argument("--mode", choices=("live", "offline"), default="live")
     parser.add_argument("--seconds", type=float, default=None,
-                        help="stop after this long (default 10 s for endless sources)")
+                        help="stop after this long (default: 10 s for the synthetic driver, "
+                             "pictures and loops; a camera runs until q or Ctrl-C)")
     parser.add_argument("--frames", type=int, default=None, help="stop after this many frames")
     parser.add_argument("--fps", type=float, default=None,
                         help="rate of synthetic and picture sources")

@@ -130,18 +130,26 @@ def open_driver(
     return open_source(config.driver, options, registry)
 
 
-def driver_is_endless(config: AvatarRunConfig) -> bool:
-    """True for drivers that never end by themselves (camera, synthetic, loop, picture)."""
+def default_seconds(config: AvatarRunConfig) -> float | None:
+    """How long a run lasts when neither seconds nor frames are given.
+
+    A camera runs until stopped (``q`` or Ctrl-C); the synthetic demo, a
+    picture or a looped file would never end, so they get `DEFAULT_SECONDS`;
+    a file ends by itself.
+    """
+    if config.seconds is not None or config.frames is not None:
+        return config.seconds
     name = config.driver.split(":", 1)[0]
+    if name == "camera":
+        return None
     suffix = Path(config.driver).suffix.lower()
-    return config.loop or name in {"synthetic", "camera"} or suffix in {".png", ".jpg", ".jpeg"}
+    endless = config.loop or name == "synthetic" or suffix in {".png", ".jpg", ".jpeg"}
+    return DEFAULT_SECONDS if endless else None
 
 
 def runtime_config(config: AvatarRunConfig, status: bool) -> RuntimeConfig:
-    seconds = config.seconds
-    if seconds is None and config.frames is None and driver_is_endless(config):
-        seconds = DEFAULT_SECONDS
-    return RuntimeConfig(mode=config.mode, duration_s=seconds, max_frames=config.frames,
+    return RuntimeConfig(mode=config.mode, duration_s=default_seconds(config),
+                         max_frames=config.frames,
                          status_interval_s=1.0 if status else 0.0)
 
 

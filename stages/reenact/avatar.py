@@ -148,7 +148,10 @@ class AvatarPreparer:
         self._detector = detector
 
     def __call__(self, key: AvatarKey) -> PreparedAvatar:
-        portrait = self.load(key.source)
+        if key.image is not None:
+            portrait = _shrink(Portrait(key.image), self.config.max_side)
+        else:
+            portrait = self.load(key.source)
         image, affine, crop = self._crop(portrait)
         model = self._encode(crop)
         rest = self._rest(model, crop)

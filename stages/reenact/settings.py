@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from networks.motion import MotionMode
 from pipeline.control import SettingsBox
+from pipeline.frame import Image
 
 MIN_STRENGTH = 0.0
 MAX_STRENGTH = 2.0
@@ -42,13 +43,17 @@ class AvatarKey:
     """Which avatar to show: a portrait reference and a version.
 
     ``source`` is what the portrait loader understands (a picture path, or
-    ``synthetic:SEED`` for a synthetic identity). ``version`` distinguishes
+    ``synthetic:N`` for a synthetic identity). ``version`` distinguishes
     two pictures behind the same reference (a file replaced by an upload):
-    bumping it forces the avatar to be prepared again.
+    bumping it forces the avatar to be prepared again. ``image``, when set,
+    is the portrait itself (``(H, W, 3)`` uint8 RGB, e.g. a WebRTC upload)
+    and ``source`` only names it (use the upload's digest, so the same
+    picture is recognised); it takes no part in comparisons.
     """
 
     source: str
     version: int = 0
+    image: Image | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

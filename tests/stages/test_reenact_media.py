@@ -94,3 +94,24 @@ def test_real_clip_through_torch_and_onnxruntime_engines(shared_media, tiny_reen
     # The portrait (256 px, fitted into 240 rows) is untouched away from the face.
     corner = results["torch"][:, :20, 40:60]
     assert np.all(corner == corner[0])
+
+
+def test_the_preparer_takes_a_file_or_a_picture_in_memory(shared_media, tiny_reenactor):
+    from stages.face.stage import NoFaceError
+    from stages.io.image import load_rgb
+    from stages.reenact.avatar import AvatarPreparer
+
+    path = shared_media / "monroe.png"
+    preparer = AvatarPreparer(tiny_reenactor, torch.device("cpu"))
+    from_file = preparer(AvatarKey(str(path)))
+    uploaded = preparer(AvatarKey("upload:monroe", image=load_rgb(path)))
+    assert np.allclose(from_file.crop_affine, uploaded.crop_affine)
+    assert from_file.portrait.shape == (1, 3, 256, 256)
+    assert from_file.rest.shape == (1, 3, 32, 32)
+    assert set(from_file.feeds) == {"latent", "feat_0", "feat_1", "feat_2"}
+    # The crop is centred on the face: the portrait's middle third, give or take.
+    affine = from_file.crop_affine
+    centre = np.linalg.solve(affine[:, :2], [15.5, 15.5] - affine[:, 2])
+    assert 256 / 3 < centre[0] < 2 * 256 / 3 and 256 / 4 < centre[1] < 3 * 256 / 4
+    with pytest.raises(NoFaceError, match="no face found"):
+        preparer(AvatarKey("upload:wall", image=np.full((128, 128, 3), 90, np.uint8)))
