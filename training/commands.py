@@ -61,6 +61,10 @@ def _register_train(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
         "--loss", action="append", default=[], metavar="NAME=WEIGHT",
         help="override a loss weight (training.config.LossWeights), repeatable",
     )  # fmt: skip
+    p.add_argument(
+        "--adam-beta1", type=float, default=None,
+        help="Adam beta1 for G and D (spec: 0; beta2 and the rates stay the spec's)",
+    )  # fmt: skip
     p.add_argument("--vgg-weights", default=None, help="torchvision VGG19 ImageNet state dict")
     p.add_argument(
         "--identity-net", default=None, help="identity embedder (.safetensors / TorchScript)"
@@ -97,7 +101,7 @@ def _loss_overrides(base: Any, items: list[str]) -> Any:
 
 def train_config_from_args(args: argparse.Namespace) -> Any:
     """The TrainConfig the arguments describe (UserError on bad combinations)."""
-    from training.config import DataConfig, LossWeights, TrainConfig
+    from training.config import DataConfig, LossWeights, OptimConfig, TrainConfig
     from training.models import resolve_model_config
 
     vicoface = args.recipe == "vicoface"
@@ -105,10 +109,17 @@ def train_config_from_args(args: argparse.Namespace) -> Any:
     try:
         size = resolve_model_config(model).size
         losses = LossWeights.vicoface() if vicoface else LossWeights.lia()
+        optim = OptimConfig()
+        if args.adam_beta1 is not None:
+            optim = replace(
+                optim,
+                g_betas=(args.adam_beta1, optim.g_betas[1]),
+                d_betas=(args.adam_beta1, optim.d_betas[1]),
+            )
         return TrainConfig(
             model=model, stage="mixture" if vicoface else "self", cross_target=args.cross_target,
             steps=args.steps, batch_size=args.batch_size, seed=args.seed,
-            losses=_loss_overrides(losses, args.loss),
+            losses=_loss_overrides(losses, args.loss), optim=optim,
             data=DataConfig(size=size, num_workers=args.workers), vgg_weights=args.vgg_weights,
             teacher_checkpoint=args.teacher, init_checkpoint=args.init,
             identity_net=args.identity_net, landmark_net=args.landmark_net, amp=not args.no_amp,

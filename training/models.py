@@ -1,8 +1,9 @@
 """Model configurations a training run may name: networks' registry plus tiny test sizes.
 
 The tiny ``*-32t`` configs (32 px, a few channels, style 64) exist so the
-trainer's tests and benchmarks finish in seconds on a CPU; they are not
-meant to produce useful avatars.
+trainer's tests finish in seconds on a CPU; they are not meant to produce
+useful avatars. The ``*-32s`` configs (32 px, style 128) are the budget size
+of the LIA-vs-ViCoFace comparison in ``training.experiments``.
 """
 
 from __future__ import annotations
@@ -10,10 +11,15 @@ from __future__ import annotations
 from networks.config import ModelConfig, get_config, list_configs
 
 _TINY_CHANNELS = (32, 32, 16, 16)
+_SMALL32_CHANNELS = (128, 128, 64, 32)
 TINY_CONFIGS: dict[str, ModelConfig] = {
     "lia-32t": ModelConfig("lia-32t", "lia", 32, _TINY_CHANNELS, style_dim=64, n_fc=2),
     "vicoface-32t": ModelConfig(
         "vicoface-32t", "vicoface", 32, _TINY_CHANNELS, style_dim=64, id_dim=10, n_fc=2
+    ),
+    "lia-32s": ModelConfig("lia-32s", "lia", 32, _SMALL32_CHANNELS, style_dim=128),
+    "vicoface-32s": ModelConfig(
+        "vicoface-32s", "vicoface", 32, _SMALL32_CHANNELS, style_dim=128, id_dim=10
     ),
 }
 
