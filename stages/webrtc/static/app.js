@@ -167,23 +167,37 @@ function watchLatency() {
   const local = $("local");
   const remote = $("remote");
   if (!("requestVideoFrameCallback" in HTMLVideoElement.prototype)) return;
-  const captured = new Map();
+  // Capture times by stamped index, for this pass of a looping test clip and the
+  // one before: a frame the preview skipped must not match its namesake from a
+  // previous loop, and frames still in flight when the clip restarts must still
+  // find theirs.
+  let captured = new Map();
+  let previous = new Map();
+  let lastIndex = -1;
   const localReader = new StampReader();
   const remoteReader = new StampReader();
 
+  const captureTime = (index) => {
+    if (captured.has(index)) return captured.get(index);
+    return index > lastIndex ? previous.get(index) : undefined;
+  };
   const onLocal = (now, meta) => {
     const index = localReader.read(local);
     if (index !== null) {
+      if (index < lastIndex) {
+        previous = captured;
+        captured = new Map();
+      }
+      lastIndex = index;
       captured.set(index, meta.captureTime ?? meta.presentationTime ?? now);
-      if (captured.size > 600) captured.delete(captured.keys().next().value);
     }
     local.requestVideoFrameCallback(onLocal);
   };
   const onRemote = (now, meta) => {
     const index = remoteReader.read(remote);
     const shown = meta.expectedDisplayTime ?? now;
-    const taken = index === null ? undefined : captured.get(index);
-    if (taken !== undefined && shown >= taken && shown - taken < 5000) {
+    const taken = index === null ? undefined : captureTime(index);
+    if (taken !== undefined && shown >= taken) {
       state.latencies.push({ t: shown, ms: shown - taken, index });
       if (state.latencies.length > LATENCY_KEEP) state.latencies.shift();
     }
