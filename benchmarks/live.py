@@ -28,7 +28,7 @@ import json
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,7 @@ import torch
 
 from pipeline.frame import Frame, Image
 from pipeline.metrics import Metrics, percentile
-from pipeline.runtime import Pipeline, RunMode, RuntimeConfig
+from pipeline.runtime import Pipeline
 from pipeline.stage import Source, SourceFrame, SourceInfo, Stage
 from stages.io import NullSink, VideoFileSource, VideoFileSourceConfig
 from stages.reenact.app import AvatarRunConfig, build_avatar_run
@@ -199,8 +199,8 @@ def _through(stages: Sequence[Stage], seq: int, image: Image) -> None:
 def _live(config: AvatarRunConfig, bundle: ModelBundle, source: Source,
           seconds: float) -> Metrics:
     run = build_avatar_run(config, bundle=bundle, sink=NullSink())
-    pipeline = Pipeline(source, run.pipeline.stages,
-                        RuntimeConfig(mode=RunMode.LIVE, duration_s=seconds))
+    runtime = replace(run.pipeline.config, duration_s=seconds, max_frames=None)
+    pipeline = Pipeline(source, run.pipeline.stages, runtime)
     return asyncio.run(pipeline.run()).metrics
 
 

@@ -78,3 +78,11 @@ def test_a_portrait_without_a_face_fails_at_start_with_advice(in_tmp, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert "no face found" in err and "Traceback" not in err
+
+
+def test_frames_in_flight_follow_the_cores():
+    from stages.reenact.app import default_in_flight
+
+    assert default_in_flight(5, cpus=2) == 3
+    assert default_in_flight(5, cpus=16) == 6  # never more than the stages can hold
+    assert default_in_flight(1, cpus=1) == 2
