@@ -86,3 +86,13 @@ def test_frames_in_flight_follow_the_cores():
     assert default_in_flight(5, cpus=2) == 3
     assert default_in_flight(5, cpus=16) == 6  # never more than the stages can hold
     assert default_in_flight(1, cpus=1) == 2
+
+
+def test_a_gpu_device_without_a_gpu_fails_before_the_first_frame(in_tmp, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU: the run would start")
+    assert main(["run", "--device", "cuda:0", "--frames", "1", "--sink", "null"]) == 2
+    err = capsys.readouterr().err
+    assert "no CUDA GPU" in err and "--device cpu" in err and "Traceback" not in err

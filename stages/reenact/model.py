@@ -203,6 +203,11 @@ def open_model_engines(reenactor: Reenactor, options: EngineOptions) -> tuple[En
     checked once per weights; the files are reused from the cache folder.
     """
     device = torch.device(options.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device {options.device} was asked for, but torch {torch.__version__} sees no CUDA "
+            "GPU; run with --device cpu, or install a CUDA build of PyTorch for your driver"
+        )
     backend = select_backend(options.resolved_backend, allow_fallback=options.allow_fallback)
     graphs = (("motion", reenactor.motion_graph), ("generate", reenactor.generate_graph))
     folder = None
