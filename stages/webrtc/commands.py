@@ -77,6 +77,9 @@ def handle_serve(args: argparse.Namespace) -> int:
 
 def _announce(url: str, token: str | None) -> None:
     print(f"vicocam: open {url} in a browser (Ctrl-C to stop)", file=sys.stderr)
+    if "//0.0.0.0:" in url or "//[::]:" in url:
+        print("vicocam: from another machine, use this machine's name or address in place "
+              "of the wildcard address", file=sys.stderr)
     if token:
         print("vicocam: the access token is in that URL; share it only with people who may "
               "use this server", file=sys.stderr)
