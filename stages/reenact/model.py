@@ -42,6 +42,8 @@ DEFAULT_RANDOM_CONFIG = "vicoface-64s"
 """The configuration built with random weights when no checkpoint is available."""
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth")
+BUNDLED_NAME = "vicoface-64s-world.safetensors"
+"""The demo model the training work ships under ``networks/pretrained/``."""
 
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
 
@@ -94,14 +96,21 @@ class ModelBundle:
 
 
 def bundled_checkpoint() -> Path | None:
-    """The demo checkpoint shipped under ``networks/pretrained/``, if present."""
+    """The demo checkpoint shipped under ``networks/pretrained/``, if present.
+
+    `BUNDLED_NAME` when it is there, else the first ViCoFace checkpoint, else
+    the first checkpoint of any family.
+    """
     import networks
 
     folder = Path(networks.__file__).resolve().parent / "pretrained"
     if not folder.is_dir():
         return None
     found = sorted(p for p in folder.iterdir() if p.suffix in CHECKPOINT_SUFFIXES)
-    return found[0] if found else None
+    preferred = [p for p in found if p.name == BUNDLED_NAME]
+    preferred += [p for p in found if p.name.startswith("vicoface")]
+    ranked = preferred or found
+    return ranked[0] if ranked else None
 
 
 def load_reenactor(
