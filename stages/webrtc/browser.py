@@ -19,6 +19,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,9 +138,12 @@ class BrowserRunResult:
         return self.frames_decoded / self.seconds if self.seconds > 0 else 0.0
 
 
-def run_browser_peer(url: str, config: BrowserRunConfig | None = None) -> BrowserRunResult:
+def run_browser_peer(url: str, config: BrowserRunConfig | None = None, *,
+                     interact: Callable[[Any], None] | None = None) -> BrowserRunResult:
     """Open the page at ``url`` in headless Chromium, stream, measure, close.
 
+    ``interact(page)`` (a playwright ``Page``), if given, runs once the video
+    plays, before the warm-up: a test uses it to drive the page's controls.
     Raises `BrowserUnavailableError` without Chromium or playwright, and
     ``RuntimeError`` when the page does not get video back in time.
     """
@@ -152,15 +156,15 @@ def run_browser_peer(url: str, config: BrowserRunConfig | None = None) -> Browse
         clip = write_stamped_y4m(Path(tmp) / "camera.y4m", config.width, config.height,
                                  config.fps, frames)
         args = [*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={clip}"]
-        return _drive(chromium, args, _autostart(url), config)
+        return _drive(chromium, args, _autostart(url), config, interact)
 
 
 def _autostart(url: str) -> str:
     return url + ("&" if "?" in url else "?") + "autostart=1"
 
 
-def _drive(chromium: str, args: list[str], url: str,
-           config: BrowserRunConfig) -> BrowserRunResult:
+def _drive(chromium: str, args: list[str], url: str, config: BrowserRunConfig,
+           interact: Callable[[Any], None] | None) -> BrowserRunResult:
     from playwright.sync_api import sync_playwright
 
     errors: list[str] = []
@@ -171,6 +175,8 @@ def _drive(chromium: str, args: list[str], url: str,
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             page.goto(url)
             _wait_for_video(page, config.connect_timeout_s)
+            if interact is not None:
+                interact(page)
             time.sleep(config.warmup_s)
             start = page.evaluate("window.vicocam.snapshot()")
             time.sleep(config.seconds)

@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
+import cv2
+import numpy as np
 import pytest
 
 pytest.importorskip("aiortc")
@@ -26,12 +29,41 @@ pytestmark = [
 ]
 
 
-def test_browser_gets_its_camera_back_and_latency_is_measured():
+def write_png(path, width, height):
+    ok, data = cv2.imencode(".png", np.full((height, width, 3), 200, np.uint8))
+    assert ok
+    path.write_bytes(data.tobytes())
+    return path
+
+
+def test_browser_gets_its_camera_back_and_latency_is_measured(tmp_path):
+    presets = tmp_path / "avatars"
+    presets.mkdir()
+    write_png(presets / "preset.png", 96, 128)
+    upload = write_png(tmp_path / "mine.png", 120, 160)
     session = SessionConfig(stall_timeout_s=2.0, watchdog_interval_s=0.2)
-    server = WebRTCServer(ServerConfig(port=0, ice_host="127.0.0.1", session=session))
+    server = WebRTCServer(ServerConfig(port=0, ice_host="127.0.0.1", session=session,
+                                       avatars_dir=presets))
     config = BrowserRunConfig(seconds=4.0, warmup_s=1.0, width=320, height=240, clip_s=3.0)
-    with ServerThread(server) as url:
-        result = run_browser_peer(url, config)
+    seen: list[Any] = []
+
+    def settings_now(thread):
+        return thread.call(lambda: [s.settings.get() for s in server.sessions.values()])[0]
+
+    def use_controls(page, thread):
+        page.select_option("#avatar-select", "preset.png")
+        page.wait_for_function("document.getElementById('message').textContent.includes('preset')")
+        seen.append(settings_now(thread).avatar.name)
+        page.set_input_files("#avatar-file", str(upload))
+        page.wait_for_function("document.getElementById('message').textContent.includes('160')")
+        page.locator("#strength").fill("1.5")
+        page.click("#reset")
+        page.wait_for_function("document.getElementById('message').textContent.includes('reset')")
+        seen.append(settings_now(thread))
+
+    thread = ServerThread(server)
+    with thread as url:
+        result = run_browser_peer(url, config, interact=lambda page: use_controls(page, thread))
         deadline = time.monotonic() + 30
         while server.sessions and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -45,3 +77,8 @@ def test_browser_gets_its_camera_back_and_latency_is_measured():
     assert all(ms > 0 for _, ms in result.latencies)
     assert sessions_left == 0  # closing the browser freed the session
     assert not [e for e in result.console_errors if "could not start" in e]
+    # The page's controls reached the session's settings box.
+    assert seen[0] == "preset.png"
+    final = seen[1]
+    assert final.avatar.name == "mine.png" and final.avatar.image.shape == (160, 120, 3)
+    assert final.strength == 1.5 and final.reset_count == 1
