@@ -96,3 +96,19 @@ def test_a_gpu_device_without_a_gpu_fails_before_the_first_frame(in_tmp, capsys)
     assert main(["run", "--device", "cuda:0", "--frames", "1", "--sink", "null"]) == 2
     err = capsys.readouterr().err
     assert "no CUDA GPU" in err and "--device cpu" in err and "Traceback" not in err
+
+
+def test_the_bundled_model_is_found_by_name(tmp_path, monkeypatch):
+    import networks
+    from stages.reenact.model import BUNDLED_NAME, bundled_checkpoint
+
+    monkeypatch.setattr(networks, "__file__", str(tmp_path / "__init__.py"))
+    assert bundled_checkpoint() is None
+    folder = tmp_path / "pretrained"
+    folder.mkdir()
+    (folder / "lia-64s.safetensors").write_bytes(b"")
+    assert bundled_checkpoint() == folder / "lia-64s.safetensors"
+    (folder / "vicoface-128s.safetensors").write_bytes(b"")
+    assert bundled_checkpoint() == folder / "vicoface-128s.safetensors"
+    (folder / BUNDLED_NAME).write_bytes(b"")
+    assert bundled_checkpoint() == folder / BUNDLED_NAME
