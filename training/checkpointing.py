@@ -113,6 +113,8 @@ def check_resumable(saved_json: str, current: TrainConfig) -> None:
     """
     saved = asdict(TrainConfig.from_json(saved_json))
     now = asdict(current)
+    # Data worker processes change the speed, never the batches.
+    saved["data"]["num_workers"] = now["data"]["num_workers"]
     changed = sorted(k for k in now if k not in RESUMABLE_CHANGES and saved.get(k) != now[k])
     if changed:
         detail = "; ".join(f"{k}: checkpoint {saved.get(k)!r} vs now {now[k]!r}" for k in changed)
