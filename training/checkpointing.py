@@ -73,6 +73,19 @@ def save_model(
     tmp.replace(path)
 
 
+def export_generator(source: Path, destination: Path, metadata: dict[str, str]) -> None:
+    """Copy only the generator (+ config and ``metadata``) of a training checkpoint.
+
+    What ships for inference: without the discriminator the file is about a
+    third smaller.
+    """
+    from networks.checkpoint import load_generator
+
+    generator = load_generator(source)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(destination, generator, None, metadata=metadata)
+
+
 def checkpoint_paths(directory: Path, step: int) -> tuple[Path, Path]:
     """``(model file, sidecar)`` of the checkpoint at ``step``."""
     return directory / f"step_{step:07d}.safetensors", directory / f"step_{step:07d}.state.pt"
@@ -138,6 +151,7 @@ __all__ = [
     "capture_rng",
     "check_resumable",
     "checkpoint_paths",
+    "export_generator",
     "list_checkpoints",
     "load_training_state",
     "prune_checkpoints",

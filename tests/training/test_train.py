@@ -124,3 +124,25 @@ def test_vicocam_train_runs_on_the_world_and_rejects_bad_loss_names(tmp_path, ca
     assert "NAME=WEIGHT" in capsys.readouterr().err
     assert main(["train", "--run-dir", str(run), "--model", "vicoface-32t", "--steps", "1"]) == 2
     assert "teacher" in capsys.readouterr().err
+
+
+def test_pseudo_targets_identity_and_landmark_terms_run_together(tmp_path):
+    from networks.checkpoint import save_checkpoint
+    from networks.generator import Generator
+    from training.aux_nets import AuxNetConfig, build_aux_net, save_aux_net
+    from training.models import TINY_CONFIGS
+
+    torch.manual_seed(1)
+    teacher = tmp_path / "teacher.safetensors"
+    save_checkpoint(teacher, Generator(TINY_CONFIGS["lia-32t"]))
+    id_net, lmk_net = tmp_path / "id.safetensors", tmp_path / "lmk.safetensors"
+    save_aux_net(build_aux_net(AuxNetConfig("identity", 32, (8, 8), 16, num_classes=3)), id_net)
+    save_aux_net(build_aux_net(AuxNetConfig("landmarks", 32, (8, 8), out_dim=5)), lmk_net)
+    config = tiny_config(
+        steps=1, cross_target="pseudo", teacher_checkpoint=str(teacher),
+        identity_net=str(id_net), landmark_net=str(lmk_net),
+    )  # fmt: skip
+    trainer = Trainer(config, ToyReenactmentDataset(), toy_batch, tmp_path / "run", CPU, False)
+    assert trainer.objectives.teacher is not None
+    terms = trainer.train().last_losses
+    assert {"cross_l1", "identity", "landmarks", "cycle_l1", "gan_cross_g", "d"} <= set(terms)
