@@ -69,40 +69,53 @@ def shared_media() -> Path:
 
 
 class FramedClip:
-    """A video file letterboxed into ``size`` and served at ``fps``, replayed at its end.
+    """A video file letterboxed into ``size`` and served at ``fps``, looping.
 
     The shared clips are 256 x 256 at 10-25 fps; a webcam gives 640 x 480 at
-    30 fps, which is what the live figures are about.
+    30 fps, which is what the live figures are about. The first ``frames``
+    pictures are decoded once when the source opens, so that on a busy
+    machine the driver's own decoding does not hold back the input rate
+    (a camera hands over finished pictures).
     """
 
     name = "framed_clip"
 
-    def __init__(self, path: Path, size: tuple[int, int] = FRAME_SIZE, fps: int = FPS) -> None:
+    def __init__(self, path: Path, size: tuple[int, int] = FRAME_SIZE, fps: int = FPS,
+                 frames: int = 300) -> None:
+        self.path = path
         self.size = size
         self.rate = Fraction(fps)
-        side = min(size)
-        self._inner = VideoFileSource(VideoFileSourceConfig(path, loop=True, size=(side, side)))
+        self.frames = frames
+        self._clip: list[Image] = []
         self._index = 0
 
     def open(self) -> SourceInfo:
-        self._inner.open()
+        inner = VideoFileSource(VideoFileSourceConfig(self.path, frames=self.frames))
+        inner.open()
+        try:
+            self._clip = [got.image for got in iter(inner.read, None)]
+        finally:
+            inner.close()
+        if not self._clip:
+            raise ValueError(f"{self.path} has no frames")
         self._index = 0
         return SourceInfo(self.size[0], self.size[1], self.rate, self_paced=False)
 
     def read(self) -> SourceFrame | None:
-        got = self._inner.read()
-        if got is None:
+        if not self._clip:
             return None
-        frame = SourceFrame(self._frame(got.image), pts=self._index, time_base=1 / self.rate)
+        square = self._clip[self._index % len(self._clip)]
+        frame = SourceFrame(self._frame(square), pts=self._index, time_base=1 / self.rate)
         self._index += 1
         return frame
 
     def close(self) -> None:
-        self._inner.close()
+        self._clip = []
 
-    def _frame(self, square: Image) -> Image:
+    def _frame(self, picture: Image) -> Image:
         w, h = self.size
-        side = square.shape[0]
+        side = min(w, h)
+        square = cv2.resize(picture, (side, side), interpolation=cv2.INTER_LINEAR)
         left, top = (w - side) // 2, (h - side) // 2
         framed = cv2.copyMakeBorder(square, top, h - side - top, left, w - side - left,
                                     cv2.BORDER_REPLICATE)
