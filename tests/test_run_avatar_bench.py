@@ -21,3 +21,19 @@ def test_live_bench_reports_rate_latency_drops_and_the_bare_loop(tmp_path, monke
 
 def test_live_is_registered():
     assert BENCHMARKS["live"].load().__name__ == "live"
+
+
+def test_the_shared_clip_is_served_as_640x480_at_30_fps_and_loops(shared_media):
+    from benchmarks.live import FramedClip
+
+    source = FramedClip(shared_media / "driving2.mp4", frames=3)
+    info = source.open()
+    got = [source.read() for _ in range(4)]
+    source.close()
+    assert (info.width, info.height, info.frame_rate) == (640, 480, 30)
+    assert all(g is not None and g.image.shape == (480, 640, 3) for g in got)
+    assert [g.pts for g in got if g is not None] == [0, 1, 2, 3]
+    first, again = got[0], got[3]
+    assert first is not None and again is not None
+    assert (first.image == again.image).all()  # three frames decoded, then it loops
+    assert source.read() is None  # closed
