@@ -144,7 +144,10 @@ class DriverMotionStage(StageBase):
         self.crop_on_device = crop_on_device
         self.staging = HostStaging(stream.device)
         driver = next(s for s in engine.inputs if s.name == "driver")
-        self.size = int(driver.shape[-1] or 0)
+        if driver.rank != 4 or driver.shape[-1] is None or driver.shape[-1] != driver.shape[-2]:
+            raise EngineIOError(f"the motion engine's input must be [B, 3, S, S] with a fixed "
+                                f"S, got {driver.describe()}")
+        self.size = int(driver.shape[-1])
 
     def process(self, frame: Frame) -> Frame:
         face = frame.get(FaceCrop)
