@@ -58,6 +58,8 @@ def test_run_drives_a_portrait_from_a_video_file_offline(in_tmp, shared_media, c
         (["--source", "synthetic", "--avatar", "a.png"], "--driver"),
         (["--checkpoint", "missing.safetensors"], "not found"),
         (["--output-size", "wide"], "WIDTHxHEIGHT"),
+        (["--model-config", "huge"], "unknown model config 'huge'"),
+        (["--threads", "0"], "threads must be >= 1"),
         (["--driver", "nowhere.mp4", "--sink", "printer"], "unknown sink 'printer'"),
     ],
 )

@@ -125,8 +125,12 @@ def load_reenactor(
 
         generator = load_generator(checkpoint)
         return Reenactor(generator), f"{generator.config.name} from {checkpoint}", True
+    try:
+        model_config = get_config(config)
+    except KeyError as exc:
+        raise ValueError(str(exc.args[0])) from None
     torch.manual_seed(seed)
-    generator = Generator(get_config(config)).eval()
+    generator = Generator(model_config).eval()
     return Reenactor(generator), f"{config} with random weights (seed {seed})", False
 
 
