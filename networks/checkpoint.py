@@ -236,7 +236,7 @@ def _torch_load(path: Path) -> Any:
         raise CheckpointError(
             f"cannot read {path}: the file is corrupt or truncated ({type(exc).__name__}:"
             f" {str(exc)[:200]}). Download or copy it again."
-        ) from exc
+        ) from None
 
 
 def _strip_module_prefix(state_dict: Mapping[str, Tensor]) -> StateDict:
@@ -262,7 +262,9 @@ def read_release_checkpoint(path: str | Path) -> ReleaseCheckpoint:
         data = {"gen": data}
     generator = _as_state_dict(data["gen"], path, "gen")
     raw_args = data.get("args")
-    args = dict(vars(raw_args)) if isinstance(raw_args, argparse.Namespace) else {}
+    if isinstance(raw_args, argparse.Namespace):
+        raw_args = vars(raw_args)
+    args = dict(raw_args) if isinstance(raw_args, Mapping) else {}
     dis = data.get("dis")
     return ReleaseCheckpoint(
         generator=generator,
