@@ -65,6 +65,10 @@ def _register_train(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
         "--adam-beta1", type=float, default=None,
         help="Adam beta1 for G and D (spec: 0; beta2 and the rates stay the spec's)",
     )  # fmt: skip
+    p.add_argument(
+        "--lr-scale", type=float, default=1.0,
+        help="multiply the spec's G and D learning rates (e.g. a final low-rate phase)",
+    )  # fmt: skip
     p.add_argument("--vgg-weights", default=None, help="torchvision VGG19 ImageNet state dict")
     p.add_argument(
         "--identity-net", default=None, help="identity embedder (.safetensors / TorchScript)"
@@ -109,7 +113,8 @@ def train_config_from_args(args: argparse.Namespace) -> Any:
     try:
         size = resolve_model_config(model).size
         losses = LossWeights.vicoface() if vicoface else LossWeights.lia()
-        optim = OptimConfig()
+        spec = OptimConfig()
+        optim = replace(spec, g_lr=spec.g_lr * args.lr_scale, d_lr=spec.d_lr * args.lr_scale)
         if args.adam_beta1 is not None:
             optim = replace(
                 optim,
