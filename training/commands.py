@@ -52,6 +52,13 @@ def _register_train(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
         help="cross-path L1 target: a frozen stage-1 model's output (paper) or the exact"
         " synthetic ground truth (vicocam option)",
     )  # fmt: skip
+    _add_recipe_arguments(p)
+    _add_run_arguments(p)
+    p.set_defaults(handler=run_train)
+
+
+def _add_recipe_arguments(p: argparse.ArgumentParser) -> None:
+    """What is trained and how (a resume must keep all of it but --steps)."""
     p.add_argument("--teacher", default=None, help="frozen stage-1 checkpoint for pseudo targets")
     p.add_argument("--init", default=None, help="start from this checkpoint (LIA vox.pt works)")
     p.add_argument("--steps", type=int, default=10_000)
@@ -76,6 +83,10 @@ def _register_train(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
     p.add_argument(
         "--landmark-net", default=None, help="landmark detector (.safetensors / TorchScript)"
     )
+
+
+def _add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """How the run executes and reports (free to change on resume)."""
     p.add_argument("--workers", type=int, default=1, help="data worker processes per rank")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads per rank")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -86,7 +97,6 @@ def _register_train(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
     p.add_argument("--keep", type=int, default=0, help="periodic checkpoints kept (0 = all)")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
     p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(handler=run_train)
 
 
 def _loss_overrides(base: Any, items: list[str]) -> Any:
