@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from training.data.sampling import StreamSampler
+from training.data.sampling import StreamSampler, init_worker
 from training.data.tensors import image_to_tensor
 from training.world.cache import FrameCache, build_cache
 from training.world.dataset import (
@@ -166,3 +166,21 @@ def test_cache_refuses_another_world_or_a_missing_build(tmp_path):
     cache = FrameCache(tmp_path, world, "test", SIZE)
     with pytest.raises(ValueError, match="the cache holds"):
         MixtureDataset(world, WorldDataConfig(split="val", size=SIZE, min_gap=1), cache)
+
+
+def test_forked_workers_serve_the_same_items(small_world):
+    ds = MixtureDataset(small_world, CONFIG)
+    # The parent uses OpenCV's and torch's thread pools before the workers
+    # fork, as a trainer does; a worker init touching OpenCV then deadlocks.
+    MixtureDataset(small_world, WorldDataConfig(size=128, min_gap=10))[0]
+    loader = DataLoader(
+        ds,
+        batch_size=2,
+        sampler=StreamSampler(0, 4),
+        num_workers=2,
+        worker_init_fn=init_worker,
+        timeout=30,
+    )
+    reference = DataLoader(ds, batch_size=2, sampler=StreamSampler(0, 4))
+    for a, b in zip(loader, reference, strict=True):
+        assert same(a, b)

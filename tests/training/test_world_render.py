@@ -10,6 +10,7 @@ from tests.training.conftest import first_seed_with
 from training.world import LANDMARK_NAMES, MASK_NAMES, HairStyle, Identity, Motion, render
 from training.world.canvas import Region
 from training.world.sheet import contact_sheet
+from training.world.timing import TimingConfig, measure
 
 SIZE = 64
 
@@ -194,3 +195,12 @@ def test_contact_sheet_tiles_renders_and_saves(tmp_path):
     assert cv2.imwrite(str(path), sheet[..., ::-1])
     saved = cv2.imread(str(path))
     assert saved is not None and np.array_equal(saved[..., ::-1], sheet)
+
+
+def test_timing_reports_per_frame_figures_from_its_clocks():
+    ticks = iter(range(10_000))
+    wall = lambda: next(ticks) * 0.002  # noqa: E731  every reading 2 ms later
+    cpu = lambda: 0.0  # noqa: E731
+    figures = measure(TimingConfig(sizes=(24, 32), frames=3, warmup=1), wall=wall, cpu=cpu)
+    assert set(figures) == {"24", "32"}
+    assert figures["32"] == {"wall_ms": pytest.approx(2.0), "cpu_ms": 0.0}

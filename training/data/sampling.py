@@ -19,7 +19,22 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
+import torch
 from torch.utils.data import Sampler
+
+
+def init_worker(worker_id: int) -> None:
+    """``DataLoader(worker_init_fn=init_worker)``: one torch thread per worker.
+
+    Otherwise every worker starts a torch thread per core and oversubscribes
+    the machine. OpenCV's thread count is deliberately left alone: calling
+    ``cv2.setNumThreads`` in a *forked* worker after the parent used OpenCV
+    deadlocks that worker (seen with OpenCV 5, most runs). To limit OpenCV too,
+    call ``cv2.setNumThreads(1)`` in the parent before the loader starts, or
+    use ``multiprocessing_context="spawn"``. Items do not depend on the worker.
+    """
+    del worker_id
+    torch.set_num_threads(1)
 
 
 def item_rng(seed: int, stream: int, position: int) -> np.random.Generator:

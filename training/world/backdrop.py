@@ -70,10 +70,9 @@ def _blobs(backdrop: Backdrop, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """A few soft discs, like out-of-focus lights behind the person."""
     g = rng(_BLOB_STREAM, backdrop.pattern_seed)
     count = int(g.integers(4, 9))
-    cx, cy = g.uniform(0, 1, count), g.uniform(0, 1, count)
-    radius = backdrop.pattern_scale * g.uniform(0.3, 0.7, count)
-    total = np.zeros((y.shape[0], x.shape[1]), np.float32)
-    for i in range(count):
-        dist = np.hypot(x - cx[i], y - cy[i]) / radius[i]
-        total = np.maximum(total, np.clip(1.5 * (1.0 - dist), 0.0, 1.0))
-    return total
+    centres = g.uniform(0, 1, (count, 2)).astype(np.float32)
+    radius = (backdrop.pattern_scale * g.uniform(0.3, 0.7, count)).astype(np.float32)
+    dx = x[None] - centres[:, 0, None, None]  # (count, 1, S)
+    dy = y[None] - centres[:, 1, None, None]  # (count, S, 1)
+    dist = np.sqrt(dx * dx + dy * dy) / radius[:, None, None]
+    return np.clip(1.5 * (1.0 - dist.min(axis=0)), 0.0, 1.0)

@@ -48,7 +48,8 @@ class Painter:
         self.supersample = supersample
         side = size * supersample
         self._scale = float(side)
-        self.colour = np.zeros((side, side, 3), np.uint8)
+        # RGB plus an alpha channel that every shape sets to 255.
+        self.colour = np.zeros((side, side, 4), np.uint8)
         self.labels = np.zeros((side, side), np.uint8)
 
     def px(self, points: Points) -> npt.NDArray[np.int32]:
@@ -70,7 +71,7 @@ class Painter:
         """
         for poly in polys:
             pts = [self.px(poly).reshape(-1, 1, 2)]
-            cv2.fillPoly(self.colour, pts, colour, cv2.LINE_8, _SHIFT)
+            cv2.fillPoly(self.colour, pts, (*colour, 255), cv2.LINE_8, _SHIFT)
             if region is not None:
                 cv2.fillPoly(self.labels, pts, int(region), cv2.LINE_8, _SHIFT)
 
@@ -80,7 +81,8 @@ class Painter:
     def lines(self, polylines: Sequence[Points], colour: Colour, width: float) -> None:
         """Open polylines, ``width`` in frame units; colour only."""
         pts = [self.px(p).reshape(-1, 1, 2) for p in polylines]
-        cv2.polylines(self.colour, pts, False, colour, self.length(width), cv2.LINE_AA, _SHIFT)
+        thickness = self.length(width)
+        cv2.polylines(self.colour, pts, False, (*colour, 255), thickness, cv2.LINE_AA, _SHIFT)
 
     def circles(
         self,
@@ -94,15 +96,17 @@ class Painter:
         radii = np.broadcast_to(np.asarray(radius, float), (len(centres_px),))
         for (x, y), r in zip(centres_px.tolist(), radii.tolist(), strict=True):
             r_px = max(1, round(r * self._scale * _ONE))
-            cv2.circle(self.colour, (x, y), r_px, colour, -1, cv2.LINE_8, _SHIFT)
+            cv2.circle(self.colour, (x, y), r_px, (*colour, 255), -1, cv2.LINE_8, _SHIFT)
             if region is not None:
                 cv2.circle(self.labels, (x, y), r_px, int(region), -1, cv2.LINE_8, _SHIFT)
 
     def coverage(self, regions: Sequence[Region]) -> npt.NDArray[np.float32]:
         """Anti-aliased share of each output pixel covered by ``regions``, ``(S, S)``."""
-        inside = np.isin(self.labels, np.asarray(regions, np.uint8)).astype(np.float32)
+        table = np.zeros(256, np.uint8)
+        table[np.asarray(regions, np.intp)] = 255
+        inside = cv2.LUT(self.labels, table)
         small = cv2.resize(inside, (self.size, self.size), interpolation=cv2.INTER_AREA)
-        return np.asarray(small, np.float32)
+        return np.asarray(small, np.float32) * np.float32(1 / 255)
 
     def finish(
         self, background: npt.NDArray[np.uint8]
@@ -114,8 +118,8 @@ class Painter:
         # may spill onto background pixels; masking removes the spill and
         # leaves a premultiplied foreground (background pixels black).
         fg = cv2.bitwise_and(self.colour, self.colour, mask=covered)
-        fg = cv2.resize(fg, (s, s), interpolation=cv2.INTER_AREA)
-        alpha = cv2.resize(covered, (s, s), interpolation=cv2.INTER_AREA)
+        small = cv2.resize(fg, (s, s), interpolation=cv2.INTER_AREA)
+        fg, alpha = small[..., :3], small[..., 3]
         inv = (255 - alpha.astype(np.uint16))[..., None]
         image = fg.astype(np.uint16) + (background.astype(np.uint16) * inv + 127) // 255
         centre = self.supersample // 2
