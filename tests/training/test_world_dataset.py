@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from training.data.sampling import StreamSampler, init_worker
-from training.data.tensors import image_to_tensor
+from training.data.tensors import image_to_tensor, tensor_to_image
 from training.world.cache import FrameCache, build_cache
 from training.world.dataset import (
     CrossEvalSet,
@@ -184,3 +184,13 @@ def test_forked_workers_serve_the_same_items(small_world):
     reference = DataLoader(ds, batch_size=2, sampler=StreamSampler(0, 4))
     for a, b in zip(loader, reference, strict=True):
         assert same(a, b)
+
+
+def test_image_tensor_round_trip_is_exact():
+    image = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    tensor = image_to_tensor(image)
+    assert tensor.shape == (3, 5, 7) and tensor.dtype == torch.float32
+    assert tensor.min() >= -1.0 and tensor.max() <= 1.0
+    assert np.array_equal(tensor_to_image(tensor), image)
+    with pytest.raises(ValueError, match="uint8 image"):
+        image_to_tensor(image.astype(np.float32))

@@ -25,14 +25,22 @@ def square_resize(image: npt.NDArray[np.uint8], size: int) -> npt.NDArray[np.uin
 
 
 def image_to_tensor(image: npt.NDArray[np.uint8]) -> torch.Tensor:
-    """``(H, W, 3)`` uint8 RGB -> ``[3, H, W]`` float32 in [-1, 1]."""
+    """``(H, W, 3)`` uint8 RGB -> ``[3, H, W]`` float32 in [-1, 1].
+
+    The arithmetic runs in numpy on purpose: torch splits even a 128 px image
+    over its intra-op threads, and on a busy machine the threads' hand-off
+    cost 20 ms per call against 0.03 ms single-threaded.
+    """
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"expected an (H, W, 3) uint8 image, got {image.shape} {image.dtype}")
-    chw = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
-    return chw.to(torch.float32).div_(127.5).sub_(1.0)
+    chw = np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32)
+    np.divide(chw, np.float32(127.5), out=chw)
+    np.subtract(chw, np.float32(1.0), out=chw)
+    return torch.from_numpy(chw)
 
 
 def tensor_to_image(tensor: torch.Tensor) -> npt.NDArray[np.uint8]:
     """Inverse of `image_to_tensor` (clamped): ``[3, H, W]`` -> ``(H, W, 3)`` uint8."""
-    hwc = ((tensor.detach().cpu().clamp(-1, 1) + 1.0) * 127.5).round().permute(1, 2, 0)
-    return hwc.to(torch.uint8).numpy()
+    chw = tensor.detach().cpu().numpy().astype(np.float32)
+    hwc = np.round((np.clip(chw, -1.0, 1.0) + 1.0) * 127.5).transpose(1, 2, 0)
+    return np.ascontiguousarray(hwc, dtype=np.uint8)
