@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pipeline.metrics import finite_json
+
 
 def machine_info() -> dict[str, Any]:
     """A short description of where a figure was measured."""
@@ -29,6 +31,16 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
+def shared_media_dir() -> Path:
+    """Real test media: ``$VICOCAM_SHARED/media``, else ``../shared/media`` beside the checkout.
+
+    Benchmarks read the media in place; nothing is copied into the project.
+    """
+    explicit = os.environ.get("VICOCAM_SHARED")
+    root = Path(explicit) if explicit else Path(__file__).resolve().parents[2] / "shared"
+    return root / "media"
+
+
 def _cpu_model() -> str:
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
@@ -41,7 +53,7 @@ def _cpu_model() -> str:
 def write_result(figures: dict[str, Any], path: Path | None, *, name: str, command: str) -> str:
     """Serialise ``figures`` (flat) plus provenance; write to ``path`` if given."""
     record = {"benchmark": name, **figures, "command": command, "machine": machine_info()}
-    text = json.dumps(record, indent=2, default=_jsonable)
+    text = json.dumps(finite_json(record), indent=2, default=_jsonable)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text + "\n")

@@ -44,3 +44,17 @@ def backends(seconds: float | None) -> dict[str, Any]:
 
     # Two engines per backend at ~5-50 ms a call: scale the calls to the time asked.
     return run_backend_bench(frames=60 if seconds is None else max(10, int(seconds * 5)))
+
+
+def track(seconds: float | None) -> dict[str, Any]:
+    from benchmarks.common import shared_media_dir
+    from benchmarks.track import run_track_bench
+    from pipeline.errors import UserError
+
+    media = shared_media_dir()
+    if not (media / "driving1.mp4").exists():
+        raise UserError(
+            f"the tracking benchmark needs the real clips in {media}; "
+            "set VICOCAM_SHARED to the folder that holds media/"
+        )
+    return run_track_bench(media, seconds=seconds or 12.0)

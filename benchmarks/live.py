@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -37,6 +36,7 @@ import cv2
 import numpy as np
 import torch
 
+from benchmarks.common import shared_media_dir
 from pipeline.frame import Frame, Image
 from pipeline.metrics import Metrics, percentile
 from pipeline.runtime import Pipeline
@@ -61,13 +61,6 @@ BARE_FRAMES = 90
 SHARED_CLIP = "driving1.mp4"
 
 
-def shared_media() -> Path:
-    """``$VICOCAM_SHARED/media``, else ``../shared/media`` beside the checkout."""
-    explicit = os.environ.get("VICOCAM_SHARED")
-    root = Path(explicit) if explicit else Path(__file__).resolve().parents[2] / "shared"
-    return root / "media"
-
-
 class FramedClip:
     """A video file letterboxed into ``size`` and served at ``fps``, looping.
 
@@ -80,8 +73,9 @@ class FramedClip:
 
     name = "framed_clip"
 
-    def __init__(self, path: Path, size: tuple[int, int] = FRAME_SIZE, fps: int = FPS,
-                 frames: int = 300) -> None:
+    def __init__(
+        self, path: Path, size: tuple[int, int] = FRAME_SIZE, fps: int = FPS, frames: int = 300
+    ) -> None:
         self.path = path
         self.size = size
         self.rate = Fraction(fps)
@@ -117,8 +111,9 @@ class FramedClip:
         side = min(w, h)
         square = cv2.resize(picture, (side, side), interpolation=cv2.INTER_LINEAR)
         left, top = (w - side) // 2, (h - side) // 2
-        framed = cv2.copyMakeBorder(square, top, h - side - top, left, w - side - left,
-                                    cv2.BORDER_REPLICATE)
+        framed = cv2.copyMakeBorder(
+            square, top, h - side - top, left, w - side - left, cv2.BORDER_REPLICATE
+        )
         return np.ascontiguousarray(framed, dtype=np.uint8)
 
 
@@ -126,7 +121,7 @@ def open_bench_driver(driver: str | None) -> tuple[Source, str]:
     """The driver and its description: a file, the shared clip, or the synthetic person."""
     if driver == "synthetic":
         return SyntheticDriverSource(SyntheticDriverConfig()), "synthetic held-out person"
-    path = Path(driver) if driver else shared_media() / SHARED_CLIP
+    path = Path(driver) if driver else shared_media_dir() / SHARED_CLIP
     if path.is_file():
         return FramedClip(path), f"{path.name} letterboxed to 640x480 at 30 fps"
     if driver:
@@ -147,17 +142,21 @@ class LiveBenchConfig:
     bare_frames: int = BARE_FRAMES
 
 
-def run_live_bench(seconds: float = 20.0, config: LiveBenchConfig | None = None,
-                   avatar: str = "synthetic:1") -> dict[str, Any]:
+def run_live_bench(
+    seconds: float = 20.0, config: LiveBenchConfig | None = None, avatar: str = "synthetic:1"
+) -> dict[str, Any]:
     """The full live path for ``seconds`` plus a bare loop on the same frames; flat figures."""
     config = config or LiveBenchConfig()
     torch.set_num_threads(config.threads)
     checkpoint = config.checkpoint or bundled_checkpoint()
-    bundle = open_bundle(checkpoint, EngineOptions(backend=config.backend,
-                                                   threads=config.threads),
-                         config.random_config)
-    run_config = AvatarRunConfig(avatars=(avatar,), output=config.output, sink="null",
-                                 output_size=FRAME_SIZE)
+    bundle = open_bundle(
+        checkpoint,
+        EngineOptions(backend=config.backend, threads=config.threads),
+        config.random_config,
+    )
+    run_config = AvatarRunConfig(
+        avatars=(avatar,), output=config.output, sink="null", output_size=FRAME_SIZE
+    )
     try:
         source, described = open_bench_driver(config.driver)
         frames = _first_frames(source, config.bare_frames)
@@ -167,8 +166,14 @@ def run_live_bench(seconds: float = 20.0, config: LiveBenchConfig | None = None,
     finally:
         bundle.close()
     figures = _figures(metrics, bare_fps, seconds)
-    return {"driver": described, "model": bundle.label, "trained": bundle.trained,
-            "output_mode": str(config.output), "seconds": seconds, **figures}
+    return {
+        "driver": described,
+        "model": bundle.label,
+        "trained": bundle.trained,
+        "output_mode": str(config.output),
+        "seconds": seconds,
+        **figures,
+    }
 
 
 def _first_frames(source: Source, count: int) -> list[Image]:
@@ -209,8 +214,7 @@ def _through(stages: Sequence[Stage], seq: int, image: Image) -> None:
         frame = stage.process(frame)
 
 
-def _live(config: AvatarRunConfig, bundle: ModelBundle, source: Source,
-          seconds: float) -> Metrics:
+def _live(config: AvatarRunConfig, bundle: ModelBundle, source: Source, seconds: float) -> Metrics:
     run = build_avatar_run(config, bundle=bundle, sink=NullSink())
     runtime = replace(run.pipeline.config, duration_s=seconds, max_frames=None)
     pipeline = Pipeline(source, run.pipeline.stages, runtime)
@@ -220,8 +224,9 @@ def _live(config: AvatarRunConfig, bundle: ModelBundle, source: Source,
 def _figures(m: Metrics, bare_fps: float, seconds: float) -> dict[str, Any]:
     steady = _steady(m, seconds)
     output_fps = _rate(steady) if len(steady) >= 2 else m.fps_out()
-    stage_p50 = {f"stage_{name}_p50_ms": percentile(c.durations_ms, 50)
-                 for name, c in m.stages.items()}
+    stage_p50 = {
+        f"stage_{name}_p50_ms": percentile(c.durations_ms, 50) for name, c in m.stages.items()
+    }
     latency = [ms for _, ms in steady]
     return {
         "input_fps": m.fps_in(),
@@ -256,9 +261,13 @@ def _rate(delivered: list[tuple[int, float]]) -> float:
 # --------------------------------------------------------------------------- backends
 
 
-def run_backend_bench(frames: int = 60, config: str = DEFAULT_RANDOM_CONFIG,
-                      threads: int = 1, backends: Sequence[str] = ("torch", "onnxruntime"),
-                      checkpoint: Path | None = None) -> dict[str, Any]:
+def run_backend_bench(
+    frames: int = 60,
+    config: str = DEFAULT_RANDOM_CONFIG,
+    threads: int = 1,
+    backends: Sequence[str] = ("torch", "onnxruntime"),
+    checkpoint: Path | None = None,
+) -> dict[str, Any]:
     """Per-frame time of the motion and generate engines alone, on each CPU backend."""
     from stages.reenact.model import load_reenactor
 
@@ -267,13 +276,16 @@ def run_backend_bench(frames: int = 60, config: str = DEFAULT_RANDOM_CONFIG,
     size = reenactor.config.size
     driver = torch.rand(1, 3, size, size) * 2 - 1
     avatar = reenactor.prepare_avatar(driver)
-    feeds = {"latent": avatar.latent, "alpha": avatar.coeffs,
-             **{f"feat_{k}": f for k, f in enumerate(avatar.feats)}}
+    feeds = {
+        "latent": avatar.latent,
+        "alpha": avatar.coeffs,
+        **{f"feat_{k}": f for k, f in enumerate(avatar.feats)},
+    }
     figures: dict[str, Any] = {"model": label, "threads": threads, "frames": frames}
     for backend in backends:
-        motion, generate = open_model_engines(reenactor, EngineOptions(backend=backend,
-                                                                       threads=threads,
-                                                                       allow_fallback=False))
+        motion, generate = open_model_engines(
+            reenactor, EngineOptions(backend=backend, threads=threads, allow_fallback=False)
+        )
         figures[f"{backend}_motion_ms_p50"] = _engine_ms(motion, {"driver": driver}, frames)
         figures[f"{backend}_generate_ms_p50"] = _engine_ms(generate, feeds, frames)
         motion.close()
@@ -304,8 +316,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.compare_backends:
         result = run_backend_bench(config=args.config, threads=args.threads)
     else:
-        bench = LiveBenchConfig(driver=args.driver, random_config=args.config,
-                                backend=args.backend, threads=args.threads)
+        bench = LiveBenchConfig(
+            driver=args.driver,
+            random_config=args.config,
+            backend=args.backend,
+            threads=args.threads,
+        )
         result = run_live_bench(args.seconds, bench)
     print(json.dumps(result, indent=2))
 

@@ -39,6 +39,7 @@ _SPECS = (
     BenchSpec(
         "live", "benchmarks.entry:live", "live avatar path at 640x480@30: rate, latency, drops"
     ),
+    BenchSpec("track", "benchmarks.entry:track", "face tracker on real clips in a moving canvas"),
     BenchSpec(
         "backends", "benchmarks.entry:backends", "model engines per CPU backend: ms per frame"
     ),

@@ -42,8 +42,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -55,6 +53,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from benchmarks.common import machine_info, shared_media_dir
 from pipeline.frame import Image
 from stages.face.crop import crop_box_for
 from stages.face.detector import BoxAdapter, DetectorConfig, FaceDetector, create_detector
@@ -376,21 +375,9 @@ def _median_center_error(boxes: Sequence[Detection], refs: Sequence[Detection]) 
     return float(np.median(errors))
 
 
-def machine() -> dict[str, Any]:
-    return {
-        "platform": platform.platform(),
-        "python": sys.version.split()[0],
-        "cpus": os.cpu_count(),
-        # Other work on the machine inflates the timings: record how busy it was.
-        "load_average_1min": os.getloadavg()[0],
-        "opencv": cv2.__version__,
-        "numpy": np.__version__,
-    }
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--media", type=Path, default=Path("../shared/media"))
+    parser.add_argument("--media", type=Path, default=shared_media_dir())
     parser.add_argument("--seconds", type=float, default=12.0)
     parser.add_argument("--detector", default="retinaface", choices=["retinaface", "blazeface"])
     parser.add_argument(
@@ -418,7 +405,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             config=config,
             process_every=args.process_every,
         )
-    report = {"command": " ".join(sys.argv), "machine": machine(), "figures": figures}
+    report = {
+        "command": " ".join(sys.argv),
+        "machine": {**machine_info(), "opencv": cv2.__version__},
+        "figures": figures,
+    }
     text = json.dumps(report, indent=2)
     print(text)
     if args.out:

@@ -136,7 +136,7 @@ class Metrics:
         }
 
     def to_json(self) -> str:
-        return json.dumps(_finite(self.to_dict()), indent=2)
+        return json.dumps(finite_json(self.to_dict()), indent=2)
 
     def status_line(self, window: int = 60) -> str:
         """One line for a terminal: rates, recent latency, drops, per-stage p50."""
@@ -162,12 +162,12 @@ def _rate(count: int, first_ns: int | None, last_ns: int | None) -> float:
     return (count - 1) / ((last_ns - first_ns) / 1e9)
 
 
-def _finite(obj: Any) -> Any:
+def finite_json(obj: Any) -> Any:
     """Replace NaN/inf by None so the JSON is strict."""
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
+        return {k: finite_json(v) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [_finite(v) for v in obj]
+        return [finite_json(v) for v in obj]
     return obj
