@@ -11,7 +11,7 @@ echo "==> mypy"
 echo "==> pytest"
 # Tests only ever talk over loopback. Where we can (root, unshare), run them in a
 # network namespace that has nothing but loopback, so no test can reach further.
-if [[ $(id -u) -eq 0 ]] && unshare -n -- true 2>/dev/null; then
+if [[ $(id -u) -eq 0 ]] && command -v ip >/dev/null && unshare -n -- true 2>/dev/null; then
   exec unshare -n -- sh -c 'ip link set lo up && exec "$@"' sh .venv/bin/python -m pytest "$@"
 fi
 exec .venv/bin/python -m pytest "$@"
