@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import statistics
 import time
 from dataclasses import dataclass
@@ -190,13 +191,19 @@ class _Work:
 
 
 def calibrate_matmul(target_ms: float, size: int = 256) -> _Work:
-    """Pick a repetition count so one stage's work takes about ``target_ms``."""
-    probe = MatmulStage("probe", size, 1)
+    """Pick a repetition count so one stage's work takes about ``target_ms``.
+
+    Uses the fastest of several timed runs: on a shared machine the mean is
+    inflated by other processes, which would make the stages too short.
+    """
+    probe = MatmulStage("probe", size, 4)
     probe.work()
-    t0 = time.perf_counter()
-    for _ in range(20):
+    best = math.inf
+    for _ in range(10):
+        t0 = time.perf_counter()
         probe.work()
-    one_ms = (time.perf_counter() - t0) * 1000 / 20
+        best = min(best, time.perf_counter() - t0)
+    one_ms = best * 1000 / probe.reps
     return _Work(size, max(1, round(target_ms / one_ms)))
 
 
