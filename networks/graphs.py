@@ -11,11 +11,13 @@ and the frozen QR basis, so they export to ONNX opset 18 with a dynamic batch
 (see ``export_kwargs``). Constructing a graph switches the shared generator's
 modulated convs to the non-fused form and freezes its basis; both are the
 same function as the reference, to float rounding.
+
+The I/O specs are the engines' own `trt_engines.engine.TensorSpec`, so a
+graph's ``input_specs`` / ``output_specs`` go to any backend unchanged.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -24,20 +26,7 @@ from torch import Tensor, nn
 from networks.config import ModelConfig
 from networks.generator import Generator
 from networks.layers import set_fused_modconv
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """A named graph input or output; ``None`` in ``shape`` is the dynamic batch axis."""
-
-    name: str
-    shape: tuple[int | None, ...]
-    dtype: torch.dtype = torch.float32
-
-    def example(self, batch: int, generator: torch.Generator | None = None) -> Tensor:
-        """A random tensor of this spec with the batch axis set to ``batch``."""
-        shape = tuple(batch if dim is None else dim for dim in self.shape)
-        return torch.randn(shape, generator=generator, dtype=self.dtype)
+from trt_engines.engine import TensorSpec
 
 
 class _Graph(nn.Module):

@@ -29,16 +29,26 @@ class TensorSpec:
         name: the graph tensor name (ONNX / TensorRT I/O name).
         shape: one entry per dim; ``None`` marks a dynamic dim. By convention
             the batch is the first dim and is the only dynamic one in our graphs.
-        dtype: the exact torch dtype the engine consumes or produces.
+        dtype: the exact torch dtype the engine consumes or produces
+            (float32 unless stated: every graph we export is float32 at its I/O).
     """
 
     name: str
     shape: tuple[int | None, ...]
-    dtype: torch.dtype
+    dtype: torch.dtype = torch.float32
 
     @property
     def rank(self) -> int:
         return len(self.shape)
+
+    def example(self, batch: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """A standard-normal tensor of this spec with every dynamic dim set to ``batch``.
+
+        Made on the current default device, so under ``torch.device("meta")``
+        it costs nothing (FLOP counting); parity checks use `parity.random_feeds`.
+        """
+        shape = tuple(batch if dim is None else dim for dim in self.shape)
+        return torch.randn(shape, generator=generator, dtype=self.dtype)
 
     def describe(self) -> str:
         """Like ``feat[?,4,8,8] float32``; ``?`` is a dynamic dim."""

@@ -135,12 +135,8 @@ def load_reenactor(
 
 
 def engine_specs(graph: MotionGraph | GenerateGraph) -> tuple[list[TensorSpec], list[TensorSpec]]:
-    """The graph's inputs and outputs as engine `TensorSpec`s."""
-
-    def convert(specs: Sequence[object]) -> list[TensorSpec]:
-        return [TensorSpec(s.name, s.shape, s.dtype) for s in specs]  # type: ignore[attr-defined]
-
-    return convert(graph.input_specs), convert(graph.output_specs)
+    """The graph's inputs and outputs (already engine `TensorSpec`s), as lists."""
+    return list(graph.input_specs), list(graph.output_specs)
 
 
 def torch_engines(reenactor: Reenactor, device: torch.device) -> tuple[Engine, Engine]:
