@@ -1,6 +1,41 @@
 """Model configurations: one frozen dataclass per network and a registry of named sizes.
 
-FIGURES_PLACEHOLDER
+Registered generators. Params = generator parameters; GFLOPs = one frame with
+a cached avatar (driver encode + fc + generation, batch 1), counted like the
+method notes (``networks.flops``: FlopCounterMode, 2 x MACs, convs incl. FIR
+blurs and matmuls). CPU = ms per such frame, random weights, measured on the
+shared 2-core EPYC VM (load average 4-6 from other jobs) with torch 2.13 and
+onnxruntime 1.32, min / median; 1 thread figures are thread CPU time, which
+the other jobs barely disturb (``python -m networks.flops --time`` gives the
+2-thread torch wall time on an idle machine)::
+
+    name           size  style  M      params       GFLOPs  torch 1T ms  ORT 1T ms
+    lia-256        256   512    20     45,116,317   61.33   1041/1139    798/812
+    vicoface-256   256   512    20+10  45,126,567   61.33   (= lia-256)
+    lia-128s       128   256    20      6,152,682    1.736  50.1/52.8    29.1/30.0
+    vicoface-128s  128   256    20+10   6,157,812    1.736  49.7/54.2    30.3/31.2
+    lia-64s         64   256    20      2,181,471    0.377  21.5/25.1     9.9/11.6
+    vicoface-64s    64   256    20+10   2,186,601    0.377  16.1/16.7     7.6/7.7
+
+Channels at 4, 8, ... px: 256 = (512, 512, 512, 512, 256, 128, 64) (LIA's),
+128s = (256, 256, 128, 64, 48, 24), 64s = (128, 128, 64, 48, 24).
+
+With 2 threads on the same loaded VM: ORT 7.7 ms (64s) and 31 ms (128s) min
+per frame; torch's 2-thread OpenMP pool degrades badly when the cores are
+shared (71 / 173 ms min, slower than 1 thread), so prefer 1 torch thread or
+ORT there. In a quieter moment torch with 2 threads ran a 0.38 GFLOP 64 px
+config in ~13 ms and a 2.0 GFLOP 128 px config in ~37 ms; lia-256 took
+0.61 s (min, loaded), the notes measured 1.05 s for LIA's fused code.
+
+The ``s`` (small) configs keep the architecture, layer names and
+coefficient sizes (20 transferable, + 10 preservable for ViCoFace) and shrink
+the rest so one frame fits a 2-core CPU in real time: 64 px (target
+0.2-0.5 GFLOPs) and 128 px (1-2 GFLOPs), ``style_dim`` 512 -> 256 (the
+modulations, the affine MLP and the basis rows shrink with it; the coefficient
+vector does not). Channels are thin at the fine scales, which dominate the
+cost (the encoder's and decoder's largest maps run 3x3 convs at full size).
+They are trained from scratch (or distilled): the released 256 px weights do
+not fit them. The LIA twins exist for training comparisons.
 """
 
 from __future__ import annotations
