@@ -72,41 +72,79 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _avatar_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--avatar", action="append", default=[], metavar="PICTURE",
-                        help="portrait to animate (repeatable; 'n' switches); synthetic:N is a "
-                             "synthetic person (default synthetic:1)")
-    parser.add_argument("--driver", default=None,
-                        help="synthetic (default), camera:N or a video file")
-    parser.add_argument("--checkpoint", type=Path, default=None,
-                        help="model weights (default: the bundled demo model when present)")
-    parser.add_argument("--model-config", default=None,
-                        help="configuration built with random weights when no model is found")
-    parser.add_argument("--backend", choices=BACKENDS, default=None,
-                        help="inference backend (default: the fastest for the device)")
+    parser.add_argument(
+        "--avatar",
+        action="append",
+        default=[],
+        metavar="PICTURE",
+        help="portrait to animate (repeatable; 'n' switches); synthetic:N is a "
+        "synthetic person (default synthetic:1)",
+    )
+    parser.add_argument(
+        "--driver", default=None, help="synthetic (default), camera:N or a video file"
+    )
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        help="model weights (default: the bundled demo model when present)",
+    )
+    parser.add_argument(
+        "--model-config",
+        default=None,
+        help="configuration built with random weights when no model is found",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default=None,
+        help="inference backend (default: the fastest for the device)",
+    )
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda:N")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="intra-op threads per model engine (default 1: stages run in "
-                             "parallel already)")
-    parser.add_argument("--output-mode", choices=OUTPUT_MODES, default="side_by_side",
-                        help="side_by_side (driver | avatar), paste (avatar portrait) or crop")
-    parser.add_argument("--output-size", default=None, metavar="WxH",
-                        help="fixed output size (default: from the driver picture)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="intra-op threads per model engine (default 1: stages run in parallel already)",
+    )
+    parser.add_argument(
+        "--output-mode",
+        choices=OUTPUT_MODES,
+        default="side_by_side",
+        help="side_by_side (driver | avatar), paste (avatar portrait) or crop",
+    )
+    parser.add_argument(
+        "--output-size",
+        default=None,
+        metavar="WxH",
+        help="fixed output size (default: from the driver picture)",
+    )
     parser.add_argument("--no-keys", action="store_true", help="no keyboard controls")
 
 
 def _common_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--source", default=None,
-                        help="frames-only run (no avatar): synthetic[:WxH@FPS], a picture or a "
-                             "video file")
-    parser.add_argument("--sink", default=DEFAULT_SINK,
-                        help=f"a .mp4/.mkv/.mov path, null, or virtualcam ({DEFAULT_SINK})")
+    parser.add_argument(
+        "--source",
+        default=None,
+        help="frames-only run (no avatar): synthetic[:WxH@FPS], a picture or a video file",
+    )
+    parser.add_argument(
+        "--sink",
+        default=DEFAULT_SINK,
+        help=f"a .mp4/.mkv/.mov path, null, or virtualcam ({DEFAULT_SINK})",
+    )
     parser.add_argument("--mode", choices=("live", "offline"), default="live")
-    parser.add_argument("--seconds", type=float, default=None,
-                        help="stop after this long (default: 10 s for the synthetic driver, "
-                             "pictures and loops; a camera runs until q or Ctrl-C)")
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=None,
+        help="stop after this long (default: 10 s for the synthetic driver, "
+        "pictures and loops; a camera runs until q or Ctrl-C)",
+    )
     parser.add_argument("--frames", type=int, default=None, help="stop after this many frames")
-    parser.add_argument("--fps", type=float, default=None,
-                        help="rate of synthetic and picture sources")
+    parser.add_argument(
+        "--fps", type=float, default=None, help="rate of synthetic and picture sources"
+    )
     parser.add_argument("--loop", action="store_true", help="replay a video file at its end")
     parser.add_argument("--json", type=Path, default=None, help="write run metrics as JSON here")
     parser.add_argument("--no-status", action="store_true", help="no live one-line status")
@@ -116,11 +154,14 @@ def handle(args: argparse.Namespace) -> int:
     status = not args.no_status and sys.stderr.isatty()
     if args.source is not None:
         if args.avatar or args.driver is not None:
-            raise UserError("--source is for runs without an avatar; drive an avatar with "
-                            "--driver (camera:N, a video file or synthetic)")
+            raise UserError(
+                "--source is for runs without an avatar; drive an avatar with "
+                "--driver (camera:N, a video file or synthetic)"
+            )
         return execute(_io_config(args, status))
-    return execute_avatar(avatar_config(args), status=status, keys=not args.no_keys,
-                          json_path=args.json)
+    return execute_avatar(
+        avatar_config(args), status=status, keys=not args.no_keys, json_path=args.json
+    )
 
 
 # --------------------------------------------------------------------------- avatar runs
@@ -162,14 +203,22 @@ def _parse_size(text: str | None) -> tuple[int, int] | None:
     return int(match.group(1)), int(match.group(2))
 
 
-def execute_avatar(config: AvatarRunConfig, *, status: bool = False, keys: bool = True,
-                   json_path: Path | None = None) -> int:
+def execute_avatar(
+    config: AvatarRunConfig,
+    *,
+    status: bool = False,
+    keys: bool = True,
+    json_path: Path | None = None,
+) -> int:
     """Build and run the avatar graph, print the summary; 0 on success."""
     from pipeline.runtime import SourceFailedError, StageFailedError
     from stages.reenact.app import run_avatar_pipeline
 
-    print("vicocam: preparing the model and the avatar (the first run of a model also "
-          "exports its graphs)...", file=sys.stderr)
+    print(
+        "vicocam: preparing the model and the avatar (the first run of a model also "
+        "exports its graphs)...",
+        file=sys.stderr,
+    )
     run = _build(config, status)
     _announce(run)
     try:
@@ -189,8 +238,12 @@ def _build(config: AvatarRunConfig, status: bool) -> AvatarRun:
     from trt_engines.errors import BackendUnavailableError
 
     try:
-        return build_avatar_run(config, sources=source_registry(), sinks=sink_registry(),
-                                status=_print_status if status else None)
+        return build_avatar_run(
+            config,
+            sources=source_registry(),
+            sinks=sink_registry(config.mode.value),
+            status=_print_status if status else None,
+        )
     except (BackendUnavailableError, ValueError, OSError) as exc:
         raise UserError(str(exc)) from exc
 
@@ -198,9 +251,12 @@ def _build(config: AvatarRunConfig, status: bool) -> AvatarRun:
 def _announce(run: AvatarRun) -> None:
     print(f"vicocam: model {run.bundle.label}", file=sys.stderr)
     if not run.bundle.trained:
-        print("vicocam: no trained model found (no --checkpoint, nothing under "
-              "networks/pretrained/): the weights are RANDOM, so the avatar shows noise where "
-              "the face should be. Pass --checkpoint FILE for real output.", file=sys.stderr)
+        print(
+            "vicocam: no trained model found (no --checkpoint, nothing under "
+            "networks/pretrained/): the weights are RANDOM, so the avatar shows noise where "
+            "the face should be. Pass --checkpoint FILE for real output.",
+            file=sys.stderr,
+        )
 
 
 def _finish(report: RunReport, run: AvatarRun, sink: str, json_path: Path | None) -> None:
@@ -223,12 +279,24 @@ def source_registry() -> dict[str, SourceFactory]:
     return registry
 
 
-def sink_registry() -> dict[str, SinkFactory]:
-    """The named sinks of ``vicocam run``: the built-ins plus ``virtualcam[:DEVICE]``."""
+def sink_registry(mode: str = "live") -> dict[str, SinkFactory]:
+    """The named sinks of ``vicocam run``: the built-ins plus ``virtualcam[:DEVICE]``.
+
+    A live run sends each frame to the virtual camera as it arrives (the runtime
+    already paces and drops); an offline run paces the camera to its frame rate.
+    """
     from stages.io import default_sink_registry
 
+    pacing = "arrival" if mode == "live" else "fixed"
+
+    def virtualcam(arg: str, options: SinkOptions) -> Stage:
+        from stages.virtualcam import VirtualCamConfig, VirtualCamSink
+
+        config = VirtualCamConfig(fps=float(options.fps), device=arg or None, pacing=pacing)
+        return VirtualCamSink(config)
+
     registry = default_sink_registry()
-    registry["virtualcam"] = _virtualcam
+    registry["virtualcam"] = virtualcam
     return registry
 
 
@@ -237,12 +305,6 @@ def _camera(arg: str, options: SourceOptions) -> Source:
 
     device: int | str = int(arg) if arg.isdigit() else (arg or 0)
     return CameraSource(CameraConfig(device=device, fps=float(options.fps or 30)))
-
-
-def _virtualcam(arg: str, options: SinkOptions) -> Stage:
-    from stages.virtualcam import VirtualCamConfig, VirtualCamSink
-
-    return VirtualCamSink(VirtualCamConfig(fps=float(options.fps), device=arg or None))
 
 
 # --------------------------------------------------------------------------- frames only
@@ -278,10 +340,11 @@ def execute(config: RunCommandConfig) -> int:
         raise UserError("--frames must be >= 1")
     try:
         source = open_source(
-            config.source, SourceOptions(fps=config.fps, frames=config.frames, loop=config.loop),
+            config.source,
+            SourceOptions(fps=config.fps, frames=config.frames, loop=config.loop),
             source_registry(),
         )
-        sink = open_sink(config.sink, SinkOptions(fps=config.fps or 30), sink_registry())
+        sink = open_sink(config.sink, SinkOptions(fps=config.fps or 30), sink_registry(config.mode))
     except ValueError as exc:
         raise UserError(str(exc)) from exc
     seconds = config.seconds
