@@ -58,3 +58,10 @@ def track(seconds: float | None) -> dict[str, Any]:
             "set VICOCAM_SHARED to the folder that holds media/"
         )
     return run_track_bench(media, seconds=seconds or 12.0)
+
+
+def model(seconds: float | None) -> dict[str, Any]:
+    from benchmarks.model import run_model_bench
+
+    # The budget is for timed frames; exporting and checking the six models adds ~4 min.
+    return run_model_bench(seconds=seconds)

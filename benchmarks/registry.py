@@ -43,6 +43,10 @@ _SPECS = (
     BenchSpec(
         "backends", "benchmarks.entry:backends", "model engines per CPU backend: ms per frame"
     ),
+    BenchSpec(
+        "model", "benchmarks.entry:model",
+        "per configuration: params, GFLOPs/frame, CPU ms/frame per backend, ORT parity",
+    ),
 )
 
 BENCHMARKS: Mapping[str, BenchSpec] = MappingProxyType({s.name: s for s in _SPECS})
