@@ -34,7 +34,7 @@ from trt_engines.cache import EngineCache
 from trt_engines.engine import Engine, TensorSpec
 from trt_engines.errors import CUDA_TORCH_HINT, TRT_INSTALL_HINT, BackendUnavailableError
 from trt_engines.onnx_fp16 import convert_to_fp16
-from trt_engines.parity import Comparator, ParityReport, Tolerance, random_feeds
+from trt_engines.parity import Comparator, FeedMaker, ParityReport, Tolerance, random_feeds
 from trt_engines.profiles import BatchRange
 from trt_engines.registry import probe_tensorrt
 from trt_engines.trt_build import BuildOptions
@@ -244,6 +244,9 @@ class SelfTestGraph:
         inputs: the graph's input specs.
         batch: batch range of the engines; parity runs at min, opt and max.
         onnx_fp16_path: FP16-typed ONNX; made from ``onnx_path`` if ``None``.
+        feeds: draws the parity inputs (see `parity.FeedMaker`); ``None`` =
+            uniform random per input, which suits trained weights but not
+            a randomly initialised generator.
     """
 
     name: str
@@ -252,6 +255,7 @@ class SelfTestGraph:
     inputs: tuple[TensorSpec, ...]
     batch: BatchRange = field(default_factory=BatchRange)
     onnx_fp16_path: Path | None = None
+    feeds: FeedMaker | None = None
 
 
 @dataclass(frozen=True)
@@ -349,7 +353,8 @@ def _test_one(
     engine = opener(graph, precision, cache_dir)
     try:
         batches = sorted({graph.batch.min, graph.batch.opt, graph.batch.max})
-        report = Comparator([reference, engine], PRECISION_GATES[precision]).run(batches)
+        gate = PRECISION_GATES[precision]
+        report = Comparator([reference, engine], gate, feeds=graph.feeds).run(batches)
         refusals = _refusal_problems(engine, graph)
         feeds = random_feeds(graph.inputs, graph.batch.opt)
         ms_engine = benchmark(engine, feeds, bench, device)

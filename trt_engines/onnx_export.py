@@ -24,7 +24,7 @@ from torch import nn
 
 from trt_engines.engine import TensorSpec
 from trt_engines.errors import require
-from trt_engines.parity import Comparator, ParityReport, Tolerance, random_feeds
+from trt_engines.parity import Comparator, FeedMaker, ParityReport, Tolerance, random_feeds
 
 log = logging.getLogger(__name__)
 
@@ -249,6 +249,7 @@ def simplify_onnx(
     method: str = "auto",
     check_batches: Sequence[int] = (1, 2),
     tolerance: Tolerance | None = None,
+    feeds: FeedMaker | None = None,
 ) -> SimplifyReport:
     """Fold constants in ``src`` into ``dst`` and check both give equal outputs.
 
@@ -256,13 +257,14 @@ def simplify_onnx(
     when it is installed, else ONNX Runtime's offline optimizer at the basic
     level (standard-ONNX rewrites only). Raises `ValueError` if ONNX Runtime
     outputs before and after differ beyond ``tolerance`` (default max abs 1e-5:
-    folding may only reorder float rounding).
+    folding may only reorder float rounding). ``feeds`` draws the check's
+    inputs (default: uniform random per input, see `parity.Comparator`).
     """
     src, dst = Path(src), Path(dst)
     chosen = _choose_method(method)
     before = _node_count(src)
     (_fold_graphsurgeon if chosen == "onnx-graphsurgeon" else _fold_onnxruntime)(src, dst)
-    parity = _ort_parity(src, dst, check_batches, tolerance or Tolerance(max_abs=1e-5))
+    parity = _ort_parity(src, dst, check_batches, tolerance or Tolerance(max_abs=1e-5), feeds)
     report = SimplifyReport(chosen, before, _node_count(dst), parity)
     log.info("simplified %s with %s: %d -> %d nodes", src.name, chosen, before, report.nodes_after)
     if not parity.passed:
@@ -317,7 +319,9 @@ def _drop_unused_opsets(path: Path) -> None:
     onnx.save(model, str(path))
 
 
-def _ort_parity(src: Path, dst: Path, batches: Sequence[int], tolerance: Tolerance) -> ParityReport:
+def _ort_parity(
+    src: Path, dst: Path, batches: Sequence[int], tolerance: Tolerance, feeds: FeedMaker | None
+) -> ParityReport:
     from trt_engines.ort_engine import OrtEngine, OrtOptions
 
     # Optimizations off, one thread: compare the graphs, not ORT's rewrites.
@@ -326,4 +330,4 @@ def _ort_parity(src: Path, dst: Path, batches: Sequence[int], tolerance: Toleran
         OrtEngine(src, options=options, name="source") as a,
         OrtEngine(dst, options=options, name="simplified") as b,
     ):
-        return Comparator([a, b], tolerance).run(batches)
+        return Comparator([a, b], tolerance, feeds=feeds).run(batches)
