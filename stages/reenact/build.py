@@ -20,7 +20,7 @@ from pipeline.stage import Stage
 from stages.face.detector import FaceDetector
 from stages.face.stage import FaceTrackStage
 from stages.face.tracker import FaceTrackerConfig
-from stages.reenact.avatar import AvatarConfig, AvatarPreparer, PortraitLoader
+from stages.reenact.avatar import AvatarConfig, AvatarPreparer, PortraitLoader, PreparedAvatar
 from stages.reenact.model import ModelBundle
 from stages.reenact.settings import AvatarKey, LiveSettingsBox
 from stages.reenact.stages import (
@@ -67,6 +67,7 @@ def build_avatar_stages(
     detector: FaceDetector | None = None,
     stream_factory: Callable[[torch.device], DeviceStream] = make_stream,
     initial: AvatarKey | None = None,
+    preparer: Callable[[AvatarKey], PreparedAvatar] | None = None,
 ) -> list[Stage]:
     """The avatar path's stages, in graph order (see the module docstring).
 
@@ -81,13 +82,17 @@ def build_avatar_stages(
         detector: a loaded face detector for the tracker and the portraits.
         stream_factory: makes each stage's stream for the bundle's device.
         initial: the avatar to start with when the settings name none.
+        preparer: prepares avatars (e.g. one shared by several sessions, see
+            `stages.reenact.session`); ``None`` = a new `AvatarPreparer`
+            (then ``loaders`` and ``detector`` apply to portraits too).
     """
     config = config or AvatarPathConfig()
     device = bundle.device
     crop_on_device = config.crop_on_device
     if crop_on_device is None:
         crop_on_device = device.type != "cpu"
-    preparer = AvatarPreparer(bundle.reenactor, device, config.avatar, loaders, detector)
+    if preparer is None:
+        preparer = AvatarPreparer(bundle.reenactor, device, config.avatar, loaders, detector)
     face = face_stage or FaceTrackStage(tracker_for(bundle, config.tracker), detector)
     return [
         face,

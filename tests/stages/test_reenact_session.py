@@ -1,64 +1,116 @@
-"""The per-session factory: a peer's settings box drives the avatar path's settings."""
+"""The per-session factory: each session's own stages around its own `LiveSettings` box."""
 
-from dataclasses import dataclass
+import threading
 
 import numpy as np
+import pytest
 import torch
 
 from networks.avatar import Reenactor
 from networks.config import custom_config
 from networks.generator import Generator
 from pipeline.control import SettingsBox
-from stages.reenact.model import ModelBundle, torch_engines
-from stages.reenact.session import session_factory
-from stages.reenact.settings import AvatarKey, LiveSettings, OutputMode
-from stages.reenact.stages import AvatarStage
+from stages.face.types import CropBox
+from stages.reenact.avatar import Portrait
+from stages.reenact.model import EngineOptions, ModelBundle, torch_engines
+from stages.reenact.session import (
+    ReleaseEngines,
+    SharedAvatars,
+    session_factory,
+    shares_engines,
+)
+from stages.reenact.settings import AvatarKey, LiveSettings
+from stages.reenact.stages import AvatarStage, DriverMotionStage, GenerateStage
+from trt_engines.torch_engine import TorchEngine
 
 
-@dataclass(frozen=True)
-class Upload:
-    image: np.ndarray
-    sha256: str
-
-
-@dataclass(frozen=True)
-class PeerSettings:
-    avatar: Upload | None = None
-    strength: float = 1.0
-    reset_count: int = 0
-
-
-def _bundle():
+def _bundle(motion_name=None):
     config = custom_config("vicoface-64s", name="vicoface-tiny", size=16,
                            channels=(8, 8, 8), style_dim=16, motion_dim=4, id_dim=2)
     reenactor = Reenactor(Generator(config).eval())
     motion, generate = torch_engines(reenactor, torch.device("cpu"))
+    if motion_name is not None:  # an engine of a backend sessions must not share
+        motion = TorchEngine(reenactor.motion_graph, motion.inputs, motion.outputs,
+                             device="cpu", name=motion_name)
     return ModelBundle(reenactor, motion, generate, "tiny", trained=False)
 
 
-def _avatar_stage(stages):
-    return next(s for s in stages if isinstance(s, AvatarStage))
+class Portraits:
+    """A portrait loader (``grey:N``) that counts its loads, from any thread."""
+
+    def __init__(self):
+        self.loads = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, arg):
+        with self._lock:
+            self.loads += 1
+        image = np.full((64, 64, 3), 40 * int(arg), np.uint8)
+        return Portrait(image, CropBox(32.0, 32.0, 40.0))
 
 
-def test_a_peers_settings_are_mirrored_whole_into_live_settings():
-    factory = session_factory(_bundle(), AvatarKey("synthetic:1"))
-    peer = SettingsBox(PeerSettings())
-    stages = factory(peer)
-    assert [s.name for s in stages] == ["face_track", "avatar", "motion", "generate", "composite"]
-    live = _avatar_stage(stages).settings
-    assert live.get() == LiveSettings(avatar=AvatarKey("synthetic:1"), output=OutputMode.PASTE)
-    picture = np.zeros((8, 8, 3), np.uint8)
-    peer.set(PeerSettings(Upload(picture, "abc"), strength=0.5, reset_count=2))
-    now = live.get()
-    assert now.avatar == AvatarKey("upload:abc") and now.avatar.image is picture
-    assert (now.strength, now.reset_count, now.output) == (0.5, 2, OutputMode.PASTE)
-    peer.update(strength=1.5)
-    assert live.get().avatar == AvatarKey("upload:abc") and live.get().strength == 1.5
+def _stage(stages, kind):
+    return next(s for s in stages if isinstance(s, kind))
 
 
-def test_each_session_gets_its_own_stages_and_a_live_box_is_used_as_is():
-    factory = session_factory(_bundle(), AvatarKey("synthetic:1"))
-    box = SettingsBox(LiveSettings(avatar=AvatarKey("a.png")))
-    first, second = factory(box), factory(box)
-    assert _avatar_stage(first).settings is box
+def test_each_session_gets_its_own_stages_around_its_own_box():
+    bundle = _bundle()
+    factory = session_factory(bundle, initial=AvatarKey("grey:1"),
+                              loaders={"grey": Portraits()})
+    first_box = SettingsBox(LiveSettings(avatar=AvatarKey("grey:2")))
+    second_box = SettingsBox(LiveSettings())
+    first, second = factory(first_box), factory(second_box)
+    assert [s.name for s in first] == ["face_track", "avatar", "motion", "generate", "composite"]
+    assert _stage(first, AvatarStage).settings is first_box
+    assert _stage(second, AvatarStage).settings is second_box
     assert all(a is not b for a, b in zip(first, second, strict=True))
+    # Shareable engines (torch, onnxruntime) are the bundle's, in every session.
+    assert shares_engines(bundle) and not factory.per_session_engines
+    assert _stage(second, GenerateStage).engine is bundle.generate
+
+
+def test_avatars_are_prepared_once_for_all_sessions():
+    portraits = Portraits()
+    factory = session_factory(_bundle(), initial=AvatarKey("grey:1"), loaders={"grey": portraits})
+    sessions = [factory(SettingsBox(LiveSettings())) for _ in range(3)]
+    for stages in sessions:
+        _stage(stages, AvatarStage).start()  # the initial avatar, as the runtime would
+    assert portraits.loads == 1 and len(factory.avatars) == 1
+    shown = [_stage(s, AvatarStage).library.current for s in sessions]
+    assert shown[0] is shown[1] is shown[2]  # one read-only PreparedAvatar
+    upload = AvatarKey("upload:abc", image=np.full((64, 64, 3), 90, np.uint8))
+    with pytest.raises(ValueError, match="face"):
+        factory.prepare(upload)  # a flat picture has no face for the detector
+
+
+def test_the_shared_avatar_cache_is_bounded():
+    prepared: list[AvatarKey] = []
+
+    def prepare(key):
+        prepared.append(key)
+        return key  # stands in for a PreparedAvatar
+
+    cache = SharedAvatars(prepare, keep=2)
+    for source in ("a", "b", "a", "c", "b"):
+        cache(AvatarKey(source))
+    # "a" stayed (used again), "b" was dropped for "c" and prepared again.
+    assert [k.source for k in prepared] == ["a", "b", "c", "b"] and len(cache) == 2
+    with pytest.raises(ValueError):
+        SharedAvatars(prepare, keep=0)
+
+
+def test_an_unshareable_backend_gets_engines_per_session_closed_when_it_stops():
+    bundle = _bundle(motion_name="tensorrt:motion:tiny")
+    assert not shares_engines(bundle)
+    factory = session_factory(bundle, engines=EngineOptions(backend="torch"))
+    assert factory.per_session_engines
+    first, second = factory(SettingsBox(LiveSettings())), factory(SettingsBox(LiveSettings()))
+    engines = [_stage(s, DriverMotionStage).engine for s in (first, second)]
+    assert engines[0] is not engines[1] and bundle.motion not in engines
+    release = first[-1]
+    assert isinstance(release, ReleaseEngines) and engines[0] in release.engines
+    release.stop()
+    with pytest.raises(RuntimeError):
+        engines[0].run({"driver": torch.zeros(1, 3, 16, 16)})
+    # Without engine options the bundle's engines are used as they are.
+    assert not session_factory(bundle).per_session_engines
