@@ -2,11 +2,14 @@
 
 Used by the browser test and ``vicocam bench webrtc``. Chromium's fake camera
 plays a ``.y4m`` clip whose frames carry the stamped frame index
-(`stages.stamp`); the page reads the index back from both its local preview
-and the returned video and records capture-to-display latency per frame
-(see ``static/app.js``). Everything stays on loopback: the server gathers
-ICE only on 127.0.0.1 (`ServerConfig.ice_host`), the page uses no STUN, and
-Chromium is allowed loopback candidates.
+(`stages.stamp`): a moving test pattern, or a held-out synthetic person
+talking (a face for the avatar model to follow). The page reads the index
+back from both its local preview and the returned video and records
+capture-to-display latency per frame (see ``static/app.js``; with a model,
+the server must relay the stamp, see `stages.webrtc.model.StampRelay`).
+Everything stays on loopback: the server gathers ICE only on 127.0.0.1
+(`ServerConfig.ice_host`), the page uses no STUN, and Chromium is allowed
+loopback candidates.
 
 The browser comes from the system (Debian's ``chromium``, installed with
 ``scripts/install-browser.sh``), never from ``playwright install``.
@@ -19,15 +22,17 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import cv2
 import numpy as np
 
+from pipeline.frame import Image
 from stages.io import SyntheticConfig, SyntheticSource
+from stages.stamp import stamp
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +53,9 @@ CHROMIUM_ARGS = (
 """Flags that make headless Chromium a camera-less, loopback-only WebRTC peer."""
 
 INSTALL_HINT = "run scripts/install-browser.sh (Debian's chromium and playwright for Python)"
+
+CameraClip = Literal["pattern", "person"]
+"""What the fake camera shows: the moving test pattern, or a synthetic person."""
 
 
 class BrowserUnavailableError(RuntimeError):
@@ -70,24 +78,49 @@ def playwright_available() -> bool:
     return True
 
 
-def write_stamped_y4m(path: Path, width: int, height: int, fps: int, frames: int) -> Path:
-    """A raw I420 ``.y4m`` of `SyntheticSource` frames 0..frames-1 (index stamped).
+def write_stamped_y4m(path: Path, width: int, height: int, fps: int, frames: int,
+                      camera: CameraClip = "pattern") -> Path:
+    """A raw I420 ``.y4m`` of ``frames`` pictures of ``camera``, frame index stamped.
 
     Raw video is big (640x480: 460 kB a frame): keep ``frames`` just longer
     than the latency to measure, the fake camera loops the clip.
     """
+    pictures = _person if camera == "person" else _pattern
+    with path.open("wb") as out:
+        out.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for image in pictures(width, height, fps, frames):
+            out.write(b"FRAME\n")
+            out.write(np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_RGB2YUV_I420)).tobytes())
+    return path
+
+
+def _pattern(width: int, height: int, fps: int, frames: int) -> Iterator[Image]:
     source = SyntheticSource(SyntheticConfig(width=width, height=height, fps=fps, frames=frames))
     source.open()
     try:
-        with path.open("wb") as out:
-            out.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
-            for index in range(frames):
-                i420 = cv2.cvtColor(source.render(index), cv2.COLOR_RGB2YUV_I420)
-                out.write(b"FRAME\n")
-                out.write(np.ascontiguousarray(i420).tobytes())
+        yield from (source.render(index) for index in range(frames))  # stamped by the source
     finally:
         source.close()
-    return path
+
+
+def _person(width: int, height: int, fps: int, frames: int) -> Iterator[Image]:
+    from stages.reenact.synthetic import SyntheticDriverConfig, SyntheticDriverSource
+
+    # Half the clip rendered, played forward then back: the loop has no jump.
+    clip = max(2, frames // 2 + 1)
+    source = SyntheticDriverSource(SyntheticDriverConfig(
+        clip_frames=clip, fps=fps, width=width, height=height, frames=frames))
+    source.open()
+    try:
+        for index in range(frames):
+            frame = source.read()
+            if frame is None:
+                return
+            image = np.array(frame.image, copy=True)
+            stamp(image, index)
+            yield image
+    finally:
+        source.close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +134,7 @@ class BrowserRunConfig:
         clip_s: length of the looping camera clip (longer than any latency).
         connect_timeout_s: how long the page may take to show the first frame.
         chromium: browser executable; ``None`` = `find_chromium`.
+        camera: what the fake camera shows (`CameraClip`).
     """
 
     seconds: float = 10.0
@@ -111,6 +145,7 @@ class BrowserRunConfig:
     clip_s: float = 4.0
     connect_timeout_s: float = 60.0
     chromium: str | None = None
+    camera: CameraClip = "pattern"
 
 
 @dataclass
@@ -154,7 +189,7 @@ def run_browser_peer(url: str, config: BrowserRunConfig | None = None, *,
     frames = max(2, round(config.clip_s * config.fps))
     with tempfile.TemporaryDirectory(prefix="vicocam-y4m-") as tmp:
         clip = write_stamped_y4m(Path(tmp) / "camera.y4m", config.width, config.height,
-                                 config.fps, frames)
+                                 config.fps, frames, config.camera)
         args = [*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={clip}"]
         return _drive(chromium, args, _autostart(url), config, interact)
 

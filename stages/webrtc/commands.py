@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
+import dataclasses
 import re
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import UserError
 
-TRANSFORMS = {"identity": "stages.webrtc.session:identity_factory"}
-"""Named per-session transforms for ``--transform``; ``module:function`` also works."""
+if TYPE_CHECKING:
+    from stages.reenact.model import ModelBundle
+    from stages.webrtc.model import AvatarService, ServeModelConfig
+    from stages.webrtc.server import ServerConfig, WebRTCServer
+
+OUTPUT_MODES = ("paste", "crop", "side_by_side")
+BACKENDS = ("torch", "onnxruntime", "tensorrt")
 
 _SIZE = re.compile(r"^(\d+)x(\d+)$")
 
@@ -33,29 +37,87 @@ def _register_serve(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
     parser = subparsers.add_parser(
         "serve", help="serve the browser page and WebRTC peers",
         description=("Serve a web page that sends the browser's camera over WebRTC and shows "
-                     "the returned avatar; each peer gets its own pipeline. Binds 127.0.0.1 "
-                     "unless --host says otherwise; any other address requires an access "
-                     "token (--token, or one is generated and printed)."))
+                     "the avatar driven by it; the model is loaded once, each peer gets its "
+                     "own pipeline and live settings (avatar, strength, reset, motion and "
+                     "output mode, from the page). Binds 127.0.0.1 unless --host says "
+                     "otherwise; any other address requires an access token (--token, or "
+                     "one is generated and printed)."))
+    _server_arguments(parser)
+    _model_arguments(parser)
+    parser.set_defaults(handler=handle_serve)
+
+
+def _server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     parser.add_argument("--port", type=int, default=8080, help="port (8080; 0 = any free)")
     parser.add_argument("--token", default=None, help="access token required from clients")
     parser.add_argument("--max-sessions", type=int, default=4, help="peers at once (4)")
     parser.add_argument("--avatars", type=Path, default=None,
                         help="folder of preset avatar pictures the page offers")
-    parser.add_argument("--transform", default="identity",
-                        help="per-session stages: identity (default) or module:function "
-                             "building them from the session's settings box")
     parser.add_argument("--stall-timeout", type=float, default=10.0,
                         help="close a session whose video stopped this many seconds ago (10)")
     parser.add_argument("--stun", action="append", default=[], metavar="URL",
                         help="STUN/TURN server for peers behind NAT (repeatable)")
     parser.add_argument("--ice-host", default=None,
                         help="use only this address for ICE (e.g. 127.0.0.1 for local tests)")
-    parser.set_defaults(handler=handle_serve)
+
+
+def _model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--avatar", default=None, metavar="PICTURE",
+                        help="portrait every session starts with; synthetic:N is a held-out "
+                             "synthetic person (default synthetic:1)")
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="model weights (default: the bundled demo model when present)")
+    parser.add_argument("--model-config", default=None,
+                        help="configuration built with random weights when no model is found")
+    parser.add_argument("--backend", choices=BACKENDS, default=None,
+                        help="inference backend (default: the fastest for the device)")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda:N")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="intra-op threads per model engine (default 1)")
+    parser.add_argument("--output-mode", choices=OUTPUT_MODES, default="paste",
+                        help="what a session starts showing: paste (the avatar portrait, "
+                             "default), crop or side_by_side (camera | avatar)")
+    parser.add_argument("--identity", action="store_true",
+                        help="no model: send every peer its camera back unchanged (to debug "
+                             "or measure the transport)")
 
 
 def handle_serve(args: argparse.Namespace) -> int:
-    from stages.webrtc.server import ServerConfig, WebRTCServer, serve
+    from stages.webrtc.server import serve
+
+    server, service = build_server(args)
+    try:
+        asyncio.run(serve(server, ready=lambda url: _announce(url, server.token)))
+    except OSError as exc:
+        raise UserError(f"cannot listen on {args.host}:{args.port}: {exc}") from exc
+    finally:
+        if service is not None:
+            service.close()
+    return 0
+
+
+def build_server(args: argparse.Namespace) -> tuple[WebRTCServer, AvatarService | None]:
+    """The server ``vicocam serve`` runs, with its model loaded (``None`` with --identity).
+
+    The cheap, user-fixable checks come first, so a typo fails before the
+    model loads. The caller closes the service (the model's engines).
+    """
+    from stages.webrtc.server import WebRTCServer
+    from stages.webrtc.session import identity_factory
+
+    config = server_config(args)
+    if args.identity:
+        return WebRTCServer(config, identity_factory), None
+    service = _open_service(serve_model_config(args))
+    server = WebRTCServer(dataclasses.replace(config, settings=service.settings),
+                          service.factory, prepare_avatar=service.factory.prepare)
+    return server, service
+
+
+def server_config(args: argparse.Namespace) -> ServerConfig:
+    """The `ServerConfig` of ``vicocam serve``'s arguments; `UserError` for invalid values."""
+    from stages.webrtc.server import ServerConfig
     from stages.webrtc.session import SessionConfig
 
     try:
@@ -67,12 +129,50 @@ def handle_serve(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from exc
     if config.avatars_dir is not None and not config.avatars_dir.is_dir():
         raise UserError(f"--avatars {config.avatars_dir}: no such folder")
-    server = WebRTCServer(config, load_transform(args.transform))
+    return config
+
+
+def serve_model_config(args: argparse.Namespace) -> ServeModelConfig:
+    """The `ServeModelConfig` of ``vicocam serve``'s arguments; `UserError` for invalid values."""
+    from stages.reenact.model import DEFAULT_RANDOM_CONFIG, EngineOptions
+    from stages.reenact.settings import OutputMode
+    from stages.webrtc.model import ServeModelConfig
+
     try:
-        asyncio.run(serve(server, ready=lambda url: _announce(url, server.token)))
-    except OSError as exc:
-        raise UserError(f"cannot listen on {args.host}:{args.port}: {exc}") from exc
-    return 0
+        config = ServeModelConfig(
+            checkpoint=args.checkpoint,
+            random_config=args.model_config or DEFAULT_RANDOM_CONFIG,
+            engines=EngineOptions(backend=args.backend, device=args.device, threads=args.threads),
+            output=OutputMode(args.output_mode),
+        )
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    if args.avatar is not None:
+        config = dataclasses.replace(config, avatar=args.avatar)
+    return config
+
+
+def _open_service(config: ServeModelConfig) -> AvatarService:
+    from stages.webrtc.model import open_avatar_service
+    from trt_engines.errors import BackendUnavailableError
+
+    print("vicocam: loading the model and preparing the avatar (the first run of a model "
+          "also exports its graphs)...", file=sys.stderr)
+    try:
+        service = open_avatar_service(config)
+    except (BackendUnavailableError, ValueError, OSError, RuntimeError) as exc:
+        raise UserError(f"cannot serve the avatar {config.avatar!r}: {exc}") from exc
+    announce_model(service.bundle)
+    return service
+
+
+def announce_model(bundle: ModelBundle) -> None:
+    """Say which model runs, and loudly when its weights are random (as ``vicocam run``)."""
+    print(f"vicocam: model {bundle.label}", file=sys.stderr)
+    if not bundle.trained:
+        print("vicocam: no trained model found (no --checkpoint, nothing under "
+              "networks/pretrained/): the weights are RANDOM, so the avatar shows noise where "
+              "the face should be. Pass --checkpoint FILE for real output.", file=sys.stderr)
 
 
 def _announce(url: str, token: str | None) -> None:
@@ -83,22 +183,6 @@ def _announce(url: str, token: str | None) -> None:
     if token:
         print("vicocam: the access token is in that URL; share it only with people who may "
               "use this server", file=sys.stderr)
-
-
-def load_transform(name: str) -> Callable[..., Any]:
-    """The stage factory ``name`` refers to (a `TRANSFORMS` key or ``module:function``)."""
-    target = TRANSFORMS.get(name, name)
-    module, _, function = target.partition(":")
-    if not function:
-        raise UserError(f"unknown --transform {name!r}; use {', '.join(TRANSFORMS)} or "
-                        "module:function")
-    try:
-        factory = getattr(importlib.import_module(module), function)
-    except (ImportError, AttributeError) as exc:
-        raise UserError(f"cannot load --transform {name!r}: {exc}") from exc
-    if not callable(factory):
-        raise UserError(f"--transform {name!r} is not callable")
-    return factory
 
 
 # ---- client ---------------------------------------------------------------------------------

@@ -8,8 +8,11 @@ Routes (the API answers JSON; errors are ``{"error": "..."}`` with a status)::
     POST   /api/offer                     {sdp, type: "offer"} -> {sdp, type: "answer", session}
     GET    /api/avatars                   names of the server's preset avatars
     GET    /api/avatars/{name}            one preset picture
-    POST   /api/sessions/{id}/avatar      a PNG/JPEG body, or {"name": preset}
-    POST   /api/sessions/{id}/settings    {"strength": 0..2, "reset": true}
+    POST   /api/sessions/{id}/avatar      a PNG/JPEG body, {"name": preset}, or
+                                          {"name": null} (back to the server's avatar)
+    POST   /api/sessions/{id}/settings    any of {"strength": 0..2, "reset": true,
+                                          "mode": "cross"|"relative"|"absolute"|null,
+                                          "output": "paste"|"crop"|"side_by_side"}
     GET    /api/sessions/{id}/stats       live counters of the session
     DELETE /api/sessions/{id}             hang up
 
@@ -18,6 +21,10 @@ Guards on every ``/api`` request, in order: a cross-site ``Origin`` is refused
 (required off loopback, see `stages.webrtc.security`), then a per-client rate
 limit (429 with ``Retry-After``). Offers have their own, stricter rate, a
 size limit and a session limit; a bad offer gets 400 with the reason.
+
+A session's settings are the avatar path's `LiveSettings` (one type for the
+terminal of ``vicocam run`` and this page): every control replaces the
+session's box whole, and the change applies from the next frame.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import enum
 import json
 import logging
 import secrets
@@ -38,6 +46,14 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from networks.motion import MotionMode
+from stages.reenact.settings import (
+    MAX_STRENGTH,
+    MIN_STRENGTH,
+    AvatarKey,
+    LiveSettings,
+    OutputMode,
+)
 from stages.webrtc.ice import ice_host_addresses
 from stages.webrtc.security import RateLimiter, bearer_token, resolve_token, token_matches
 from stages.webrtc.session import (
@@ -47,13 +63,7 @@ from stages.webrtc.session import (
     StageFactory,
     identity_factory,
 )
-from stages.webrtc.settings import (
-    MAX_STRENGTH,
-    MIN_STRENGTH,
-    AvatarError,
-    AvatarLimits,
-    decode_avatar,
-)
+from stages.webrtc.settings import AvatarError, AvatarLimits, decode_avatar
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +90,9 @@ class ServerConfig:
             peer's candidates on it (``127.0.0.1`` for loopback tests).
         avatars_dir: a folder of preset avatar pictures the page offers.
         session: settings of every session.
+        settings: the live settings every session starts with (its avatar is
+            the one ``{"name": null}`` returns to); a call shows the pasted
+            avatar by default, not the driver beside it.
     """
 
     host: str = "127.0.0.1"
@@ -95,6 +108,7 @@ class ServerConfig:
     ice_host: str | None = None
     avatars_dir: Path | None = None
     session: SessionConfig = field(default_factory=SessionConfig)
+    settings: LiveSettings = field(default_factory=lambda: LiveSettings(output=OutputMode.PASTE))
 
     def __post_init__(self) -> None:
         if self.max_sessions < 1:
@@ -111,13 +125,19 @@ class WebRTCServer:
     """The signalling server and its sessions; `build_app` gives the aiohttp app.
 
     ``token`` is the token clients must send (``None`` when none is needed).
+    ``prepare_avatar``, when given, prepares an uploaded or picked avatar
+    before the session's settings name it (in a worker thread), so a picture
+    the model cannot use (no face) is refused with the reason instead of
+    being skipped silently by the session; it raises `ValueError` for that.
     """
 
     def __init__(self, config: ServerConfig | None = None,
                  factory: StageFactory = identity_factory, *,
-                 clock: Callable[[], float] | None = None) -> None:
+                 clock: Callable[[], float] | None = None,
+                 prepare_avatar: Callable[[AvatarKey], object] | None = None) -> None:
         self.config = config or ServerConfig()
         self.factory = factory
+        self.prepare_avatar = prepare_avatar
         self.token = resolve_token(self.config.host, self.config.token)
         self.sessions: dict[str, Session] = {}
         c = self.config
@@ -190,6 +210,9 @@ class WebRTCServer:
             "iceServers": [{"urls": url} for url in self._session_config.ice_servers],
             "maxAvatarBytes": c.avatar_limits.max_bytes,
             "strength": {"min": MIN_STRENGTH, "max": MAX_STRENGTH},
+            "modes": [m.value for m in MotionMode],
+            "outputs": [o.value for o in OutputMode],
+            "settings": settings_reply(c.settings),
         })
 
     # ---- signalling --------------------------------------------------------------------
@@ -235,7 +258,7 @@ class WebRTCServer:
     async def _start_session(self, sdp: str) -> web.Response:
         session_id = secrets.token_urlsafe(12)
         session = Session(session_id, self.factory, self._session_config,
-                          on_closed=self._forget)
+                          on_closed=self._forget, initial=self.config.settings)
         self.sessions[session_id] = session
         try:
             answer = await session.answer(sdp)
@@ -265,27 +288,35 @@ class WebRTCServer:
         session = self._session(request)
         try:
             if request.content_type == "application/json":
-                avatar = self._preset(await request.json())
+                name, avatar = self._preset(await request.json())
             else:
                 name = request.headers.get("X-Filename", "upload")[:200]
                 data = await request.read()
-                avatar = await asyncio.to_thread(decode_avatar, data, name,
-                                                 self.config.avatar_limits)
+                avatar = await asyncio.to_thread(decode_avatar, data, self.config.avatar_limits)
+            if avatar is not None and self.prepare_avatar is not None:
+                await asyncio.to_thread(self.prepare_avatar, avatar)
         except (AvatarError, ValueError) as exc:
             return _error(400, str(exc))
         except web.HTTPRequestEntityTooLarge:
             limit = self.config.avatar_limits.max_bytes
             return _error(400, f"the picture is too large; the limit is {limit / 1e6:.1f} MB")
         session.settings.update(avatar=avatar)
-        height, width = avatar.image.shape[:2]
-        return web.json_response({"avatar": avatar.name, "width": width, "height": height})
+        reply: dict[str, Any] = {"avatar": name}
+        if avatar is not None and avatar.image is not None:
+            reply["height"], reply["width"] = avatar.image.shape[:2]
+        return web.json_response(reply)
 
-    def _preset(self, body: Any) -> Any:
-        name = body.get("name") if isinstance(body, dict) else None
+    def _preset(self, body: Any) -> tuple[str | None, AvatarKey | None]:
+        """``(name, avatar)`` a JSON pick asks for; ``name`` ``None`` = the server's avatar."""
+        if not isinstance(body, dict) or "name" not in body:
+            raise AvatarError('send {"name": "<preset>"} or {"name": null}')
+        name = body["name"]
+        if name is None:
+            return None, self.config.settings.avatar
         path = self._preset_path(name) if isinstance(name, str) else None
         if path is None:
             raise AvatarError(f"no preset avatar named {name!r}")
-        return decode_avatar(path.read_bytes(), path.name, self.config.avatar_limits)
+        return path.name, decode_avatar(path.read_bytes(), self.config.avatar_limits)
 
     def _preset_path(self, name: str) -> Path | None:
         # Only names from the listing: no path from the request is ever joined.
@@ -311,13 +342,11 @@ class WebRTCServer:
         session = self._session(request)
         try:
             body = await request.json()
-            changes = _settings_changes(body, session.settings.get().reset_count)
+            changes = settings_changes(body, session.settings.get())
             current = session.settings.update(**changes)
         except (ValueError, TypeError) as exc:
             return _error(400, f"bad settings: {exc}")
-        avatar = current.avatar.name if current.avatar else None
-        return web.json_response({"strength": current.strength,
-                                  "reset_count": current.reset_count, "avatar": avatar})
+        return web.json_response(settings_reply(current))
 
     async def _stats(self, request: web.Request) -> web.Response:
         return web.json_response(self._session(request).stats())
@@ -328,9 +357,14 @@ class WebRTCServer:
         return web.json_response({"closed": session.id})
 
 
-def _settings_changes(body: Any, reset_count: int) -> dict[str, Any]:
-    if not isinstance(body, dict) or not set(body) <= {"strength", "reset"}:
-        raise ValueError('send {"strength": number, "reset": true}')
+SETTINGS_FIELDS = frozenset({"strength", "reset", "mode", "output"})
+
+
+def settings_changes(body: Any, current: LiveSettings) -> dict[str, Any]:
+    """The `LiveSettings` fields a page's settings request changes; `ValueError` if invalid."""
+    if not isinstance(body, dict) or not set(body) <= SETTINGS_FIELDS:
+        raise ValueError('send any of {"strength": number, "reset": true, '
+                         '"mode": name or null, "output": name}')
     changes: dict[str, Any] = {}
     if "strength" in body:
         strength = body["strength"]
@@ -338,8 +372,32 @@ def _settings_changes(body: Any, reset_count: int) -> dict[str, Any]:
             raise ValueError("strength must be a number")
         changes["strength"] = float(strength)
     if body.get("reset") is True:
-        changes["reset_count"] = reset_count + 1
+        changes["reset_count"] = current.reset_count + 1
+    if "mode" in body:
+        mode = body["mode"]
+        changes["mode"] = None if mode is None else MotionMode(_choice(MotionMode, mode))
+    if "output" in body:
+        changes["output"] = OutputMode(_choice(OutputMode, body["output"]))
     return changes
+
+
+def _choice(kind: type[enum.StrEnum], value: Any) -> str:
+    """``value`` when it names a member of ``kind`` (then ``kind(value)`` is that member)."""
+    names = [str(member) for member in kind]
+    if not isinstance(value, str) or value not in names:
+        raise ValueError(f"{value!r} is not one of {names}")
+    return value
+
+
+def settings_reply(settings: LiveSettings) -> dict[str, Any]:
+    """The settings as the page shows them (``mode`` ``None`` = the model's default)."""
+    return {
+        "avatar": settings.avatar.source if settings.avatar else None,
+        "strength": settings.strength,
+        "reset_count": settings.reset_count,
+        "mode": settings.mode.value if settings.mode else None,
+        "output": settings.output.value,
+    }
 
 
 async def _read_capped(request: web.Request, cap: int) -> bytes | None:

@@ -32,9 +32,9 @@ from pipeline.frame import Frame
 from pipeline.metrics import percentile
 from pipeline.runtime import Pipeline, RunMode, RuntimeConfig
 from pipeline.stage import Stage, StageBase
+from stages.reenact.settings import LiveSettings, LiveSettingsBox
 from stages.webrtc.ice import filter_candidates
 from stages.webrtc.jitter import install_frame_assemblers
-from stages.webrtc.settings import SessionSettings, SessionSettingsBox
 from stages.webrtc.tracks import (
     DelayedAudioTrack,
     OutgoingVideoTrack,
@@ -45,11 +45,12 @@ from stages.webrtc.tracks import (
 
 log = logging.getLogger(__name__)
 
-StageFactory = Callable[[SessionSettingsBox], list[Stage]]
+StageFactory = Callable[[LiveSettingsBox], list[Stage]]
 """Builds one session's processing stages (without the sink) around its settings box.
 
-Called once per session; stages may share heavy state (a loaded model) that
-the factory closes over, but each session gets its own stage objects.
+Called once per session, in a worker thread (building may open engines);
+stages may share heavy state (a loaded model) that the factory closes over,
+but each session gets its own stage objects (`stages.reenact.session`).
 """
 
 
@@ -63,8 +64,12 @@ class IdentityStage(StageBase):
         return frame
 
 
-def identity_factory(settings: SessionSettingsBox) -> list[Stage]:
-    """The default `StageFactory`: one `IdentityStage`."""
+def identity_factory(settings: LiveSettingsBox) -> list[Stage]:
+    """The `StageFactory` of ``vicocam serve --identity``: one `IdentityStage`.
+
+    It ignores the settings: the camera comes back as it was sent (for
+    debugging the transport and measuring it without a model).
+    """
     return [IdentityStage()]
 
 
@@ -99,13 +104,18 @@ class SessionConfig:
 
 
 class Session:
-    """One peer's connection, pipeline and settings; see the module docstring."""
+    """One peer's connection, pipeline and settings; see the module docstring.
+
+    ``settings`` starts as ``initial`` (default `LiveSettings()`); the server's
+    handlers replace it, the stages read it per frame.
+    """
 
     def __init__(self, session_id: str, factory: StageFactory, config: SessionConfig,
-                 on_closed: Callable[[Session], None] | None = None) -> None:
+                 on_closed: Callable[[Session], None] | None = None,
+                 initial: LiveSettings | None = None) -> None:
         self.id = session_id
         self.config = config
-        self.settings: SessionSettingsBox = SettingsBox(SessionSettings())
+        self.settings: LiveSettingsBox = SettingsBox(initial or LiveSettings())
         self.close_reason: str | None = None
         self._factory = factory
         self._on_closed = on_closed
@@ -137,7 +147,9 @@ class Session:
         if self._video_in is None or self._video_out is None:
             raise OfferError("the offer has no video track; send a camera")
         install_frame_assemblers(pc)
-        self._pipeline = self._build_pipeline(self._video_in, self._video_out)
+        # Off the event loop: a factory may prepare engines, and other peers' media waits.
+        self._pipeline = await asyncio.to_thread(self._build_pipeline, self._video_in,
+                                                 self._video_out)
         await pc.setLocalDescription(await pc.createAnswer())
         self._pipeline_task = asyncio.create_task(self._run_pipeline(), name=f"{self.id}:pipeline")
         self._tasks.append(asyncio.create_task(self._watch(), name=f"{self.id}:watchdog"))

@@ -1,9 +1,10 @@
-"""Per-session settings of a WebRTC peer and the validation of uploaded avatars.
+"""Validation of uploaded avatars; a session's settings are the avatar path's `LiveSettings`.
 
-Each session holds its `SessionSettings` in a `SettingsBox` (see
-`pipeline.control`): the HTTP handlers replace it whole, the session's stages
-take a snapshot per frame. The avatar, strength and reset request are applied
-by the model stage; this module only validates and carries them.
+Each session holds a `stages.reenact.settings.LiveSettings` in a
+`SettingsBox` (the same type the terminal keys of ``vicocam run`` write): the
+HTTP handlers replace it whole, the session's stages take one snapshot per
+frame. A validated upload becomes an in-memory `AvatarKey` named by the
+digest of its bytes, so the same picture is recognised and prepared once.
 
 Uploads are untrusted: `decode_avatar` rejects anything over the byte limit,
 anything that is not a PNG or JPEG, and pictures whose header declares a size
@@ -20,8 +21,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from pipeline.control import SettingsBox
-from pipeline.frame import Image
+from stages.reenact.settings import AvatarKey
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _JPEG_MAGIC = b"\xff\xd8"
@@ -31,53 +31,12 @@ _JPEG_SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7,
 _JPEG_NO_LENGTH = frozenset({0x01, *range(0xD0, 0xD9)})  # markers without a length field
 
 
-MIN_STRENGTH = 0.0
-MAX_STRENGTH = 2.0
+UPLOAD_PREFIX = "upload:"
+"""`AvatarKey` sources of decoded pictures are ``upload:<sha256 of the bytes>``."""
 
 
 class AvatarError(ValueError):
     """An uploaded avatar was refused; the message says why and what is accepted."""
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class AvatarImage:
-    """A decoded avatar picture.
-
-    Attributes:
-        name: the file name it was uploaded or picked as.
-        image: ``(H, W, 3)`` uint8 RGB.
-        sha256: hex digest of the uploaded bytes (same picture -> same digest),
-            so a stage can tell a new avatar from the one it already encoded.
-    """
-
-    name: str
-    image: Image
-    sha256: str
-
-
-@dataclass(frozen=True, slots=True)
-class SessionSettings:
-    """What a peer can change while its session runs.
-
-    Attributes:
-        avatar: the portrait to animate; ``None`` keeps the server's default.
-        strength: motion strength, 0 (still avatar) to 2 (exaggerated); 1 is
-            the driving motion as captured.
-        reset_count: incremented by each "reset the reference" request; the
-            model stage re-takes the reference pose when it sees it change.
-    """
-
-    avatar: AvatarImage | None = None
-    strength: float = 1.0
-    reset_count: int = 0
-
-    def __post_init__(self) -> None:
-        if not MIN_STRENGTH <= self.strength <= MAX_STRENGTH:
-            raise ValueError(f"strength must be within {MIN_STRENGTH}-{MAX_STRENGTH}, "
-                             f"got {self.strength}")
-
-SessionSettingsBox = SettingsBox[SessionSettings]
-"""The settings box each session's stage factory receives."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,8 +83,13 @@ def _jpeg_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
-def decode_avatar(data: bytes, name: str, limits: AvatarLimits | None = None) -> AvatarImage:
-    """Validate and decode an uploaded picture; raise `AvatarError` saying why not."""
+def decode_avatar(data: bytes, limits: AvatarLimits | None = None) -> AvatarKey:
+    """Validate and decode an uploaded picture into an in-memory `AvatarKey`.
+
+    The key's ``image`` is the picture, ``(H, W, 3)`` uint8 RGB; its source
+    is ``upload:`` and the SHA-256 of ``data``. Raises `AvatarError` saying
+    why a picture is refused.
+    """
     limits = limits or AvatarLimits()
     if not data:
         raise AvatarError("the upload is empty; send a PNG or JPEG picture")
@@ -140,7 +104,7 @@ def decode_avatar(data: bytes, name: str, limits: AvatarLimits | None = None) ->
     if decoded is None:
         raise AvatarError("the picture is damaged and could not be decoded; try another file")
     rgb = np.ascontiguousarray(cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB), dtype=np.uint8)
-    return AvatarImage(name=name, image=rgb, sha256=hashlib.sha256(data).hexdigest())
+    return AvatarKey(UPLOAD_PREFIX + hashlib.sha256(data).hexdigest(), image=rgb)
 
 
 def _check_side(size: tuple[int, int], limits: AvatarLimits) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from fractions import Fraction
 
@@ -95,3 +96,25 @@ async def wait_for(predicate, step: float = 0.05, limit_s: float = 30.0) -> None
             return
         await asyncio.sleep(step)
     raise AssertionError("condition not reached in time")
+
+
+# ---- browser tests ---------------------------------------------------------------------
+MESSAGE = "document.getElementById('message').textContent"
+
+
+def wait_for_message(page, text: str) -> None:
+    """Wait until the page's status line says ``text`` (a control's change was confirmed)."""
+    page.wait_for_function(f"{MESSAGE}.includes({text!r})", timeout=30_000)
+
+
+def sessions_settings(thread, server):
+    """The `LiveSettings` of the server's only session, read on the server's loop."""
+    return thread.call(lambda: [s.settings.get() for s in server.sessions.values()])[0]
+
+
+def wait_until_freed(server, limit_s: float = 30.0) -> int:
+    """Sessions still open once all closed, or after ``limit_s``."""
+    deadline = time.monotonic() + limit_s
+    while server.sessions and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return len(server.sessions)

@@ -1,9 +1,9 @@
-"""The whole loop with a real browser: headless Chromium sends a stamped fake camera to
-`vicocam serve`, plays the returned video, and reads the stamps back for latency."""
+"""The whole loop with a real browser: headless Chromium sends a fake camera to
+`vicocam serve`, plays the returned video, and drives the session's settings."""
 
 from __future__ import annotations
 
-import time
+import hashlib
 from typing import Any
 
 import cv2
@@ -12,6 +12,8 @@ import pytest
 
 pytest.importorskip("aiortc")
 
+from networks.motion import MotionMode
+from stages.reenact.settings import OutputMode
 from stages.webrtc.browser import (
     INSTALL_HINT,
     BrowserRunConfig,
@@ -21,6 +23,7 @@ from stages.webrtc.browser import (
 )
 from stages.webrtc.server import ServerConfig, ServerThread, WebRTCServer
 from stages.webrtc.session import SessionConfig
+from tests.webrtc.peers import sessions_settings, wait_for_message, wait_until_freed
 
 pytestmark = [
     pytest.mark.browser,
@@ -36,10 +39,10 @@ def write_png(path, width, height):
     return path
 
 
-def test_browser_gets_its_camera_back_and_latency_is_measured(tmp_path):
+def test_browser_gets_its_camera_back_and_the_controls_reach_the_settings(tmp_path):
     presets = tmp_path / "avatars"
     presets.mkdir()
-    write_png(presets / "preset.png", 96, 128)
+    preset = write_png(presets / "preset.png", 96, 128)
     upload = write_png(tmp_path / "mine.png", 120, 160)
     session = SessionConfig(stall_timeout_s=2.0, watchdog_interval_s=0.2)
     server = WebRTCServer(ServerConfig(port=0, ice_host="127.0.0.1", session=session,
@@ -47,27 +50,26 @@ def test_browser_gets_its_camera_back_and_latency_is_measured(tmp_path):
     config = BrowserRunConfig(seconds=4.0, warmup_s=1.0, width=320, height=240, clip_s=3.0)
     seen: list[Any] = []
 
-    def settings_now(thread):
-        return thread.call(lambda: [s.settings.get() for s in server.sessions.values()])[0]
-
     def use_controls(page, thread):
         page.select_option("#avatar-select", "preset.png")
-        page.wait_for_function("document.getElementById('message').textContent.includes('preset')")
-        seen.append(settings_now(thread).avatar.name)
+        wait_for_message(page, "preset")
+        seen.append(sessions_settings(thread, server).avatar)
         page.set_input_files("#avatar-file", str(upload))
-        page.wait_for_function("document.getElementById('message').textContent.includes('160')")
+        wait_for_message(page, "160")
         page.locator("#strength").fill("1.5")
+        wait_for_message(page, "strength 1.50")
+        page.select_option("#mode-select", "relative")
+        wait_for_message(page, "motion: relative")
+        page.select_option("#output-select", "crop")
+        wait_for_message(page, "showing")
         page.click("#reset")
-        page.wait_for_function("document.getElementById('message').textContent.includes('reset')")
-        seen.append(settings_now(thread))
+        wait_for_message(page, "reset")
+        seen.append(sessions_settings(thread, server))
 
     thread = ServerThread(server)
     with thread as url:
         result = run_browser_peer(url, config, interact=lambda page: use_controls(page, thread))
-        deadline = time.monotonic() + 30
-        while server.sessions and time.monotonic() < deadline:
-            time.sleep(0.1)
-        sessions_left = len(server.sessions)
+        sessions_left = wait_until_freed(server)
 
     assert result.frames_decoded > 0  # framesDecoded grew while measuring
     assert result.inbound.get("frameWidth") == 320
@@ -77,8 +79,10 @@ def test_browser_gets_its_camera_back_and_latency_is_measured(tmp_path):
     assert all(ms > 0 for _, ms in result.latencies)
     assert sessions_left == 0  # closing the browser freed the session
     assert not [e for e in result.console_errors if "could not start" in e]
-    # The page's controls reached the session's settings box.
-    assert seen[0] == "preset.png"
+    # The page's controls reached the session's LiveSettings box.
+    assert seen[0].source == "upload:" + hashlib.sha256(preset.read_bytes()).hexdigest()
     final = seen[1]
-    assert final.avatar.name == "mine.png" and final.avatar.image.shape == (160, 120, 3)
-    assert final.strength == 1.5 and final.reset_count == 1
+    assert final.avatar.source == "upload:" + hashlib.sha256(upload.read_bytes()).hexdigest()
+    assert final.avatar.image.shape == (160, 120, 3)
+    assert (final.strength, final.mode, final.output, final.reset_count) == (
+        1.5, MotionMode.RELATIVE, OutputMode.CROP, 1)

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import cv2
+import numpy as np
 import pytest
 
 pytest.importorskip("aiortc")
 
-from pipeline.cli import main
+from pipeline.cli import build_parser, main
+from pipeline.errors import UserError
 from stages.camera.commands import device_report
 from stages.io import VideoFileSource, VideoFileSourceConfig
+from stages.reenact.session import SessionFactory
+from stages.reenact.settings import AvatarKey, LiveSettings, OutputMode
 from stages.stamp import read_stamp
-from stages.webrtc.commands import load_transform
+from stages.webrtc.commands import build_server
 from stages.webrtc.server import ServerConfig, ServerThread, WebRTCServer
 from stages.webrtc.session import identity_factory
 
@@ -44,14 +49,51 @@ def test_client_reports_a_missing_camera_clearly(capsys):
 def test_bad_arguments_are_user_errors(capsys):
     assert main(["client", "--server", "http://x:1", "--size", "big"]) == 2
     assert "WIDTHxHEIGHT" in capsys.readouterr().err
-    assert main(["serve", "--transform", "nothing"]) == 2
-    assert "--transform" in capsys.readouterr().err
     assert main(["serve", "--max-sessions", "0"]) == 2
+    assert main(["serve", "--avatars", "no-such-folder", "--identity"]) == 2
+    assert "no such folder" in capsys.readouterr().err
 
 
-def test_transforms_load_by_name_or_path():
-    assert load_transform("identity") is identity_factory
-    assert load_transform("stages.webrtc.session:identity_factory") is identity_factory
+def serve_args(*extra):
+    return build_parser().parse_args(["serve", "--port", "0", *extra])
+
+
+@pytest.fixture
+def no_bundled_model(monkeypatch, tmp_path):
+    """Random weights whatever networks/pretrained/ holds; exports go to a temporary cache."""
+    monkeypatch.setattr("stages.reenact.app.bundled_checkpoint", lambda: None)
+    monkeypatch.setenv("VICOCAM_CACHE", str(tmp_path / "cache"))
+
+
+def test_serve_identity_loads_no_model():
+    server, service = build_server(serve_args("--identity"))
+    assert service is None and server.factory is identity_factory
+    assert server.prepare_avatar is None
+
+
+def test_serve_loads_the_model_once_and_starts_sessions_on_the_avatar(no_bundled_model, capsys):
+    server, service = build_server(serve_args("--backend", "torch", "--output-mode", "crop"))
+    assert service is not None
+    try:
+        err = capsys.readouterr().err
+        assert "RANDOM" in err and "--checkpoint" in err  # as loud as vicocam run
+        factory = server.factory
+        assert isinstance(factory, SessionFactory) and factory.bundle is service.bundle
+        start = server.config.settings
+        assert start == LiveSettings(avatar=AvatarKey("synthetic:1"), output=OutputMode.CROP)
+        assert len(factory.avatars) == 1  # the default avatar was prepared at start
+        assert server.prepare_avatar == factory.prepare  # uploads are checked by the model
+    finally:
+        service.close()
+
+
+def test_serve_fails_at_start_on_an_avatar_without_a_face(no_bundled_model, tmp_path):
+    blank = tmp_path / "wall.png"
+    cv2.imwrite(str(blank), np.full((200, 200, 3), 128, np.uint8))
+    with pytest.raises(UserError, match="no face"):
+        build_server(serve_args("--backend", "torch", "--avatar", str(blank)))
+    with pytest.raises(UserError, match="not found"):
+        build_server(serve_args("--checkpoint", str(tmp_path / "missing.safetensors")))
 
 
 def test_devices_lists_cameras_and_virtual_camera_backends(capsys):

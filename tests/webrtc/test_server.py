@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import struct
 import zlib
@@ -14,11 +15,13 @@ import pytest
 pytest.importorskip("aiortc")
 pytest.importorskip("aiohttp")
 
+from networks.motion import MotionMode
 from pipeline.stage import Stage
+from stages.reenact.settings import AvatarKey, LiveSettings, LiveSettingsBox, OutputMode
 from stages.webrtc.ice import ice_host_addresses
 from stages.webrtc.server import ServerConfig, WebRTCServer
 from stages.webrtc.session import Session, SessionConfig, identity_factory
-from stages.webrtc.settings import AvatarLimits, SessionSettingsBox
+from stages.webrtc.settings import AvatarLimits
 from tests.webrtc.peers import TestPeer, api_client, wait_for
 
 MINIMAL_SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
@@ -177,28 +180,54 @@ def test_offers_have_their_own_stricter_limit():
 
 
 # ---- settings and avatars -----------------------------------------------------------------
-def server_with_idle_session(**config):
-    server = WebRTCServer(ServerConfig(**config))
-    session = Session("s1", identity_factory, SessionConfig())
+def server_with_idle_session(prepare_avatar=None, **config):
+    server = WebRTCServer(ServerConfig(**config), prepare_avatar=prepare_avatar)
+    session = Session("s1", identity_factory, SessionConfig(), initial=server.config.settings)
     server.sessions["s1"] = session
     return server, session
 
 
-def test_settings_change_the_sessions_box():
+def test_the_page_gets_the_choices_and_the_settings_sessions_start_with():
+    start = LiveSettings(avatar=AvatarKey("synthetic:3"), strength=0.5, output=OutputMode.CROP)
+    server = WebRTCServer(ServerConfig(settings=start))
+
+    async def scenario():
+        async with api_client(server.build_app()) as client:
+            return await (await client.get("/api/config")).json()
+
+    config = run(scenario())
+    assert config["modes"] == ["absolute", "relative", "cross"]
+    assert config["outputs"] == ["crop", "paste", "side_by_side"]
+    assert config["settings"] == {"avatar": "synthetic:3", "strength": 0.5, "reset_count": 0,
+                                  "mode": None, "output": "crop"}
+
+
+def test_settings_change_the_sessions_live_settings_whole():
     server, session = server_with_idle_session()
+    seen: list[LiveSettings] = []
+    session.settings.subscribe(seen.append)
 
     async def scenario():
         async with api_client(server.build_app()) as client:
             ok = await client.post("/api/sessions/s1/settings", json={"strength": 1.5})
             reset = await client.post("/api/sessions/s1/settings", json={"reset": True})
-            bad = await client.post("/api/sessions/s1/settings", json={"strength": 7})
-            unknown = await client.post("/api/sessions/s1/settings", json={"colour": "red"})
+            both = await client.post("/api/sessions/s1/settings",
+                                     json={"mode": "relative", "output": "crop", "strength": 0})
+            bad = [await client.post("/api/sessions/s1/settings", json=body) for body in (
+                {"strength": 7}, {"strength": True}, {"colour": "red"}, {"mode": "sideways"},
+                {"output": None}, {"mode": 3})]
             missing = await client.post("/api/sessions/nope/settings", json={"reset": True})
-            return ok.status, reset.status, bad.status, unknown.status, missing.status
+            return ok.status, reset.status, await both.json(), [b.status for b in bad], \
+                missing.status
 
-    assert run(scenario()) == (200, 200, 400, 400, 404)
-    settings = session.settings.get()
-    assert settings.strength == 1.5 and settings.reset_count == 1
+    ok, reset, reply, bad, missing = run(scenario())
+    assert (ok, reset, missing) == (200, 200, 404)
+    assert bad == [400] * 6
+    assert reply == {"avatar": None, "strength": 0.0, "reset_count": 1, "mode": "relative",
+                     "output": "crop"}
+    assert session.settings.get() == LiveSettings(mode=MotionMode.RELATIVE, strength=0.0,
+                                                  output=OutputMode.CROP, reset_count=1)
+    assert len(seen) == 3  # one whole replacement per accepted request, none for refusals
 
 
 def test_avatar_uploads_are_validated_before_reaching_the_session():
@@ -230,38 +259,68 @@ def test_avatar_uploads_are_validated_before_reaching_the_session():
     assert "damaged" in results["damaged"][1]["error"]
     assert results["huge"][0] == 400 and "MB" in results["huge"][1]["error"]
     avatar = session.settings.get().avatar
-    assert avatar is not None and avatar.name == "me.png" and avatar.image.shape == (96, 128, 3)
+    # An in-memory avatar named by the digest of the bytes: the same picture, the same key.
+    assert avatar == AvatarKey("upload:" + hashlib.sha256(good).hexdigest())
+    assert avatar.image is not None and avatar.image.shape == (96, 128, 3)
 
 
 def test_preset_avatars_are_listed_and_picked_by_name_only(tmp_path):
     (tmp_path / "mona.png").write_bytes(png_bytes(100, 120))
     (tmp_path / "notes.txt").write_text("not an avatar")
-    server, session = server_with_idle_session(avatars_dir=tmp_path)
+    default = AvatarKey("synthetic:1")
+    server, session = server_with_idle_session(avatars_dir=tmp_path,
+                                               settings=LiveSettings(avatar=default))
 
     async def scenario():
         async with api_client(server.build_app()) as client:
             listing = await (await client.get("/api/avatars")).json()
             pick = await client.post("/api/sessions/s1/avatar", json={"name": "mona.png"})
+            picked = session.settings.get().avatar
             escape = await client.post("/api/sessions/s1/avatar",
                                        json={"name": "../../etc/passwd"})
             picture = await client.get("/api/avatars/mona.png")
-            return listing, pick.status, escape.status, picture.status
+            back = await client.post("/api/sessions/s1/avatar", json={"name": None})
+            return listing, picked, [r.status for r in (pick, escape, picture, back)]
 
-    listing, pick, escape, picture = run(scenario())
+    listing, picked, statuses = run(scenario())
     assert listing == {"avatars": ["mona.png"]}
-    assert (pick, escape, picture) == (200, 400, 200)
-    avatar = session.settings.get().avatar
-    assert avatar is not None and avatar.name == "mona.png"
+    assert statuses == [200, 400, 200, 200]
+    digest = hashlib.sha256((tmp_path / "mona.png").read_bytes()).hexdigest()
+    assert picked == AvatarKey("upload:" + digest) and picked.image.shape == (120, 100, 3)
+    assert session.settings.get().avatar == default  # {"name": null}: the server's avatar
+
+
+def test_an_avatar_the_model_cannot_use_is_refused_with_the_reason():
+    tried: list[AvatarKey] = []
+
+    def prepare(key: AvatarKey) -> None:
+        tried.append(key)
+        raise ValueError("no face found in the portrait; use a picture with one face")
+
+    server, session = server_with_idle_session(prepare_avatar=prepare)
+
+    async def scenario():
+        async with api_client(server.build_app()) as client:
+            response = await client.post("/api/sessions/s1/avatar", data=png_bytes(128, 96),
+                                         headers={"Content-Type": "image/png"})
+            return response.status, await response.json()
+
+    status, reply = run(scenario())
+    assert status == 400 and "no face" in reply["error"]
+    assert len(tried) == 1 and tried[0].image is not None
+    assert session.settings.get().avatar is None  # the session keeps what it had
 
 
 # ---- sessions with a real peer ------------------------------------------------------------
 FAST = SessionConfig(stall_timeout_s=1.0, connect_timeout_s=15.0, watchdog_interval_s=0.1)
 
 
-def counting_factory(built: list[list[Stage]]):
-    def factory(settings: SessionSettingsBox) -> list[Stage]:
+def counting_factory(built: list[list[Stage]], boxes: list[LiveSettingsBox] | None = None):
+    def factory(settings: LiveSettingsBox) -> list[Stage]:
         stages = identity_factory(settings)
         built.append(stages)
+        if boxes is not None:
+            boxes.append(settings)
         return stages
 
     return factory
@@ -277,8 +336,10 @@ async def connect(client, peer: TestPeer):
 
 def test_a_session_returns_video_and_is_freed_when_the_peer_closes():
     built: list[list[Stage]] = []
-    server = WebRTCServer(ServerConfig(ice_host="127.0.0.1", session=FAST, max_sessions=1),
-                          counting_factory(built))
+    boxes: list[LiveSettingsBox] = []
+    start = LiveSettings(avatar=AvatarKey("synthetic:2"), output=OutputMode.CROP)
+    server = WebRTCServer(ServerConfig(ice_host="127.0.0.1", session=FAST, max_sessions=1,
+                                       settings=start), counting_factory(built, boxes))
 
     async def scenario():
         with ice_host_addresses(["127.0.0.1"]):
@@ -302,6 +363,8 @@ def test_a_session_returns_video_and_is_freed_when_the_peer_closes():
     assert stats["frames_received"] > 0 and stats["frames_sent"] > 0
     assert session.closed.is_set() and session.close_reason is not None
     assert len(built) == 1
+    # The factory got the session's own box, starting from the server's settings.
+    assert boxes == [session.settings] and boxes[0].get() == start
 
 
 def test_a_peer_that_stops_sending_is_closed_as_stalled():

@@ -18,6 +18,7 @@ const state = {
   inbound: {},
   outbound: {},
   server: {},
+  settings: null, // the session's settings as the server last confirmed them
   pc: null,
 };
 window.vicocam = state;
@@ -125,6 +126,7 @@ async function start() {
     state.session = answer.session;
     await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
     await keepResolution(pc);
+    await sendControls();
     $("stop").disabled = false;
     watchLatency();
     pollStats();
@@ -260,6 +262,41 @@ function showStats() {
 }
 
 // ---- controls ----------------------------------------------------------------------
+const LABELS = {
+  cross: "cross (driver's expression)",
+  relative: "relative (changes from the reference)",
+  absolute: "absolute (driver's pose and shape)",
+  paste: "avatar",
+  crop: "avatar face only",
+  side_by_side: "camera | avatar",
+};
+
+function fillSelect(select, values, selected) {
+  for (const value of values) {
+    const option = document.createElement("option");
+    option.value = value;
+    option.textContent = LABELS[value] || value;
+    select.append(option);
+  }
+  select.value = selected ?? "";
+}
+
+// The selectors and the slider start from the settings every session starts with.
+async function loadSettings() {
+  try {
+    const config = await api("/api/config");
+    const settings = config.settings || {};
+    fillSelect($("mode-select"), config.modes || [], settings.mode);
+    fillSelect($("output-select"), config.outputs || [], settings.output);
+    if (settings.strength !== undefined) {
+      $("strength").value = settings.strength;
+      $("strength-value").textContent = Number(settings.strength).toFixed(2);
+    }
+  } catch (err) {
+    say(`cannot read the server's settings: ${err.message}`, true);
+  }
+}
+
 async function loadAvatars() {
   try {
     const { avatars } = await api("/api/avatars");
@@ -274,14 +311,15 @@ async function loadAvatars() {
 }
 
 async function pickAvatar() {
-  const name = $("avatar-select").value;
+  const name = $("avatar-select").value || null; // "" = back to the server's avatar
   const preview = $("avatar-preview");
   preview.hidden = !name;
-  if (!name) return;
-  preview.src = `/api/avatars/${encodeURIComponent(name)}${token ? `?token=${token}` : ""}`;
+  if (name) {
+    preview.src = `/api/avatars/${encodeURIComponent(name)}${token ? `?token=${token}` : ""}`;
+  }
   try {
     await sessionApi("/avatar", postJson("", { name }));
-    say(`avatar: ${name}`);
+    say(`avatar: ${name || "server default"}`);
   } catch (err) {
     say(`avatar not changed: ${err.message}`, true);
   }
@@ -307,9 +345,16 @@ async function uploadAvatar() {
   }
 }
 
+// A new session starts from the server's settings: give it what the controls show.
+async function sendControls() {
+  const body = { strength: Number($("strength").value), mode: $("mode-select").value || null };
+  if ($("output-select").value) body.output = $("output-select").value;
+  await changeSettings(body);
+}
+
 async function changeSettings(body, done) {
   try {
-    await sessionApi("/settings", postJson("", body));
+    state.settings = await sessionApi("/settings", postJson("", body));
     if (done) say(done);
   } catch (err) {
     say(`settings not changed: ${err.message}`, true);
@@ -324,8 +369,20 @@ $("reset").addEventListener("click", () => changeSettings({ reset: true }, "refe
 $("strength").addEventListener("input", () => {
   $("strength-value").textContent = Number($("strength").value).toFixed(2);
 });
-$("strength").addEventListener("change", () => changeSettings({ strength: Number($("strength").value) }));
+$("strength").addEventListener("change", () => {
+  const strength = Number($("strength").value);
+  changeSettings({ strength }, `strength ${strength.toFixed(2)}`);
+});
+$("mode-select").addEventListener("change", () => {
+  const mode = $("mode-select").value || null;
+  changeSettings({ mode }, `motion: ${mode || "model default"}`);
+});
+$("output-select").addEventListener("change", () => {
+  const output = $("output-select").value;
+  changeSettings({ output }, `showing: ${LABELS[output] || output}`);
+});
 window.addEventListener("pagehide", () => { if (state.session) hangUp(); });
 
+loadSettings();
 loadAvatars();
 if (params.get("autostart") === "1") start();
