@@ -60,6 +60,19 @@ def track(seconds: float | None) -> dict[str, Any]:
     return run_track_bench(media, seconds=seconds or 12.0)
 
 
+def webrtc(seconds: float | None) -> dict[str, Any]:
+    from benchmarks.webrtc import run_webrtc_bench
+
+    # Measured seconds after a 3 s warm-up; the browser start and the clip add ~10 s.
+    return run_webrtc_bench(seconds=seconds or 30.0, stage="identity")
+
+
+def webrtc_model(seconds: float | None) -> dict[str, Any]:
+    from benchmarks.webrtc import MODEL, run_webrtc_bench
+
+    return run_webrtc_bench(seconds=seconds or 30.0, stage=MODEL)
+
+
 def model(seconds: float | None) -> dict[str, Any]:
     from benchmarks.model import run_model_bench
 

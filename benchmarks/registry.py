@@ -47,6 +47,14 @@ _SPECS = (
         "model", "benchmarks.entry:model",
         "per configuration: params, GFLOPs/frame, CPU ms/frame per backend, ORT parity",
     ),
+    BenchSpec(
+        "webrtc", "benchmarks.entry:webrtc",
+        "headless Chromium through vicocam serve --identity: fps, freezes, latency",
+    ),
+    BenchSpec(
+        "webrtc-model", "benchmarks.entry:webrtc_model",
+        "headless Chromium through vicocam serve with the avatar model: fps, freezes, latency",
+    ),
 )
 
 BENCHMARKS: Mapping[str, BenchSpec] = MappingProxyType({s.name: s for s in _SPECS})

@@ -6,6 +6,16 @@ machine? Headless Chromium sends a stamped fake camera (``.y4m``) over
 loopback WebRTC to an in-process server; the page reads the stamp back from
 the returned video (see `stages.webrtc.browser`).
 
+Stages (``stage=``):
+    identity: the camera comes back unchanged (``vicocam serve --identity``):
+        the cost of the transport alone. The camera is the test pattern.
+    model: the avatar path ``vicocam serve`` runs by default, built the same
+        way (`stages.webrtc.model.open_avatar_service`: the bundled demo model,
+        else random weights of the default configuration, default backend).
+        The camera is a held-out synthetic person (a face to follow); the
+        server relays the stamp from each camera frame to the avatar frame
+        it drove (`StampRelay`), so latency is camera to avatar on screen.
+
 Figures (flat):
     frames_decoded, fps: frames the page decoded over the measured window.
     freezes: the change of getStats ``freezeCount`` over the window; the
@@ -15,20 +25,30 @@ Figures (flat):
     latency_*_ms: capture (the fake camera's frame, local preview) to
         display (the returned frame) per stamped frame; ``first_third`` and
         ``last_third`` split the window by time, to show drift.
+    server_stage_p50_ms: per-stage p50 over the session's last 60 frames.
+    model, trained: which weights ran (model stage only).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import math
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from pipeline.metrics import percentile
+from stages.webrtc.browser import BrowserRunResult, CameraClip
 from stages.webrtc.session import StageFactory
 
+if TYPE_CHECKING:
+    from stages.webrtc.server import WebRTCServer
+
 STAGES: dict[str, str] = {"identity": "stages.webrtc.session:identity_factory"}
-"""Named transforms for ``stage=``; a callable factory may be passed instead."""
+"""Named transforms for ``stage=`` (besides ``"model"``); a callable factory may be passed."""
+
+MODEL = "model"
 
 FREEZE_DEFINITION = ("getStats freezeCount: gap between rendered frames > "
                      "max(3 x average frame duration, average + 150 ms)")
@@ -68,22 +88,65 @@ def latency_figures(samples: list[tuple[float, float]]) -> dict[str, Any]:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class _Served:
+    """What the server runs for one benchmark, and the camera that suits it."""
+
+    server: WebRTCServer
+    camera: CameraClip
+    facts: dict[str, Any]
+
+
+@contextlib.contextmanager
+def _served(stage: str | StageFactory) -> Iterator[_Served]:
+    from stages.webrtc.server import ServerConfig, WebRTCServer
+
+    config = ServerConfig(port=0, ice_host="127.0.0.1")
+    if stage != MODEL:
+        yield _Served(WebRTCServer(config, _factory(stage)), "pattern", {})
+        return
+    from stages.webrtc.model import ServeModelConfig, StampRelay, open_avatar_service
+
+    service = open_avatar_service(ServeModelConfig())
+    try:
+        server = WebRTCServer(replace(config, settings=service.settings),
+                              StampRelay(service.factory), prepare_avatar=service.factory.prepare)
+        facts = {"model": service.bundle.label, "trained": service.bundle.trained}
+        yield _Served(server, "person", facts)
+    finally:
+        service.close()
+
+
 def run_webrtc_bench(seconds: float = 30.0,
-                     stage: str | Callable[..., Any] = "identity", *,
+                     stage: str | StageFactory = "identity", *,
                      width: int = 640, height: int = 480, fps: int = 30,
                      warmup_s: float = 3.0, chromium: str | None = None) -> dict[str, Any]:
-    """Measure one browser session for ``seconds`` (after ``warmup_s``); flat figures."""
-    from stages.webrtc.browser import BrowserRunConfig, run_browser_peer
-    from stages.webrtc.server import ServerConfig, ServerThread, WebRTCServer
+    """Measure one browser session for ``seconds`` (after ``warmup_s``); flat figures.
 
-    server = WebRTCServer(ServerConfig(port=0, ice_host="127.0.0.1"), _factory(stage))
-    config = BrowserRunConfig(seconds=seconds, warmup_s=warmup_s, width=width, height=height,
-                              fps=fps, clip_s=4.0, chromium=chromium)
-    with ServerThread(server) as url:
-        result = run_browser_peer(url, config)
-    server_latency = result.server.get("server_latency_ms") or {}
+    ``stage``: ``"identity"``, ``"model"`` (see the module docstring), a
+    ``module:function`` factory or a factory itself.
+    """
+    from stages.webrtc.browser import BrowserRunConfig, run_browser_peer
+    from stages.webrtc.server import ServerThread
+
+    with _served(stage) as served:
+        browser = BrowserRunConfig(seconds=seconds, warmup_s=warmup_s, width=width,
+                                   height=height, fps=fps, clip_s=4.0, chromium=chromium,
+                                   camera=served.camera)
+        with ServerThread(served.server) as url:
+            result = run_browser_peer(url, browser)
+    return {"stage": _stage_name(stage), **served.facts, **_figures(result, width, height, fps)}
+
+
+def _stage_name(stage: str | StageFactory) -> str:
+    return stage if isinstance(stage, str) else getattr(stage, "__name__", "custom")
+
+
+def _figures(result: BrowserRunResult, width: int, height: int, fps: int) -> dict[str, Any]:
+    server = result.server
+    server_latency = server.get("server_latency_ms") or {}
+    stages = server.get("stages") or {}
     return {
-        "stage": stage if isinstance(stage, str) else getattr(stage, "__name__", "custom"),
         "width": width,
         "height": height,
         "camera_fps": fps,
@@ -96,11 +159,11 @@ def run_webrtc_bench(seconds: float = 30.0,
         "received_width": result.inbound.get("frameWidth"),
         "received_height": result.inbound.get("frameHeight"),
         "browser_send_fps": result.outbound.get("framesPerSecond"),
+        "server_fps_in": server.get("fps_in"),
+        "server_fps_out": server.get("fps_out"),
         "server_latency_p50_ms": server_latency.get("p50"),
-        "server_frames_replaced": result.server.get("frames_replaced"),
+        "server_latency_p95_ms": server_latency.get("p95"),
+        "server_frames_replaced": server.get("frames_replaced"),
+        "server_drops": server.get("drops"),
+        "server_stage_p50_ms": {name: s.get("p50_ms") for name, s in stages.items()},
     }
-
-
-def bench(seconds: float | None) -> dict[str, Any]:
-    """Adapter for ``vicocam bench webrtc [--seconds S]`` (default 30 s, identity)."""
-    return run_webrtc_bench(seconds=seconds or 30.0)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchmarks.webrtc import _factory, latency_figures
+from benchmarks.webrtc import _factory, _figures, latency_figures
 from stages.webrtc.session import IdentityStage, identity_factory
 
 
@@ -25,3 +25,28 @@ def test_stages_are_named_or_given():
     assert _factory(identity_factory) is identity_factory
     stages = _factory("stages.webrtc.session:identity_factory")(None)  # type: ignore[arg-type]
     assert isinstance(stages[0], IdentityStage)
+
+
+def test_both_webrtc_benchmarks_are_registered():
+    from benchmarks import entry
+    from benchmarks.registry import BENCHMARKS
+
+    assert BENCHMARKS["webrtc"].load() is entry.webrtc
+    assert BENCHMARKS["webrtc-model"].load() is entry.webrtc_model
+
+
+def test_figures_are_flat_and_carry_the_servers_stage_times():
+    from stages.webrtc.browser import BrowserRunResult
+
+    result = BrowserRunResult(
+        frames_decoded=300, seconds=10.0, freezes=1, latencies=[(0.0, 80.0), (1.0, 90.0)],
+        inbound={"frameWidth": 640, "frameHeight": 480}, outbound={"framesPerSecond": 30},
+        server={"fps_in": 29.5, "fps_out": 24.0, "frames_replaced": 12,
+                "server_latency_ms": {"p50": 40.0, "p95": 70.0}, "drops": {"face_track": 3},
+                "stages": {"generate": {"p50_ms": 20.5, "errors": 0}}})
+    figures = _figures(result, 640, 480, 30)
+    assert figures["fps"] == 30.0 and figures["freezes"] == 1
+    assert figures["latency_p50_ms"] == 85.0
+    assert figures["server_fps_out"] == 24.0 and figures["server_latency_p95_ms"] == 70.0
+    assert figures["server_stage_p50_ms"] == {"generate": 20.5}
+    assert figures["server_drops"] == {"face_track": 3}
