@@ -12,10 +12,12 @@ from networks.generator import Generator
 from pipeline.control import SettingsBox
 from stages.face.types import CropBox
 from stages.reenact.avatar import Portrait
-from stages.reenact.model import EngineOptions, ModelBundle, torch_engines
+from stages.reenact.model import EngineOptions, ModelBundle, open_model_engines, torch_engines
 from stages.reenact.session import (
+    SHAREABLE_BACKENDS,
     ReleaseEngines,
     SharedAvatars,
+    engine_backend,
     session_factory,
     shares_engines,
 )
@@ -114,3 +116,32 @@ def test_an_unshareable_backend_gets_engines_per_session_closed_when_it_stops():
         engines[0].run({"driver": torch.zeros(1, 3, 16, 16)})
     # Without engine options the bundle's engines are used as they are.
     assert not session_factory(bundle).per_session_engines
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_shareable_engines_give_concurrent_callers_their_own_results(backend, tmp_path):
+    """What makes `SHAREABLE_BACKENDS` safe: one engine, several session threads at once."""
+    bundle = _bundle()
+    options = EngineOptions(backend=backend, cache_dir=tmp_path)
+    motion, _ = open_model_engines(bundle.reenactor, options)
+    assert engine_backend(motion) in SHAREABLE_BACKENDS
+    torch.manual_seed(1)
+    drivers = [torch.rand(1, 3, 16, 16) * 2 - 1 for _ in range(4)]
+    expected = [motion.run({"driver": d})["coeffs"].clone() for d in drivers]
+    start = threading.Barrier(len(drivers))
+    wrong: list[int] = []
+
+    def session(index: int) -> None:
+        start.wait()
+        for _ in range(15):
+            got = motion.run({"driver": drivers[index]})["coeffs"]
+            if not torch.allclose(got, expected[index], atol=1e-6):
+                wrong.append(index)
+
+    threads = [threading.Thread(target=session, args=(i,)) for i in range(len(drivers))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    motion.close()
+    assert wrong == []
