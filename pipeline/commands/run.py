@@ -213,6 +213,7 @@ def execute_avatar(
     """Build and run the avatar graph, print the summary; 0 on success."""
     from pipeline.runtime import SourceFailedError, StageFailedError
     from stages.reenact.app import run_avatar_pipeline
+    from stages.reenact.model import announce_model
 
     print(
         "vicocam: preparing the model and the avatar (the first run of a model also "
@@ -220,7 +221,7 @@ def execute_avatar(
         file=sys.stderr,
     )
     run = _build(config, status)
-    _announce(run)
+    announce_model(run.bundle)
     try:
         report = run_avatar_pipeline(run, keys)
     except (SourceFailedError, StageFailedError) as exc:
@@ -246,17 +247,6 @@ def _build(config: AvatarRunConfig, status: bool) -> AvatarRun:
         )
     except (BackendUnavailableError, ValueError, OSError) as exc:
         raise UserError(str(exc)) from exc
-
-
-def _announce(run: AvatarRun) -> None:
-    print(f"vicocam: model {run.bundle.label}", file=sys.stderr)
-    if not run.bundle.trained:
-        print(
-            "vicocam: no trained model found (no --checkpoint, nothing under "
-            "networks/pretrained/): the weights are RANDOM, so the avatar shows noise where "
-            "the face should be. Pass --checkpoint FILE for real output.",
-            file=sys.stderr,
-        )
 
 
 def _finish(report: RunReport, run: AvatarRun, sink: str, json_path: Path | None) -> None:

@@ -289,3 +289,17 @@ def open_bundle(checkpoint: Path | None, options: EngineOptions,
     motion, generate = open_model_engines(reenactor, options)
     backend = motion.name.split(":", 1)[0]
     return ModelBundle(reenactor, motion, generate, f"{label}, {backend} backend", trained)
+
+
+def announce_model(bundle: ModelBundle) -> None:
+    """Say on stderr which model runs, and loudly when its weights are random."""
+    import sys
+
+    print(f"vicocam: model {bundle.label}", file=sys.stderr)
+    if not bundle.trained:
+        print(
+            "vicocam: no trained model found (no --checkpoint, nothing under "
+            "networks/pretrained/): the weights are RANDOM, so the avatar shows noise where "
+            "the face should be. Pass --checkpoint FILE for real output.",
+            file=sys.stderr,
+        )

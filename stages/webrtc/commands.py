@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 from pipeline.errors import UserError
 
 if TYPE_CHECKING:
-    from stages.reenact.model import ModelBundle
     from stages.webrtc.model import AvatarService, ServeModelConfig
     from stages.webrtc.server import ServerConfig, WebRTCServer
 
@@ -153,6 +152,7 @@ def serve_model_config(args: argparse.Namespace) -> ServeModelConfig:
 
 
 def _open_service(config: ServeModelConfig) -> AvatarService:
+    from stages.reenact.model import announce_model
     from stages.webrtc.model import open_avatar_service
     from trt_engines.errors import BackendUnavailableError
 
@@ -164,15 +164,6 @@ def _open_service(config: ServeModelConfig) -> AvatarService:
         raise UserError(f"cannot serve the avatar {config.avatar!r}: {exc}") from exc
     announce_model(service.bundle)
     return service
-
-
-def announce_model(bundle: ModelBundle) -> None:
-    """Say which model runs, and loudly when its weights are random (as ``vicocam run``)."""
-    print(f"vicocam: model {bundle.label}", file=sys.stderr)
-    if not bundle.trained:
-        print("vicocam: no trained model found (no --checkpoint, nothing under "
-              "networks/pretrained/): the weights are RANDOM, so the avatar shows noise where "
-              "the face should be. Pass --checkpoint FILE for real output.", file=sys.stderr)
 
 
 def _announce(url: str, token: str | None) -> None:
