@@ -40,7 +40,7 @@ from trt_engines.engine import Engine
 from trt_engines.graph_export import ExportOptions, ExportReport, GraphCase, case_feeds
 from trt_engines.model_graphs import model_cases
 from trt_engines.ort_engine import OrtEngine, OrtOptions
-from trt_engines.torch_engine import TorchEngine
+from trt_engines.torch_engine import TorchEngine, torch_threads
 
 CPU_BACKENDS = ("torch", "onnxruntime")
 DEFAULT_SECONDS = 120.0
@@ -70,17 +70,6 @@ class TimingPlan:
             return self.repeats
         fit = int(self.budget_s / max(warm_s, 1e-6))
         return max(self.min_repeats, min(self.max_repeats, fit))
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int) -> Iterator[None]:
-    """Set torch's intra-op threads for the block (a process-wide setting), then restore."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def size_figures(config: str) -> dict[str, Any]:

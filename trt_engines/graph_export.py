@@ -190,6 +190,9 @@ class _StepLog:
 
 
 def _first_line(exc: Exception) -> str:
+    problems = getattr(exc, "problems", None)  # OnnxLintError lists them after a header
+    if problems:
+        return f"{type(exc).__name__}: " + "; ".join(problems)
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
 

@@ -86,3 +86,22 @@ class TorchEngine(EngineBase):
                 raise RuntimeError(
                     f"{self.name}: output {spec.name!r} should be {spec.describe()}, got {got}"
                 )
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run the block with ``threads`` intra-op threads, then restore the previous count.
+
+    A process-wide torch setting, so commands set it around their work rather
+    than engines per call. On a busy 2-core machine one thread is often much
+    faster than two: the OpenMP barriers of a 2-thread pool wait on a core
+    another process holds.
+    """
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

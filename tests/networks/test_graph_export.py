@@ -1,0 +1,87 @@
+"""The real graphs of the 64 px configurations: export, fold, lint and ORT parity.
+
+The parity gate is the issue's ``max abs <= 1e-4``, raised to twice the
+torch reference's own float32 rounding floor when a randomly initialised
+model is so ill-conditioned that rounding alone exceeds it (lia-128s with
+seed-0 weights: one rounding of the inputs moves torch's image by ~2e-4).
+Each check asserts which gate applied, so a raised gate is visible. The
+helpers here are shared with ``test_graph_export_128``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+import pytest
+import torch
+
+from stages.reenact.model import load_reenactor
+from trt_engines.graph_export import ExportOptions, ExportReport, export_graphs
+from trt_engines.model_graphs import model_cases
+from trt_engines.onnx_export import lint_onnx
+from trt_engines.ort_engine import OrtEngine
+
+ISSUE_GATE = 1e-4
+BATCHES = (1, 3)
+
+
+def export_config(config: str, out: Path) -> tuple[ExportReport, int]:
+    """Export ``config`` (random weights, seed 0) with the parity check at batch 1 and 3.
+
+    Returns the report and the configuration's number of warped scales.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        reenactor, _, _ = load_reenactor(None, config, seed=0)
+        report = export_graphs(model_cases(reenactor), out, ExportOptions(parity_batches=BATCHES))
+    finally:
+        torch.set_num_threads(previous)
+    return report, reenactor.config.num_scales
+
+
+def check_export(report: ExportReport, num_scales: int) -> None:
+    """Every step ran and passed; files lint clean; opset 18; bilinear warps; dynamic batch."""
+    assert [(s.graph, s.step) for s in report.steps] == [
+        (g, step)
+        for g in ("motion", "generate")
+        for step in ("export", "simplify", "lint", "parity")
+    ]
+    assert all(s.ok for s in report.steps), report.table()
+    for graph in report.graphs:
+        assert lint_onnx(graph.onnx_path) == []
+        model = onnx.load(str(graph.onnx_path))
+        assert {(o.domain, o.version) for o in model.opset_import} == {("", 18)}
+        modes = [
+            a.s for n in model.graph.node if n.op_type == "GridSample" for a in n.attribute
+            if a.name == "mode"
+        ]  # fmt: skip
+        assert modes == [b"bilinear"] * (num_scales if graph.name == "generate" else 0)
+        with OrtEngine(graph.onnx_path) as engine:
+            assert all(s.shape[0] is None for s in (*engine.inputs, *engine.outputs))
+
+
+def check_parity(report: ExportReport) -> None:
+    """ORT vs torch at batch 1 and 3 within the gate: 1e-4 unless the floor is higher."""
+    for graph in report.graphs:
+        rows = graph.parity.rows
+        assert sorted({r.batch for r in rows}) == list(BATCHES)
+        assert graph.tolerance.max_abs == max(ISSUE_GATE, 2 * graph.floor)
+        assert graph.parity.passed, graph.parity.table()
+        assert all(r.max_abs <= graph.tolerance.max_abs for r in rows)
+    # The motion graph is well-conditioned: it meets the issue's figure outright.
+    assert report.graph("motion").parity.worst("coeffs").max_abs <= ISSUE_GATE
+
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:You are using the legacy TorchScript-based ONNX export"),
+    pytest.mark.filterwarnings("ignore:Constant folding - Only steps=1"),
+]
+
+
+@pytest.mark.parametrize("config", ["lia-64s", "vicoface-64s"])
+def test_small_config_exports_lint_clean_and_matches_torch(config, tmp_path):
+    report, num_scales = export_config(config, tmp_path)
+    check_export(report, num_scales)
+    check_parity(report)

@@ -1,0 +1,24 @@
+"""The real graphs of the 128 px configurations: export, fold, lint and ORT parity.
+
+Kept apart from the 64 px file so each file stays well under a minute; the
+256 px graphs take minutes on a small CPU and are checked by
+``vicocam bench model`` instead. See ``test_graph_export``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.networks.test_graph_export import check_export, check_parity, export_config
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:You are using the legacy TorchScript-based ONNX export"),
+    pytest.mark.filterwarnings("ignore:Constant folding - Only steps=1"),
+]
+
+
+@pytest.mark.parametrize("config", ["lia-128s", "vicoface-128s"])
+def test_128_config_exports_lint_clean_and_matches_torch(config, tmp_path):
+    report, num_scales = export_config(config, tmp_path)
+    check_export(report, num_scales)
+    check_parity(report)
