@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "training.commands",
     "stages.webrtc.commands",
     "stages.camera.commands",
+    "trt_engines.commands",
 )
 
 DESCRIPTION = """\
