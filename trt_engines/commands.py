@@ -62,6 +62,8 @@ def load_model(args: argparse.Namespace) -> tuple[Reenactor, str]:
     from stages.reenact.model import DEFAULT_RANDOM_CONFIG, bundled_checkpoint, load_reenactor
 
     checkpoint: Path | None = args.checkpoint
+    if checkpoint is not None and args.config is not None:
+        raise UserError("give --checkpoint (the file names its configuration) or --config")
     if checkpoint is not None and not checkpoint.is_file():
         raise UserError(f"checkpoint {checkpoint} not found")
     if checkpoint is None and args.config is None:

@@ -115,3 +115,10 @@ def test_engines_export_reports_a_missing_checkpoint(tmp_path: Path, capsys):
     assert main(["engines", "export", "--checkpoint", str(missing), "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "not found" in err and "Traceback" not in err
+
+
+def test_engines_export_refuses_a_checkpoint_and_a_config_together(tmp_path: Path, capsys):
+    argv = ["engines", "export", "--checkpoint", str(tmp_path / "m.safetensors"),
+            "--config", "lia-64s", "--out", str(tmp_path)]  # fmt: skip
+    assert main(argv) == 2
+    assert "or --config" in capsys.readouterr().err
