@@ -18,8 +18,6 @@ import hashlib
 import logging
 import os
 import tempfile
-import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +30,8 @@ from networks.generator import Generator
 from networks.graphs import GenerateGraph, MotionGraph
 from networks.motion import MotionMode, default_mode
 from trt_engines.engine import Engine, TensorSpec
+from trt_engines.graph_export import GraphCase
+from trt_engines.model_graphs import model_cases
 from trt_engines.ort_engine import OrtOptions
 from trt_engines.registry import EngineSource, open_engine, select_backend
 from trt_engines.torch_engine import TorchEngine
@@ -218,15 +218,23 @@ def open_model_engines(reenactor: Reenactor, options: EngineOptions) -> tuple[En
             "GPU; run with --device cpu, or install a CUDA build of PyTorch for your driver"
         )
     backend = select_backend(options.resolved_backend, allow_fallback=options.allow_fallback)
-    graphs = (("motion", reenactor.motion_graph), ("generate", reenactor.generate_graph))
-    folder = None
+    graphs: dict[str, MotionGraph | GenerateGraph] = {
+        "motion": reenactor.motion_graph,
+        "generate": reenactor.generate_graph,
+    }
+    folder: Path | None = None
+    onnx_paths: dict[str, Path] = {}
     if backend.name != "torch":
         digest = weights_digest(reenactor.generator, reenactor.config)
         folder = _onnx_folder(options, f"{reenactor.config.name}-{digest}")
-    engines = []
-    for role, graph in graphs:
-        source = _engine_source(role, graph, device, folder, options)
-        engines.append(open_engine(source, backend.name))
+        onnx_paths = {case.name: _exported(case, folder) for case in model_cases(reenactor)}
+    engines = [
+        open_engine(
+            _engine_source(role, graph, device, folder, onnx_paths.get(role), options),
+            backend.name,
+        )
+        for role, graph in graphs.items()
+    ]
     return engines[0], engines[1]
 
 
@@ -242,9 +250,9 @@ def _onnx_folder(options: EngineOptions, name: str) -> Path:
 
 
 def _engine_source(role: str, graph: MotionGraph | GenerateGraph, device: torch.device,
-                   folder: Path | None, options: EngineOptions) -> EngineSource:
+                   folder: Path | None, onnx_path: Path | None,
+                   options: EngineOptions) -> EngineSource:
     inputs, outputs = engine_specs(graph)
-    onnx_path = None if folder is None else _exported(graph, inputs, outputs, folder / role)
     return EngineSource(
         name=f"{role}:{graph.config.name}",
         inputs=tuple(inputs),
@@ -258,26 +266,20 @@ def _engine_source(role: str, graph: MotionGraph | GenerateGraph, device: torch.
     )
 
 
-def _exported(graph: nn.Module, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec],
-              stem: Path) -> Path:
-    """``stem.onnx``: exported, constant-folded and parity-checked (reused when present)."""
-    from trt_engines.onnx_export import export_onnx, simplify_onnx
-    from trt_engines.parity import Tolerance
+def _exported(case: GraphCase, folder: Path) -> Path:
+    """``folder/NAME.onnx``: exported, folded, linted and checked (reused when present).
 
-    final = stem.with_suffix(".onnx")
+    The checks feed picture-like inputs (`model_cases`): uniform noise drives a
+    generator far outside its range, where rounding alone moves the output.
+    """
+    from trt_engines.graph_export import prepare_onnx
+
+    final = folder / f"{case.name}.onnx"
     if final.is_file():
         return final
-    raw = stem.with_suffix(".raw.onnx")
-    partial = stem.with_suffix(".partial.onnx")
-    with warnings.catch_warnings():
-        # The tracer's notes on constant folding are about torch internals, not the user's run.
-        warnings.simplefilter("ignore", UserWarning)
-        export_onnx(graph, inputs, [s.name for s in outputs], raw)
-    # Random feeds drive an unclamped generator far outside its range, where folding's
-    # reordered rounding reaches ~1e-4 absolute; judge it by mean error and PSNR instead.
-    simplify_onnx(raw, partial, tolerance=Tolerance(max_abs=None, mean_abs=1e-4, min_psnr_db=80))
-    partial.replace(final)  # atomic: a crash never leaves a half-written graph under the name
-    raw.unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".export-") as scratch:
+        made = prepare_onnx(case, scratch)
+        made.replace(final)  # atomic: a crash never leaves a half-written graph under the name
     log.info("exported %s", final)
     return final
 
