@@ -78,3 +78,9 @@ def model(seconds: float | None) -> dict[str, Any]:
 
     # The budget is for timed frames; exporting and checking the six models adds ~4 min.
     return run_model_bench(seconds=seconds)
+
+
+def train(seconds: float | None) -> dict[str, Any]:
+    from benchmarks.train import run_train_bench
+
+    return run_train_bench(seconds)

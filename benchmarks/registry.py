@@ -44,15 +44,18 @@ _SPECS = (
         "backends", "benchmarks.entry:backends", "model engines per CPU backend: ms per frame"
     ),
     BenchSpec(
-        "model", "benchmarks.entry:model",
+        "model",
+        "benchmarks.entry:model",
         "per configuration: params, GFLOPs/frame, CPU ms/frame per backend, ORT parity",
     ),
     BenchSpec(
-        "webrtc", "benchmarks.entry:webrtc",
+        "webrtc",
+        "benchmarks.entry:webrtc",
         "headless Chromium through vicocam serve --identity: fps, freezes, latency",
     ),
     BenchSpec(
-        "webrtc-model", "benchmarks.entry:webrtc_model",
+        "webrtc-model",
+        "benchmarks.entry:webrtc_model",
         "headless Chromium through vicocam serve with the avatar model: fps, freezes, latency",
     ),
 )

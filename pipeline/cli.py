@@ -35,6 +35,8 @@ vicocam: appear in a video call as an animated portrait.
 
 Common tasks:
   vicocam run                          built-in demo into out/vicocam.mp4
+  vicocam run --avatar me.jpg --driver camera:0 --sink virtualcam
+  vicocam serve                        browser page + WebRTC on http://127.0.0.1:8080
   vicocam run --source clip.mp4 --sink out.mp4 --mode offline
   vicocam bench overload --json out/overload.json
 Use 'vicocam COMMAND --help' for the options of each command.
