@@ -146,3 +146,27 @@ def test_pseudo_targets_identity_and_landmark_terms_run_together(tmp_path):
     assert trainer.objectives.teacher is not None
     terms = trainer.train().last_losses
     assert {"cross_l1", "identity", "landmarks", "cycle_l1", "gan_cross_g", "d"} <= set(terms)
+
+
+def test_a_lia_release_file_initialises_a_vicoface_run(tmp_path):
+    import argparse
+
+    from networks.config import DiscriminatorConfig
+    from networks.discriminator import Discriminator
+    from networks.generator import Generator
+    from training.models import TINY_CONFIGS
+
+    torch.manual_seed(2)
+    lia = Generator(TINY_CONFIGS["lia-32t"])
+    dis = Discriminator(DiscriminatorConfig.for_model(TINY_CONFIGS["lia-32t"]))
+    release = tmp_path / "vox.pt"
+    torch.save({"gen": lia.state_dict(), "dis": dis.state_dict(),
+                "args": argparse.Namespace(latent_dim_motion=20)}, release)  # fmt: skip
+    trainer = Trainer(
+        tiny_config(init_checkpoint=str(release)), ToyReenactmentDataset(), toy_batch,
+        tmp_path / "run", CPU, False,
+    )  # fmt: skip
+    gen = trainer.generator
+    assert torch.equal(gen.enc.fc[-1].weight[:20], lia.enc.fc[-1].weight)
+    assert torch.equal(gen.dec.direction.weight[:, :20], lia.dec.direction.weight)
+    assert torch.equal(trainer.discriminator.convs[0][0].weight, dis.convs[0][0].weight)
