@@ -134,6 +134,10 @@ def test_live_sources_are_paced_to_their_rate():
     captures: list[int] = []
 
     class Record(Collect):
+        # On the event loop, so it takes each frame before the next is read:
+        # the manual clock does not wait, so a threaded stage could see drops.
+        blocking = False
+
         def process(self, frame):
             captures.append(frame.capture_ns)
             return super().process(frame)
