@@ -101,9 +101,10 @@ def frame_latency(
 
 
 def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))
-    return ordered[index] * 1000
+    """Percentile ``q`` of ``values`` (seconds), in milliseconds."""
+    from pipeline.metrics import percentile
+
+    return percentile(values, q) * 1000
 
 
 def _sequential(

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from fractions import Fraction
 
 import numpy as np
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
@@ -118,3 +119,13 @@ def wait_until_freed(server, limit_s: float = 30.0) -> int:
     while server.sessions and time.monotonic() < deadline:
         time.sleep(0.1)
     return len(server.sessions)
+
+def browser_marks() -> list[pytest.MarkDecorator]:
+    """Marks of a real-browser test: ``browser``, skipped without Chromium or playwright."""
+    from stages.webrtc.browser import INSTALL_HINT, find_chromium, playwright_available
+
+    return [
+        pytest.mark.browser,
+        pytest.mark.skipif(find_chromium() is None, reason=f"no Chromium; {INSTALL_HINT}"),
+        pytest.mark.skipif(not playwright_available(), reason=f"no playwright; {INSTALL_HINT}"),
+    ]

@@ -15,21 +15,14 @@ pytest.importorskip("aiortc")
 from networks.motion import MotionMode
 from stages.reenact.settings import OutputMode
 from stages.webrtc.browser import (
-    INSTALL_HINT,
     BrowserRunConfig,
-    find_chromium,
-    playwright_available,
     run_browser_peer,
 )
 from stages.webrtc.server import ServerConfig, ServerThread, WebRTCServer
 from stages.webrtc.session import SessionConfig
-from tests.webrtc.peers import sessions_settings, wait_for_message, wait_until_freed
+from tests.webrtc.peers import browser_marks, sessions_settings, wait_for_message, wait_until_freed
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(find_chromium() is None, reason=f"no Chromium; {INSTALL_HINT}"),
-    pytest.mark.skipif(not playwright_available(), reason=f"no playwright; {INSTALL_HINT}"),
-]
+pytestmark = browser_marks()
 
 
 def write_png(path, width, height):

@@ -16,21 +16,14 @@ from pipeline.cli import build_parser
 from stages.reenact.composite import place_crop
 from stages.reenact.tensors import new_canvas, tensor_to_image
 from stages.webrtc.browser import (
-    INSTALL_HINT,
     BrowserRunConfig,
-    find_chromium,
-    playwright_available,
     run_browser_peer,
 )
 from stages.webrtc.commands import build_server
 from stages.webrtc.server import ServerThread
-from tests.webrtc.peers import wait_for_message, wait_until_freed
+from tests.webrtc.peers import browser_marks, wait_for_message, wait_until_freed
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(find_chromium() is None, reason=f"no Chromium; {INSTALL_HINT}"),
-    pytest.mark.skipif(not playwright_available(), reason=f"no playwright; {INSTALL_HINT}"),
-]
+pytestmark = browser_marks()
 
 W, H = 320, 240
 SAMPLE_W, SAMPLE_H = 80, 60
