@@ -93,7 +93,7 @@ def test_vgg19_loads_torchvision_format_and_taps_five_relus(tmp_path):
     state = _fake_torchvision_vgg19()
     torch.save(state, path)
     vgg = load_vgg19(path)
-    assert torch.equal(vgg.features[0].weight, state["features.0.weight"])
+    assert torch.equal(vgg.features.state_dict()["0.weight"], state["features.0.weight"])
     taps = vgg(torch.rand(1, 3, 32, 32) * 2 - 1)
     assert [t.shape[1] for t in taps] == [64, 128, 256, 512, 512]
     assert len(RELU_TAPS) == 5 and not any(p.requires_grad for p in vgg.parameters())
