@@ -124,7 +124,7 @@ def load_reenactor(
         from networks.checkpoint import load_generator
 
         generator = load_generator(checkpoint)
-        return Reenactor(generator), f"{generator.config.name} from {checkpoint}", True
+        return Reenactor(generator), f"{generator.config.name} from {checkpoint.name}", True
     try:
         model_config = get_config(config)
     except KeyError as exc:
