@@ -28,6 +28,7 @@ class BenchSpec:
 
 
 _SPECS = (
+    BenchSpec("train", "benchmarks.entry:train", "training steps per second on the CPU"),
     BenchSpec("overhead", "benchmarks.entry:overhead", "runtime cost per stage vs a bare loop"),
     BenchSpec(
         "overload", "benchmarks.entry:overload", "30 fps into a 50 ms stage: rate, latency, drops"
