@@ -61,6 +61,11 @@ def _add_recipe_arguments(p: argparse.ArgumentParser) -> None:
     """What is trained and how (a resume must keep all of it but --steps)."""
     p.add_argument("--teacher", default=None, help="frozen stage-1 checkpoint for pseudo targets")
     p.add_argument("--init", default=None, help="start from this checkpoint (LIA vox.pt works)")
+    p.add_argument(
+        "--data", type=Path, default=None,
+        help="real clips in the FOMM/LIA layout (ROOT/train/CLIP...) instead of the synthetic "
+        "world; needs --cross-target pseudo (with --teacher) or none for --recipe vicoface",
+    )
     p.add_argument("--steps", type=int, default=10_000)
     p.add_argument("--batch-size", type=int, default=8, help="global batch over all ranks")
     p.add_argument("--seed", type=int, default=0)
@@ -150,18 +155,14 @@ def run_train(args: argparse.Namespace) -> int:
 
     from training.distributed import distributed_session
     from training.trainer import Trainer
-    from training.worldset import default_world, training_dataset, world_batch
-
     config = train_config_from_args(args)
     if args.threads:
         torch.set_num_threads(args.threads)
-    dataset = training_dataset(
-        default_world(), config.stage, config.data.size, config.data.world_seed
-    )
+    dataset, adapter = _training_data(args.data, config)
     with distributed_session(args.device) as env:
         try:
             trainer = Trainer(
-                config, dataset, world_batch, args.run_dir, env, not args.no_progress, True
+                config, dataset, adapter, args.run_dir, env, not args.no_progress, True
             )
             if args.resume and trainer.resume():
                 log.warning("resumed %s at step %d", args.run_dir, trainer.step)
@@ -171,6 +172,29 @@ def run_train(args: argparse.Namespace) -> int:
     if env.is_main:
         print(f"trained to step {result.final_step} in {result.seconds:.0f} s; {result.checkpoint}")
     return 0
+
+
+def _training_data(root: Path | None, config: Any) -> tuple[Any, Any]:
+    """``(dataset, batch adapter)``: real clips under ``root``, else the synthetic world."""
+    if root is None:
+        from training.worldset import default_world, training_dataset, world_batch
+
+        world = default_world()
+        return training_dataset(world, config.stage, config.data.size, config.data.world_seed), (
+            world_batch
+        )
+    from training.realset import real_batch, real_training_dataset
+
+    if config.stage == "mixture" and config.cross_target == "ground_truth":
+        raise UserError(
+            "real clips have no cross-subject ground truth: use --cross-target pseudo "
+            "--teacher STAGE1.safetensors (the paper's recipe) or --cross-target none"
+        )
+    try:
+        dataset = real_training_dataset(root, config.stage, config.data.size, config.seed)
+    except (ValueError, FileNotFoundError) as exc:
+        raise UserError(str(exc)) from None
+    return dataset, real_batch
 
 
 # ------------------------------------------------------------------ train-aux
