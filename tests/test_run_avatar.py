@@ -29,12 +29,27 @@ def _video(path):
 
 
 def test_run_with_no_arguments_writes_the_side_by_side_demo(in_tmp, capsys):
+    from stages.reenact.model import bundled_checkpoint
+
     assert main(["run", "--seconds", "0.5"]) == 0
     width, height, count = _video(in_tmp / "out" / "vicocam.mp4")
     assert (width, height) == (1280, 480)  # driver | avatar
     assert count >= 3
     captured = capsys.readouterr()
     assert "end-to-end" in captured.out and "out/vicocam.mp4" in captured.out
+    bundled = bundled_checkpoint()
+    assert bundled is not None, "the demo model ships under networks/pretrained/"
+    assert f"from {bundled.name}" in captured.out
+    assert "RANDOM" not in captured.err
+
+
+def test_without_any_model_the_run_says_its_weights_are_random(in_tmp, tmp_path, monkeypatch,
+                                                                capsys):
+    import networks
+
+    monkeypatch.setattr(networks, "__file__", str(tmp_path / "nothing" / "__init__.py"))
+    assert main(["run", "--seconds", "0.3"]) == 0
+    captured = capsys.readouterr()
     assert "random weights" in captured.out  # never pretends to be a trained model
     assert "RANDOM" in captured.err and "--checkpoint" in captured.err
 

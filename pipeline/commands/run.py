@@ -92,7 +92,8 @@ def _avatar_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model-config",
         default=None,
-        help="configuration built with random weights when no model is found",
+        help="configuration built with random weights when no model is found "
+        "(no --checkpoint and no bundled model)",
     )
     parser.add_argument(
         "--backend",
@@ -174,6 +175,13 @@ def avatar_config(args: argparse.Namespace) -> AvatarRunConfig:
     from stages.reenact.model import DEFAULT_RANDOM_CONFIG, EngineOptions
     from stages.reenact.settings import OutputMode
 
+    if args.model_config is not None:
+        from networks.config import get_config
+
+        try:
+            get_config(args.model_config)
+        except (KeyError, ValueError) as exc:
+            raise UserError(str(exc).strip("'\"")) from None
     try:
         return AvatarRunConfig(
             avatars=tuple(args.avatar) or (DEFAULT_AVATAR,),

@@ -105,7 +105,7 @@ def test_engines_export_from_a_checkpoint(tmp_path: Path, capsys):
     out = tmp_path / "graphs"
     assert main(["engines", "export", "--checkpoint", str(checkpoint), "--out", str(out)]) == 0
     text = capsys.readouterr().out
-    assert f"vicoface-64s from {checkpoint}" in text
+    assert f"vicoface-64s from {checkpoint.name}" in text
     assert {p.name for p in out.iterdir()} == {"motion.onnx", "generate.onnx"}
     assert all(lint_onnx(p) == [] for p in out.iterdir())
 
