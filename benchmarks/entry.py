@@ -67,6 +67,12 @@ def webrtc(seconds: float | None) -> dict[str, Any]:
     return run_webrtc_bench(seconds=seconds or 30.0, stage="identity")
 
 
+def webrtc_face(seconds: float | None) -> dict[str, Any]:
+    from benchmarks.webrtc import run_webrtc_bench
+
+    return run_webrtc_bench(seconds=seconds or 30.0, stage="identity", camera="person")
+
+
 def webrtc_model(seconds: float | None) -> dict[str, Any]:
     from benchmarks.webrtc import MODEL, run_webrtc_bench
 

@@ -55,6 +55,11 @@ _SPECS = (
         "headless Chromium through vicocam serve --identity: fps, freezes, latency",
     ),
     BenchSpec(
+        "webrtc-face",
+        "benchmarks.entry:webrtc_face",
+        "as webrtc, with a synthetic person as the camera instead of the test pattern",
+    ),
+    BenchSpec(
         "webrtc-model",
         "benchmarks.entry:webrtc_model",
         "headless Chromium through vicocam serve with the avatar model: fps, freezes, latency",

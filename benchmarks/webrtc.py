@@ -120,11 +120,13 @@ def _served(stage: str | StageFactory) -> Iterator[_Served]:
 def run_webrtc_bench(seconds: float = 30.0,
                      stage: str | StageFactory = "identity", *,
                      width: int = 640, height: int = 480, fps: int = 30,
-                     warmup_s: float = 3.0, chromium: str | None = None) -> dict[str, Any]:
+                     warmup_s: float = 3.0, chromium: str | None = None,
+                     camera: CameraClip | None = None) -> dict[str, Any]:
     """Measure one browser session for ``seconds`` (after ``warmup_s``); flat figures.
 
     ``stage``: ``"identity"``, ``"model"`` (see the module docstring), a
-    ``module:function`` factory or a factory itself.
+    ``module:function`` factory or a factory itself. ``camera`` overrides what
+    the fake camera shows (the stage's own choice by default).
     """
     from stages.webrtc.browser import BrowserRunConfig, run_browser_peer
     from stages.webrtc.server import ServerThread
@@ -132,10 +134,11 @@ def run_webrtc_bench(seconds: float = 30.0,
     with _served(stage) as served:
         browser = BrowserRunConfig(seconds=seconds, warmup_s=warmup_s, width=width,
                                    height=height, fps=fps, clip_s=4.0, chromium=chromium,
-                                   camera=served.camera)
+                                   camera=camera or served.camera)
         with ServerThread(served.server) as url:
             result = run_browser_peer(url, browser)
-    return {"stage": _stage_name(stage), **served.facts, **_figures(result, width, height, fps)}
+    return {"stage": _stage_name(stage), "camera": browser.camera, **served.facts,
+            **_figures(result, width, height, fps)}
 
 
 def _stage_name(stage: str | StageFactory) -> str:
