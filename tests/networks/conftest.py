@@ -55,17 +55,3 @@ def random_images(batch: int, size: int, seed: int = 0) -> torch.Tensor:
     """``[batch, 3, size, size]`` uniform in [-1, 1]."""
     rng = torch.Generator().manual_seed(seed)
     return torch.rand(batch, 3, size, size, generator=rng) * 2 - 1
-
-
-def smooth_images(batch: int, size: int, seed: int = 0) -> torch.Tensor:
-    """``[batch, 3, size, size]`` low-frequency colour waves in [-0.9, 0.9].
-
-    Closer to photographs than white noise: features of such images are
-    smooth, so grid sampling does not turn float rounding into large errors.
-    """
-    rng = torch.Generator().manual_seed(seed)
-    axis = torch.linspace(-1.0, 1.0, size)
-    y, x = torch.meshgrid(axis, axis, indexing="ij")
-    freq = torch.rand(batch, 3, 2, 1, 1, generator=rng) * 4
-    phase = torch.rand(batch, 3, 1, 1, generator=rng) * 6
-    return 0.9 * torch.sin(freq[:, :, 0] * x + freq[:, :, 1] * y + phase)

@@ -13,7 +13,7 @@ from networks.config import get_config
 from networks.generator import Generator
 from networks.graphs import GenerateGraph, MotionGraph, TensorSpec
 from networks.layers import ModulatedConv2d
-from tests.networks.conftest import smooth_images
+from trt_engines.model_graphs import random_pictures
 
 
 @pytest.fixture(scope="module")
@@ -62,10 +62,10 @@ def realistic_inputs(graph, enc, batch: int, seed: int) -> tuple[torch.Tensor, .
     """
     size = graph.config.size
     if isinstance(graph, MotionGraph):
-        return (smooth_images(batch, size, seed),)
+        return (random_pictures(batch, size, seed),)
     with torch.no_grad():
-        latent, feats = enc.encode_appearance(smooth_images(1, size, seed))
-        alpha = enc.encode_motion(smooth_images(batch, size, seed + 1))
+        latent, feats = enc.encode_appearance(random_pictures(1, size, seed))
+        alpha = enc.encode_motion(random_pictures(batch, size, seed + 1))
     return (latent.expand(batch, -1), alpha, *(f.expand(batch, -1, -1, -1) for f in feats))
 
 
