@@ -26,7 +26,6 @@ from torch import nn
 
 from networks.avatar import Reenactor
 from networks.config import ModelConfig, get_config
-from networks.generator import Generator
 from networks.graphs import GenerateGraph, MotionGraph
 from networks.motion import MotionMode, default_mode
 from trt_engines.engine import Engine, TensorSpec
@@ -118,6 +117,10 @@ def load_reenactor(
 ) -> tuple[Reenactor, str, bool]:
     """``(reenactor, label, trained)`` from a checkpoint, or random weights when ``None``.
 
+    Random weights come from `networks.random_init.random_generator`: seeded,
+    with flows of a trained model's size, so engines can be checked against
+    each other on them.
+
     Weights stay on the CPU: the engines move what they run.
     """
     if checkpoint is not None:
@@ -125,12 +128,13 @@ def load_reenactor(
 
         generator = load_generator(checkpoint)
         return Reenactor(generator), f"{generator.config.name} from {checkpoint.name}", True
+    from networks.random_init import random_generator
+
     try:
         model_config = get_config(config)
     except KeyError as exc:
         raise ValueError(str(exc.args[0])) from None
-    torch.manual_seed(seed)
-    generator = Generator(model_config).eval()
+    generator = random_generator(model_config, seed)
     return Reenactor(generator), f"{config} with random weights (seed {seed})", False
 
 

@@ -1,11 +1,12 @@
 """The real graphs of the 64 px configurations: export, fold, lint and ORT parity.
 
-The parity gate is the issue's ``max abs <= 1e-4``, raised to twice the
-torch reference's own float32 rounding floor when a randomly initialised
-model is so ill-conditioned that rounding alone exceeds it (lia-128s with
-seed-0 weights: one rounding of the inputs moves torch's image by ~2e-4).
-Each check asserts which gate applied, so a raised gate is visible. The
-helpers here are shared with ``test_graph_export_128``.
+The weights are `load_reenactor`'s random ones (seed 0, flows of a trained
+model's size: `networks.random_init`), and the figure is the issue's: ORT vs
+torch ``max abs <= 1e-4`` on every output. The export's gate would rise to
+twice torch's own float32 rounding floor if that were higher (it is for
+LIA's raw initialisation, see ``test_random_init``); here it must not need
+to, and each check asserts so. The helpers are shared with
+``test_graph_export_128`` and ``test_graph_export_256``.
 """
 
 from __future__ import annotations
@@ -63,15 +64,14 @@ def check_export(report: ExportReport, num_scales: int) -> None:
 
 
 def check_parity(report: ExportReport) -> None:
-    """ORT vs torch at batch 1 and 3 within the gate: 1e-4 unless the floor is higher."""
+    """ORT vs torch at batch 1 and 3 within 1e-4 on every output, with the gate not raised."""
     for graph in report.graphs:
         rows = graph.parity.rows
         assert sorted({r.batch for r in rows}) == list(BATCHES)
-        assert graph.tolerance.max_abs == max(ISSUE_GATE, 2 * graph.floor)
+        assert 2 * graph.floor < ISSUE_GATE, f"{graph.name}: rounding floor {graph.floor:.2g}"
+        assert graph.tolerance.max_abs == ISSUE_GATE
         assert graph.parity.passed, graph.parity.table()
-        assert all(r.max_abs <= graph.tolerance.max_abs for r in rows)
-    # The motion graph is well-conditioned: it meets the issue's figure outright.
-    assert report.graph("motion").parity.worst("coeffs").max_abs <= ISSUE_GATE
+        assert all(r.max_abs <= ISSUE_GATE for r in rows), graph.parity.table()
 
 
 pytestmark = [

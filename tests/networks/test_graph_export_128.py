@@ -1,8 +1,7 @@
 """The real graphs of the 128 px configurations: export, fold, lint and ORT parity.
 
-Kept apart from the 64 px file so each file stays well under a minute; the
-256 px graphs take minutes on a small CPU and are checked by
-``vicocam bench model`` instead. See ``test_graph_export``.
+Kept apart from the 64 px and 256 px files so each stays short; see
+``test_graph_export``.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
-"""One 256 px configuration's real graphs: export, fold, lint and ORT parity.
+"""The 256 px configurations' real graphs: export, fold, lint and ORT parity.
 
-About a minute on a 2-core CPU (the parity check runs the 256 px generator
-~30 times), hence ``slow``; ``vicocam bench model`` records the same figures
-for both 256 px configurations. See ``test_graph_export``.
+About a minute each on a 2-core CPU (the parity check runs the 256 px
+generator ~30 times), hence ``slow``; ``vicocam bench model`` records the
+same figures with timings. See ``test_graph_export``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ pytestmark = [
 ]
 
 
-def test_vicoface_256_exports_lint_clean_and_matches_torch(tmp_path):
-    report, num_scales = export_config("vicoface-256", tmp_path)
+@pytest.mark.parametrize("config", ["lia-256", "vicoface-256"])
+def test_256_config_exports_lint_clean_and_matches_torch(config, tmp_path):
+    report, num_scales = export_config(config, tmp_path)
     check_export(report, num_scales)
     check_parity(report)

@@ -10,6 +10,7 @@ import torch
 
 from benchmarks.model import TimingPlan, run_model_bench, time_frames
 from networks.flops import flops_per_frame, param_count
+from networks.random_init import FLOW_GAIN
 from pipeline.cli import main
 from trt_engines.engine import EngineBase, TensorSpec
 
@@ -111,4 +112,10 @@ def test_model_bench_entry_holds_size_time_per_backend_and_parity():
     assert parity["image_max_abs_clamped"] <= parity["image_max_abs_raw"]
     assert parity["within_1e-4_raw"] == (parity["image_max_abs_raw"] <= 1e-4)
     assert parity["passed_floor_aware_gate"] is True
+    assert parity["within_1e-4_raw"] is True
+    raw_init = entry["parity_default_init"]
+    assert raw_init["flow_gain"] == 1.0
+    # LIA's raw initialisation is the worse-conditioned one: its own rounding floor is higher.
+    assert raw_init["torch_rounding_floor"] > parity["torch_rounding_floor"]
     assert result["method"]["threads"] == 1
+    assert result["method"]["flow_gain"] == FLOW_GAIN
