@@ -18,6 +18,7 @@ from pipeline.errors import UserError
 
 if TYPE_CHECKING:
     from stages.webrtc.model import AvatarService, ServeModelConfig
+    from stages.webrtc.playout import PlayoutDelay
     from stages.webrtc.server import ServerConfig, WebRTCServer
 
 OUTPUT_MODES = ("paste", "crop", "side_by_side")
@@ -59,6 +60,11 @@ def _server_arguments(parser: argparse.ArgumentParser) -> None:
                         help="STUN/TURN server for peers behind NAT (repeatable)")
     parser.add_argument("--ice-host", default=None,
                         help="use only this address for ICE (e.g. 127.0.0.1 for local tests)")
+    parser.add_argument("--playout-delay", default="0", metavar="MS|MIN:MAX|browser",
+                        help="how long browsers may buffer the returned video, in 10 ms "
+                             "steps: 0 (default) shows each frame as soon as it is decoded; "
+                             "MS allows smoothing up to MS; MIN:MAX within that range; "
+                             "'browser' leaves it to the browser, whose buffer grows under load")
 
 
 def _model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -120,7 +126,8 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
     from stages.webrtc.session import SessionConfig
 
     try:
-        session = SessionConfig(stall_timeout_s=args.stall_timeout, ice_servers=tuple(args.stun))
+        session = SessionConfig(stall_timeout_s=args.stall_timeout, ice_servers=tuple(args.stun),
+                                playout_delay=parse_playout_delay(args.playout_delay))
         config = ServerConfig(host=args.host, port=args.port, token=args.token,
                               max_sessions=args.max_sessions, avatars_dir=args.avatars,
                               ice_host=args.ice_host, session=session)
@@ -129,6 +136,23 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
     if config.avatars_dir is not None and not config.avatars_dir.is_dir():
         raise UserError(f"--avatars {config.avatars_dir}: no such folder")
     return config
+
+
+def parse_playout_delay(text: str) -> PlayoutDelay | None:
+    """``"browser"`` -> None, ``"MS"`` -> at most MS, ``"MIN:MAX"``; ValueError if malformed."""
+    from stages.webrtc.playout import PlayoutDelay
+
+    if text.strip().lower() == "browser":
+        return None
+    low, sep, high = text.partition(":")
+    try:
+        values = (int(low), int(high) if sep else int(low))
+    except ValueError:
+        raise ValueError(f"--playout-delay {text!r}: give MS, MIN:MAX (milliseconds) "
+                         "or 'browser'") from None
+    if not sep and values[0] != 0:
+        values = (0, values[0])  # one number is the most a browser may hold a frame
+    return PlayoutDelay(*values)
 
 
 def serve_model_config(args: argparse.Namespace) -> ServeModelConfig:

@@ -21,7 +21,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
@@ -35,6 +35,7 @@ from pipeline.stage import Stage, StageBase
 from stages.reenact.settings import LiveSettings, LiveSettingsBox
 from stages.webrtc.ice import filter_candidates
 from stages.webrtc.jitter import install_frame_assemblers
+from stages.webrtc.playout import PlayoutDelay, request_playout_delay
 from stages.webrtc.tracks import (
     DelayedAudioTrack,
     OutgoingVideoTrack,
@@ -92,6 +93,9 @@ class SessionConfig:
         ice_allowed: when set, only the peer's candidates on these addresses
             are used (loopback tests; see `stages.webrtc.ice`).
         max_in_flight: the runtime's in-flight limit (``None`` = its default).
+        playout_delay: the playout delay the peer is asked to keep for the
+            returned video (`stages.webrtc.playout`; default none: show each
+            frame when decoded); ``None`` leaves the peer's jitter buffer to itself.
     """
 
     stall_timeout_s: float = 10.0
@@ -101,6 +105,7 @@ class SessionConfig:
     ice_servers: tuple[str, ...] = ()
     ice_allowed: tuple[str, ...] | None = None
     max_in_flight: int | None = None
+    playout_delay: PlayoutDelay | None = field(default_factory=PlayoutDelay)
 
 
 class Session:
@@ -147,6 +152,8 @@ class Session:
         if self._video_in is None or self._video_out is None:
             raise OfferError("the offer has no video track; send a camera")
         install_frame_assemblers(pc)
+        if self.config.playout_delay is not None:
+            request_playout_delay(pc, offer_sdp, self.config.playout_delay)
         # Off the event loop: a factory may prepare engines, and other peers' media waits.
         self._pipeline = await asyncio.to_thread(self._build_pipeline, self._video_in,
                                                  self._video_out)
