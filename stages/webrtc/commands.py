@@ -65,6 +65,13 @@ def _server_arguments(parser: argparse.ArgumentParser) -> None:
                              "steps: 0 (default) shows each frame as soon as it is decoded; "
                              "MS allows smoothing up to MS; MIN:MAX within that range; "
                              "'browser' leaves it to the browser, whose buffer grows under load")
+    parser.add_argument("--upload-start-kbps", type=int, default=1000, metavar="KBPS",
+                        help="bitrate browsers start sending their camera at (1000; 0 = the "
+                             "browser's own, 300)")
+    parser.add_argument("--upload-floor-kbps", type=int, default=300, metavar="KBPS",
+                        help="least upload bandwidth reported to browsers (300; 0 = none): "
+                             "without it a detailed camera picture can lock a browser at a "
+                             "few frames per second; packet loss still lowers its rate")
 
 
 def _model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -127,7 +134,10 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
 
     try:
         session = SessionConfig(stall_timeout_s=args.stall_timeout, ice_servers=tuple(args.stun),
-                                playout_delay=parse_playout_delay(args.playout_delay))
+                                playout_delay=parse_playout_delay(args.playout_delay),
+                                start_bitrate_kbps=_positive_or_none(args.upload_start_kbps,
+                                                                     "--upload-start-kbps"),
+                                min_remb_bps=_kbps_to_bps(args.upload_floor_kbps))
         config = ServerConfig(host=args.host, port=args.port, token=args.token,
                               max_sessions=args.max_sessions, avatars_dir=args.avatars,
                               ice_host=args.ice_host, session=session)
@@ -136,6 +146,17 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
     if config.avatars_dir is not None and not config.avatars_dir.is_dir():
         raise UserError(f"--avatars {config.avatars_dir}: no such folder")
     return config
+
+
+def _positive_or_none(value: int, flag: str) -> int | None:
+    if value < 0:
+        raise ValueError(f"{flag} must be >= 0 (0 = off), got {value}")
+    return value or None
+
+
+def _kbps_to_bps(kbps: int) -> int | None:
+    value = _positive_or_none(kbps, "--upload-floor-kbps")
+    return None if value is None else value * 1000
 
 
 def parse_playout_delay(text: str) -> PlayoutDelay | None:

@@ -33,6 +33,7 @@ from pipeline.metrics import percentile
 from pipeline.runtime import Pipeline, RunMode, RuntimeConfig
 from pipeline.stage import Stage, StageBase
 from stages.reenact.settings import LiveSettings, LiveSettingsBox
+from stages.webrtc.bandwidth import DEFAULT_FLOOR_BPS, install_remb_floor, suggest_start_bitrate
 from stages.webrtc.ice import filter_candidates
 from stages.webrtc.jitter import install_frame_assemblers
 from stages.webrtc.playout import PlayoutDelay, request_playout_delay
@@ -96,6 +97,12 @@ class SessionConfig:
         playout_delay: the playout delay the peer is asked to keep for the
             returned video (`stages.webrtc.playout`; default none: show each
             frame when decoded); ``None`` leaves the peer's jitter buffer to itself.
+        min_remb_bps: the least upload bandwidth the server reports to the
+            peer (`stages.webrtc.bandwidth`); ``None`` reports aiortc's own
+            estimate, which can lock a browser at a few frames per second.
+        start_bitrate_kbps: the bitrate the peer is asked to start its
+            upload at (`stages.webrtc.bandwidth.suggest_start_bitrate`);
+            ``None`` leaves the browser's own (300 kbps).
     """
 
     stall_timeout_s: float = 10.0
@@ -106,6 +113,8 @@ class SessionConfig:
     ice_allowed: tuple[str, ...] | None = None
     max_in_flight: int | None = None
     playout_delay: PlayoutDelay | None = field(default_factory=PlayoutDelay)
+    min_remb_bps: int | None = DEFAULT_FLOOR_BPS
+    start_bitrate_kbps: int | None = 1000
 
 
 class Session:
@@ -152,6 +161,10 @@ class Session:
         if self._video_in is None or self._video_out is None:
             raise OfferError("the offer has no video track; send a camera")
         install_frame_assemblers(pc)
+        if self.config.min_remb_bps is not None:
+            install_remb_floor(pc, self.config.min_remb_bps)
+        if self.config.start_bitrate_kbps is not None:
+            suggest_start_bitrate(pc, self.config.start_bitrate_kbps)
         if self.config.playout_delay is not None:
             request_playout_delay(pc, offer_sdp, self.config.playout_delay)
         # Off the event loop: a factory may prepare engines, and other peers' media waits.

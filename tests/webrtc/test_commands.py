@@ -71,6 +71,29 @@ def test_serve_identity_loads_no_model():
     assert server.prepare_avatar is None
 
 
+def test_serve_sets_the_browsers_playout_delay_and_upload_bitrates():
+    from stages.webrtc.playout import PlayoutDelay
+
+    default = build_server(serve_args("--identity"))[0].config.session
+    assert default.playout_delay == PlayoutDelay(0, 0)
+    assert (default.start_bitrate_kbps, default.min_remb_bps) == (1000, 300_000)
+    chosen = build_server(serve_args("--identity", "--playout-delay", "20:100",
+                                     "--upload-start-kbps", "0", "--upload-floor-kbps", "500")
+                          )[0].config.session
+    assert chosen.playout_delay == PlayoutDelay(20, 100)
+    assert (chosen.start_bitrate_kbps, chosen.min_remb_bps) == (None, 500_000)
+    off = build_server(serve_args("--identity", "--playout-delay", "browser",
+                                  "--upload-floor-kbps", "0"))[0].config.session
+    assert off.playout_delay is None and off.min_remb_bps is None
+
+
+@pytest.mark.parametrize("flags", [["--playout-delay", "soon"], ["--playout-delay", "15"],
+                                   ["--upload-floor-kbps", "-1"], ["--upload-start-kbps", "-5"]])
+def test_serve_refuses_bad_webrtc_tuning_as_user_errors(flags):
+    with pytest.raises(UserError):
+        build_server(serve_args("--identity", *flags))
+
+
 def test_serve_loads_the_model_once_and_starts_sessions_on_the_avatar(no_bundled_model, capsys):
     server, service = build_server(serve_args("--backend", "torch", "--output-mode", "crop"))
     assert service is not None
