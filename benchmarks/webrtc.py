@@ -25,6 +25,9 @@ Figures (flat):
     latency_*_ms: capture (the fake camera's frame, local preview) to
         display (the returned frame) per stamped frame; ``first_third`` and
         ``last_third`` split the window by time, to show drift.
+    latency_unmatched: returned stamped frames left out of the latency
+        figures because their capture could not be told apart from the same
+        index a loop of the camera clip earlier (``static/latency.js``).
     server_stage_p50_ms: per-stage p50 over the session's last 60 frames.
     model, trained: which weights ran (model stage only).
 """
@@ -159,6 +162,7 @@ def _figures(result: BrowserRunResult, width: int, height: int, fps: int) -> dic
         "freezes": result.freezes,
         "freeze_definition": FREEZE_DEFINITION,
         **latency_figures(result.latencies),
+        "latency_unmatched": result.latency_unmatched,
         "received_width": result.inbound.get("frameWidth"),
         "received_height": result.inbound.get("frameHeight"),
         "browser_send_fps": result.outbound.get("framesPerSecond"),

@@ -155,6 +155,8 @@ class BrowserRunResult:
     ``latencies`` are ``(display time s, capture-to-display ms)`` pairs;
     ``inbound``/``outbound`` are the page's getStats video entries and
     ``server`` the session's stats endpoint, all at the end of the window.
+    ``latency_unmatched`` counts stamped returned frames whose capture could
+    not be told apart from a loop older (``static/latency.js``).
     ``freezes`` is the change of getStats' ``freezeCount`` (``None`` when the
     browser does not report it).
     """
@@ -167,6 +169,7 @@ class BrowserRunResult:
     outbound: dict[str, Any] = field(default_factory=dict)
     server: dict[str, Any] = field(default_factory=dict)
     console_errors: list[str] = field(default_factory=list)
+    latency_unmatched: int = 0
 
     @property
     def fps(self) -> float:
@@ -214,14 +217,16 @@ def _drive(chromium: str, args: list[str], url: str, config: BrowserRunConfig,
                 interact(page)
             time.sleep(config.warmup_s)
             start = page.evaluate("window.vicocam.snapshot()")
+            dropped = page.evaluate("window.vicocam.latencyDropped")
             time.sleep(config.seconds)
             end = page.evaluate("window.vicocam.snapshot()")
             samples = page.evaluate(
                 "t0 => window.vicocam.latencies.filter(s => s.t >= t0).map(s => [s.t, s.ms])",
                 start["now"])
+            dropped = page.evaluate("window.vicocam.latencyDropped") - dropped
         finally:
             browser.close()
-    return _result(start, end, samples, errors)
+    return _result(start, end, samples, errors, dropped)
 
 
 def _wait_for_video(page: Any, timeout_s: float) -> None:
@@ -238,7 +243,7 @@ def _wait_for_video(page: Any, timeout_s: float) -> None:
 
 
 def _result(start: dict[str, Any], end: dict[str, Any], samples: list[list[float]],
-            errors: list[str]) -> BrowserRunResult:
+            errors: list[str], unmatched: int) -> BrowserRunResult:
     inbound0, inbound1 = start["inbound"], end["inbound"]
     freezes = None
     if "freezeCount" in inbound1 and "freezeCount" in inbound0:
@@ -253,4 +258,5 @@ def _result(start: dict[str, Any], end: dict[str, Any], samples: list[list[float
         outbound=end["outbound"],
         server=end.get("server") or {},
         console_errors=errors,
+        latency_unmatched=unmatched,
     )

@@ -74,7 +74,17 @@ def distance_once_applied(page, rest: np.ndarray, done, limit_s: float = 20.0) -
 
 @pytest.fixture
 def random_small_model(monkeypatch, tmp_path):
-    """``vicocam serve`` on random weights whatever networks/pretrained/ holds."""
+    """``vicocam serve`` on random weights whatever networks/pretrained/ holds.
+
+    LIA's raw initialisation (flow gain 1), not the calmer default random
+    weights: its large flows make the driver's effect on the picture plain to
+    see through the codec's noise.
+    """
+    import networks.random_init as random_init
+
+    raw = random_init.random_generator
+    monkeypatch.setattr(random_init, "random_generator",
+                        lambda config, seed=0: raw(config, seed, flow_gain=1.0))
     monkeypatch.setattr("stages.reenact.app.bundled_checkpoint", lambda: None)
     monkeypatch.setenv("VICOCAM_CACHE", str(tmp_path / "cache"))
 

@@ -2,6 +2,7 @@
 // and drives the session's settings. window.vicocam exposes the live state
 // (used by the automated browser test and the benchmark).
 
+import { LatencyMatcher } from "./latency.js";
 import { StampReader } from "./stamp.js";
 
 const $ = (id) => document.getElementById(id);
@@ -14,7 +15,8 @@ const state = {
   connected: false,
   error: null,
   session: null,
-  latencies: [], // {t, ms}: capture -> display of stamped frames
+  latencies: [], // {t, ms, index}: capture -> display of stamped frames
+  latencyDropped: 0, // returned stamped frames that matched no capture
   inbound: {},
   outbound: {},
   server: {},
@@ -164,45 +166,29 @@ async function hangUp() {
 // ---- latency from the stamped frame index ------------------------------------------
 // When the camera carries the frame-index stamp (the test camera does), each
 // returned frame's index is matched with the time the same index was captured
-// (local preview), giving capture -> display latency. Without a stamp, nothing.
+// (local preview), giving capture -> display latency (see latency.js for how a
+// looping clip's repeated indices are told apart). Without a stamp, nothing.
 function watchLatency() {
   const local = $("local");
   const remote = $("remote");
   if (!("requestVideoFrameCallback" in HTMLVideoElement.prototype)) return;
-  // Capture times by stamped index, for this pass of a looping test clip and the
-  // one before: a frame the preview skipped must not match its namesake from a
-  // previous loop, and frames still in flight when the clip restarts must still
-  // find theirs.
-  let captured = new Map();
-  let previous = new Map();
-  let lastIndex = -1;
+  const matcher = new LatencyMatcher();
   const localReader = new StampReader();
   const remoteReader = new StampReader();
 
-  const captureTime = (index) => {
-    if (captured.has(index)) return captured.get(index);
-    return index > lastIndex ? previous.get(index) : undefined;
-  };
   const onLocal = (now, meta) => {
     const index = localReader.read(local);
-    if (index !== null) {
-      if (index < lastIndex) {
-        previous = captured;
-        captured = new Map();
-      }
-      lastIndex = index;
-      captured.set(index, meta.captureTime ?? meta.presentationTime ?? now);
+    if (index !== null) matcher.local(index, meta.captureTime ?? meta.presentationTime ?? now);
+    for (const sample of matcher.resolve(performance.now())) {
+      state.latencies.push(sample);
+      if (state.latencies.length > LATENCY_KEEP) state.latencies.shift();
     }
+    state.latencyDropped = matcher.dropped;
     local.requestVideoFrameCallback(onLocal);
   };
   const onRemote = (now, meta) => {
     const index = remoteReader.read(remote);
-    const shown = meta.expectedDisplayTime ?? now;
-    const taken = index === null ? undefined : captureTime(index);
-    if (taken !== undefined && shown >= taken) {
-      state.latencies.push({ t: shown, ms: shown - taken, index });
-      if (state.latencies.length > LATENCY_KEEP) state.latencies.shift();
-    }
+    if (index !== null) matcher.remote(index, meta.expectedDisplayTime ?? now);
     remote.requestVideoFrameCallback(onRemote);
   };
   local.requestVideoFrameCallback(onLocal);
