@@ -14,6 +14,8 @@ Modules, read in this order:
 * ``avatar``: ``Reenactor``, ``Avatar``, ``Animator``: inference with a cached avatar.
 * ``checkpoint``: safe loading of release ``.pt`` files, vicocam safetensors files.
 * ``flops``: parameter counts, FLOPs and CPU time per frame.
+* ``random_init``: seeded random weights with a trained model's flow sizes,
+  for checks and runs without a checkpoint.
 """
 
 from networks.avatar import Animator, Avatar, MotionSettings, Reenactor
