@@ -34,6 +34,7 @@ from pipeline.runtime import Pipeline, RunMode, RuntimeConfig
 from pipeline.stage import Stage, StageBase
 from stages.reenact.settings import LiveSettings, LiveSettingsBox
 from stages.webrtc.bandwidth import DEFAULT_FLOOR_BPS, install_remb_floor, suggest_start_bitrate
+from stages.webrtc.encoder import install_steady_encoder
 from stages.webrtc.ice import filter_candidates
 from stages.webrtc.jitter import install_frame_assemblers
 from stages.webrtc.playout import PlayoutDelay, request_playout_delay
@@ -103,6 +104,9 @@ class SessionConfig:
         start_bitrate_kbps: the bitrate the peer is asked to start its
             upload at (`stages.webrtc.bandwidth.suggest_start_bitrate`);
             ``None`` leaves the browser's own (300 kbps).
+        steady_bitrate: raise the returned video's VP8 bitrate in large
+            steps (`stages.webrtc.encoder`), not a fresh keyframe at every
+            10% of the peer's bandwidth ramp.
     """
 
     stall_timeout_s: float = 10.0
@@ -115,6 +119,7 @@ class SessionConfig:
     playout_delay: PlayoutDelay | None = field(default_factory=PlayoutDelay)
     min_remb_bps: int | None = DEFAULT_FLOOR_BPS
     start_bitrate_kbps: int | None = 1000
+    steady_bitrate: bool = True
 
 
 class Session:
@@ -165,6 +170,8 @@ class Session:
             install_remb_floor(pc, self.config.min_remb_bps)
         if self.config.start_bitrate_kbps is not None:
             suggest_start_bitrate(pc, self.config.start_bitrate_kbps)
+        if self.config.steady_bitrate:
+            install_steady_encoder(pc)
         if self.config.playout_delay is not None:
             request_playout_delay(pc, offer_sdp, self.config.playout_delay)
         # Off the event loop: a factory may prepare engines, and other peers' media waits.

@@ -17,6 +17,7 @@ from stages.webrtc.bandwidth import (
     install_remb_floor,
     suggest_start_bitrate,
 )
+from stages.webrtc.encoder import SteadyVp8Encoder
 from stages.webrtc.ice import ice_host_addresses
 from stages.webrtc.server import ServerConfig, WebRTCServer
 from stages.webrtc.session import SessionConfig, identity_factory
@@ -119,11 +120,13 @@ def test_a_session_applies_its_configuration(floor, start):
                 await asyncio.wait_for(peer.got_frame.wait(), 30)
                 pc = server.sessions[reply["session"]]._pc
                 estimator = getattr(pc.getTransceivers()[0].receiver, ESTIMATOR)
+                encoder = pc.getTransceivers()[0].sender._RTCRtpSender__encoder
                 await peer.close()
                 await wait_for(lambda: not server.sessions)
-                return reply["sdp"], estimator
+                return reply["sdp"], estimator, encoder
 
-    answer, estimator = asyncio.run(scenario())
+    answer, estimator, encoder = asyncio.run(scenario())
+    assert isinstance(encoder, SteadyVp8Encoder)  # the avatar went out through it
     if floor is None:
         assert type(estimator) is RemoteBitrateEstimator
         assert START_BITRATE_PARAM not in answer
