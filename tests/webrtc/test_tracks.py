@@ -18,7 +18,13 @@ from pipeline.clock import ManualClock
 from pipeline.frame import Frame
 from stages.io.errors import SourceError
 from stages.stamp import read_stamp, stamp
-from stages.webrtc.tracks import DelayedAudioTrack, OutgoingVideoTrack, TrackSink, TrackSource
+from stages.webrtc.tracks import (
+    DelayedAudioTrack,
+    OutgoingVideoTrack,
+    TrackSink,
+    TrackSource,
+    to_yuv420p,
+)
 
 
 def video(index: int, w: int = 96, h: int = 72) -> VideoFrame:
@@ -117,6 +123,18 @@ def test_track_sink_hands_yuv_frames_to_the_track():
     frame, capture_ns = got.item
     assert frame.format.name == "yuv420p" and capture_ns == 123
     assert read_stamp(np.asarray(frame.to_ndarray(format="rgb24"), np.uint8)) == 5
+
+
+def test_yuv_conversion_matches_pyavs_and_takes_odd_sizes():
+    y, x = np.mgrid[0:120, 0:160].astype(np.float32)
+    image = np.stack([x * 1.5, y * 2.0, 255 - x - y * 0.5], axis=-1).clip(0, 255).astype(np.uint8)
+    ours = to_yuv420p(image).to_ndarray().astype(int)
+    pyav = VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
+    assert np.abs(ours - pyav.to_ndarray().astype(int)).max() <= 2
+    back = to_yuv420p(image).to_ndarray(format="rgb24").astype(int)
+    assert np.abs(back - image).mean() < 2.0
+    odd = to_yuv420p(image[:119, :159])
+    assert odd.format.name == "yuv420p" and (odd.width, odd.height) == (159, 119)
 
 
 # ---- audio ---------------------------------------------------------------------------
