@@ -48,7 +48,6 @@ class SteadyVp8Encoder(Vp8Encoder):
         self.hold_s = hold_s
         self._clock = clock
         self._higher_since: float | None = None
-        self.changes = 0  # target changes applied
 
     @property
     def target_bitrate(self) -> int:
@@ -70,10 +69,7 @@ class SteadyVp8Encoder(Vp8Encoder):
             self._apply(bitrate)
 
     def _apply(self, bitrate: int) -> None:
-        before = self.target_bitrate
         Vp8Encoder.target_bitrate.fset(self, bitrate)  # type: ignore[attr-defined]
-        if self.target_bitrate != before:
-            self.changes += 1
 
 
 def install_steady_encoder(pc: Any, **options: Any) -> int:

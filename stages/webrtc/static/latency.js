@@ -14,7 +14,7 @@ export class LatencyMatcher {
   constructor({ settleMs = 500, keepPasses = 3 } = {}) {
     this.settleMs = settleMs;
     this.keepPasses = keepPasses;
-    this.passes = []; // {start, times: Map(index -> capture time), last: {index, time}}
+    this.passes = []; // {start, times: Map(index -> capture time), lastIndex}
     this.pending = []; // {index, shown}
     this.dropped = 0; // returned frames that could not be matched
   }
@@ -22,13 +22,13 @@ export class LatencyMatcher {
   // The preview showed camera frame `index`, captured at `time`.
   local(index, time) {
     let pass = this.passes[this.passes.length - 1];
-    if (!pass || index < pass.last.index) {
-      pass = { start: time, times: new Map(), last: { index: -1, time } };
+    if (!pass || index < pass.lastIndex) {
+      pass = { start: time, times: new Map(), lastIndex: -1 };
       this.passes.push(pass);
       if (this.passes.length > this.keepPasses) this.passes.shift();
     }
     pass.times.set(index, time);
-    pass.last = { index, time };
+    pass.lastIndex = index;
   }
 
   // A returned frame with `index` is shown at `shown`.
@@ -42,7 +42,7 @@ export class LatencyMatcher {
     while (this.pending.length && this.pending[0].shown <= now - this.settleMs) {
       const { index, shown } = this.pending.shift();
       const taken = this.captureTime(index, shown);
-      if (taken === undefined || taken > shown) {
+      if (taken === undefined) {
         this.dropped += 1;
       } else {
         samples.push({ t: shown, ms: shown - taken, index });
