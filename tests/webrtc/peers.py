@@ -84,6 +84,34 @@ class TestPeer:
         await self.pc.close()
 
 
+async def answering_peer(offer_sdp: str) -> RTCPeerConnection:
+    """An aiortc peer that took ``offer_sdp`` and will send a `StampedTrack` back.
+
+    Its answer is not made yet: a test installs what it checks first, then
+    calls `make_answer`.
+    """
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pc.on("track", lambda track: pc.addTrack(StampedTrack()) if track.kind == "video" else None)
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+    return pc
+
+
+async def make_answer(pc: RTCPeerConnection) -> str:
+    """Create and set ``pc``'s answer; its SDP."""
+    await pc.setLocalDescription(await pc.createAnswer())
+    return str(pc.localDescription.sdp)
+
+
+async def post_offer(client: TestClient, peer: TestPeer, offer_sdp: str | None = None) -> dict:
+    """Send ``peer``'s offer (or ``offer_sdp``) to the server, take its answer; the reply."""
+    sdp = offer_sdp if offer_sdp is not None else await peer.offer()
+    response = await client.post("/api/offer", json={"sdp": sdp, "type": "offer"})
+    reply: dict = await response.json()
+    assert response.status == 200, reply
+    await peer.accept(reply["sdp"])
+    return reply
+
+
 @contextlib.asynccontextmanager
 async def api_client(app: web.Application) -> AsyncIterator[TestClient]:
     async with TestClient(TestServer(app)) as client:

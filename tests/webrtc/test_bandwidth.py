@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("aiortc")
 
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCPeerConnection
 from aiortc.rate import RemoteBitrateEstimator
 
 from stages.webrtc.bandwidth import (
@@ -21,7 +21,14 @@ from stages.webrtc.encoder import SteadyVp8Encoder
 from stages.webrtc.ice import ice_host_addresses
 from stages.webrtc.server import ServerConfig, WebRTCServer
 from stages.webrtc.session import SessionConfig, identity_factory
-from tests.webrtc.peers import StampedTrack, TestPeer, api_client, wait_for
+from tests.webrtc.peers import (
+    TestPeer,
+    answering_peer,
+    api_client,
+    make_answer,
+    post_offer,
+    wait_for,
+)
 
 ESTIMATOR = "_RTCRtpReceiver__remote_bitrate_estimator"
 
@@ -65,13 +72,10 @@ def test_a_floor_must_be_positive():
 async def negotiate(start_kbps: int | None = None):
     """Answer a `TestPeer`'s offer; returns (floors installed, codecs given a start, answer, pc)."""
     offerer = TestPeer()
-    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    pc.on("track", lambda track: pc.addTrack(StampedTrack()))
-    await pc.setRemoteDescription(RTCSessionDescription(sdp=await offerer.offer(), type="offer"))
+    pc = await answering_peer(await offerer.offer())
     floors = install_remb_floor(pc, 300_000)
     started = 0 if start_kbps is None else suggest_start_bitrate(pc, start_kbps)
-    await pc.setLocalDescription(await pc.createAnswer())
-    answer = str(pc.localDescription.sdp)
+    answer = await make_answer(pc)
     await offerer.close()
     return floors, started, answer, pc
 
@@ -114,9 +118,7 @@ def test_a_session_applies_its_configuration(floor, start):
         with ice_host_addresses(["127.0.0.1"]):
             async with api_client(server.build_app()) as client:
                 peer = TestPeer()
-                reply = await (await client.post(
-                    "/api/offer", json={"sdp": await peer.offer(), "type": "offer"})).json()
-                await peer.accept(reply["sdp"])
+                reply = await post_offer(client, peer)
                 await asyncio.wait_for(peer.got_frame.wait(), 30)
                 pc = server.sessions[reply["session"]]._pc
                 estimator = getattr(pc.getTransceivers()[0].receiver, ESTIMATOR)

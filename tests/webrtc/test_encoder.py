@@ -8,11 +8,10 @@ import pytest
 
 pytest.importorskip("aiortc")
 
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.codecs.vpx import MAX_BITRATE, MIN_BITRATE, Vp8Encoder
 
 from stages.webrtc.encoder import SteadyVp8Encoder, install_steady_encoder
-from tests.webrtc.peers import StampedTrack, TestPeer
+from tests.webrtc.peers import TestPeer, answering_peer
 
 SENDER_ENCODER = "_RTCRtpSender__encoder"
 
@@ -91,10 +90,7 @@ def test_settings_that_would_not_steady_anything_are_refused(raise_step, hold_s)
 def test_a_vp8_sender_gets_the_steady_encoder_before_its_first_frame():
     async def scenario():
         offerer = TestPeer()
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        pc.on("track", lambda track: pc.addTrack(StampedTrack()))
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=await offerer.offer(),
-                                                            type="offer"))
+        pc = await answering_peer(await offerer.offer())
         done = install_steady_encoder(pc)
         again = install_steady_encoder(pc)
         transceiver = pc.getTransceivers()[0]

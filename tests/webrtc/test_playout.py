@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("aiortc")
 
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCPeerConnection
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
 from aiortc.rtp import HeaderExtensions, HeaderExtensionsMap, unpack_header_extensions
 
@@ -23,7 +23,14 @@ from stages.webrtc.playout import (
 )
 from stages.webrtc.server import ServerConfig, WebRTCServer
 from stages.webrtc.session import SessionConfig, identity_factory
-from tests.webrtc.peers import StampedTrack, TestPeer, api_client, wait_for
+from tests.webrtc.peers import (
+    TestPeer,
+    answering_peer,
+    api_client,
+    make_answer,
+    post_offer,
+    wait_for,
+)
 
 MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
 OFFERED_ID = 9  # Chromium picks its own ids; any free one will do
@@ -98,12 +105,9 @@ def test_not_negotiated_the_packets_are_aiortcs():
 
 # ---- negotiation ------------------------------------------------------------------------
 async def answer_to(offer_sdp: str, delay: PlayoutDelay) -> tuple[int, str, RTCPeerConnection]:
-    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    pc.on("track", lambda track: pc.addTrack(StampedTrack()) if track.kind == "video" else None)
-    await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+    pc = await answering_peer(offer_sdp)
     done = request_playout_delay(pc, offer_sdp, delay)
-    await pc.setLocalDescription(await pc.createAnswer())
-    return done, str(pc.localDescription.sdp), pc
+    return done, await make_answer(pc), pc
 
 
 def test_an_offered_extension_is_answered_with_the_offers_id():
@@ -165,9 +169,7 @@ def test_a_session_sends_the_delay_it_is_configured_with(flag, expected):
                 recorder = RecordingMap()
                 transport = peer.pc.getTransceivers()[0].receiver.transport
                 transport._rtp_header_extensions_map = recorder
-                reply = await (await client.post("/api/offer",
-                                                 json={"sdp": offer, "type": "offer"})).json()
-                await peer.accept(reply["sdp"])
+                reply = await post_offer(client, peer, offer)
                 await asyncio.wait_for(peer.got_frame.wait(), 30)
                 await wait_for(lambda: len(recorder.seen) >= 5)
                 await peer.close()

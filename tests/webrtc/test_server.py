@@ -22,7 +22,7 @@ from stages.webrtc.ice import ice_host_addresses
 from stages.webrtc.server import ServerConfig, WebRTCServer
 from stages.webrtc.session import Session, SessionConfig, identity_factory
 from stages.webrtc.settings import AvatarLimits
-from tests.webrtc.peers import TestPeer, api_client, wait_for
+from tests.webrtc.peers import TestPeer, api_client, post_offer, wait_for
 
 MINIMAL_SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
 
@@ -327,11 +327,7 @@ def counting_factory(built: list[list[Stage]], boxes: list[LiveSettingsBox] | No
 
 
 async def connect(client, peer: TestPeer):
-    response = await client.post("/api/offer", json={"sdp": await peer.offer(), "type": "offer"})
-    reply = await response.json()
-    assert response.status == 200, reply
-    await peer.accept(reply["sdp"])
-    return reply["session"]
+    return (await post_offer(client, peer))["session"]
 
 
 def test_a_session_returns_video_and_is_freed_when_the_peer_closes():
