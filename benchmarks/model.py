@@ -226,14 +226,7 @@ def _parity_figures(
     generate = export.graph("generate")
     motion = export.graph("motion")
     batches = sorted({r.batch for r in generate.parity.rows})
-    case = cases[1]
-    torch_engine = TorchEngine(case.module, case.inputs, case.outputs, device="cpu")
-    ort_engine = OrtEngine(generate.onnx_path, options=OrtOptions(intra_op_threads=threads))
-    with torch_engine, ort_engine:
-        per_batch = [
-            image_parity(torch_engine, ort_engine, case_feeds(case, b, i))
-            for i, b in enumerate(batches)
-        ]
+    per_batch = _generate_parity(cases[1], generate.onnx_path, threads, batches)
     return {
         "batches": batches,
         "image_max_abs_raw": max(p["max_abs_raw"] for p in per_batch),
@@ -247,6 +240,19 @@ def _parity_figures(
     }
 
 
+def _generate_parity(
+    case: GraphCase, onnx_path: Path, threads: int, batches: Sequence[int]
+) -> list[dict[str, float]]:
+    """`image_parity` of the generate graph, torch vs ONNX Runtime, per batch (seed = position)."""
+    torch_engine = TorchEngine(case.module, case.inputs, case.outputs, device="cpu")
+    ort_engine = OrtEngine(onnx_path, options=OrtOptions(intra_op_threads=threads))
+    with torch_engine, ort_engine:
+        return [
+            image_parity(torch_engine, ort_engine, case_feeds(case, b, i))
+            for i, b in enumerate(batches)
+        ]
+
+
 def _default_init_parity(config: str, folder: Path, threads: int) -> dict[str, Any]:
     """The generate graph's batch-1 figures with LIA's raw initialisation (flow gain 1)."""
     from networks.avatar import Reenactor
@@ -256,11 +262,8 @@ def _default_init_parity(config: str, folder: Path, threads: int) -> dict[str, A
 
     reenactor = Reenactor(random_generator(get_config(config), seed=0, flow_gain=1.0))
     _, case = model_cases(reenactor)
-    onnx_path = prepare_onnx(case, folder)
-    torch_engine = TorchEngine(case.module, case.inputs, case.outputs, device="cpu")
-    ort_engine = OrtEngine(onnx_path, options=OrtOptions(intra_op_threads=threads))
-    with torch_engine, ort_engine:
-        figures = image_parity(torch_engine, ort_engine, case_feeds(case, 1, 0))
+    (figures,) = _generate_parity(case, prepare_onnx(case, folder), threads, [1])
+    with TorchEngine(case.module, case.inputs, case.outputs, device="cpu") as torch_engine:
         floor = case_floor(case, torch_engine, (1,))
     return {
         "flow_gain": 1.0,
