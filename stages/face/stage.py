@@ -17,8 +17,11 @@ class FaceTrackStage(StageBase):
 
     Blocking (runs in its own worker thread). The detector is loaded in
     `start`, so a missing detector package fails before the first frame. Time
-    is the frame's capture time, so holding and smoothing follow the camera's
-    clock, not the moment a late frame happens to be processed.
+    is the source's own clock: the frame's ``pts`` (a camera's capture time, a
+    file's media time, an RTP timestamp), else its capture time. Holding and
+    smoothing so follow the source, not the moment a late frame happens to be
+    processed, and an offline render, which reads frames as fast as it can,
+    smooths exactly as at the source's rate: the same every time.
 
     Control (out of band, from any thread): `select` follows the face nearest
     a point, `reset` forgets the current face.
@@ -41,7 +44,9 @@ class FaceTrackStage(StageBase):
     def process(self, frame: Frame) -> Frame:
         if self._tracker is None:
             raise RuntimeError(f"stage {self.name!r} processed a frame before start()")
-        frame.put(self._tracker.update(frame.image, frame.capture_ns / 1e9))
+        media = frame.pts_seconds
+        when = media if media is not None else frame.capture_ns / 1e9
+        frame.put(self._tracker.update(frame.image, when))
         return frame
 
     def select(self, point: Point | None) -> None:
