@@ -22,12 +22,10 @@ for a configuration: the two model engines alone, on each backend.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -37,22 +35,23 @@ import numpy as np
 import torch
 
 from benchmarks.common import shared_media_dir
+from pipeline.app.avatar_run import AvatarRunConfig, build_avatar_run
 from pipeline.frame import Frame, Image
 from pipeline.metrics import Metrics, percentile
 from pipeline.runtime import Pipeline
 from pipeline.stage import Source, SourceFrame, SourceInfo, Stage
 from stages.io import NullSink, VideoFileSource, VideoFileSourceConfig
-from stages.reenact.app import AvatarRunConfig, build_avatar_run
-from stages.reenact.model import (
+from stages.reenact.output_mode import OutputMode
+from stages.reenact.person import PersonConfig, PersonSource
+from trt_engines.backends import BackendName
+from trt_engines.bundle import (
     DEFAULT_RANDOM_CONFIG,
-    EngineOptions,
     ModelBundle,
+    ModelSpec,
     bundled_checkpoint,
     open_bundle,
     open_model_engines,
 )
-from stages.reenact.settings import OutputMode
-from stages.reenact.synthetic import SyntheticDriverConfig, SyntheticDriverSource
 
 FRAME_SIZE = (640, 480)
 FPS = 30
@@ -119,14 +118,14 @@ class FramedClip:
 
 def open_bench_driver(driver: str | None) -> tuple[Source, str]:
     """The driver and its description: a file, the shared clip, or the synthetic person."""
-    if driver == "synthetic":
-        return SyntheticDriverSource(SyntheticDriverConfig()), "synthetic held-out person"
+    if driver == "person":
+        return PersonSource(PersonConfig()), "synthetic held-out person"
     path = Path(driver) if driver else shared_media_dir() / SHARED_CLIP
     if path.is_file():
         return FramedClip(path), f"{path.name} letterboxed to 640x480 at 30 fps"
     if driver:
         raise FileNotFoundError(f"driver clip {path} not found")
-    return SyntheticDriverSource(SyntheticDriverConfig()), "synthetic held-out person"
+    return PersonSource(PersonConfig()), "synthetic held-out person"
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,26 +133,17 @@ class LiveBenchConfig:
     """Knobs of `run_live_bench` (defaults: what ``vicocam run`` uses)."""
 
     driver: str | None = None
-    checkpoint: Path | None = None
-    random_config: str = DEFAULT_RANDOM_CONFIG
-    backend: str | None = None
-    threads: int = 1
+    model: ModelSpec = field(default_factory=ModelSpec)
     output: OutputMode = OutputMode.PASTE
     bare_frames: int = BARE_FRAMES
 
 
 def run_live_bench(
-    seconds: float = 20.0, config: LiveBenchConfig | None = None, avatar: str = "synthetic:1"
+    seconds: float = 20.0, config: LiveBenchConfig | None = None, avatar: str = "person:1"
 ) -> dict[str, Any]:
     """The full live path for ``seconds`` plus a bare loop on the same frames; flat figures."""
     config = config or LiveBenchConfig()
-    torch.set_num_threads(config.threads)
-    checkpoint = config.checkpoint or bundled_checkpoint()
-    bundle = open_bundle(
-        checkpoint,
-        EngineOptions(backend=config.backend, threads=config.threads),
-        config.random_config,
-    )
+    bundle = open_bundle(config.model)
     run_config = AvatarRunConfig(
         avatars=(avatar,), output=config.output, sink="null", output_size=FRAME_SIZE
     )
@@ -269,7 +259,7 @@ def run_backend_bench(
     checkpoint: Path | None = None,
 ) -> dict[str, Any]:
     """Per-frame time of the motion and generate engines alone, on each CPU backend."""
-    from stages.reenact.model import load_reenactor
+    from trt_engines.bundle import load_reenactor
 
     torch.set_num_threads(threads)
     reenactor, label, _ = load_reenactor(checkpoint or bundled_checkpoint(), config)
@@ -284,7 +274,8 @@ def run_backend_bench(
     figures: dict[str, Any] = {"model": label, "threads": threads, "frames": frames}
     for backend in backends:
         motion, generate = open_model_engines(
-            reenactor, EngineOptions(backend=backend, threads=threads, allow_fallback=False)
+            reenactor, ModelSpec(backend=BackendName(backend), threads=threads,
+                                 allow_fallback=False)
         )
         figures[f"{backend}_motion_ms_p50"] = _engine_ms(motion, {"driver": driver}, frames)
         figures[f"{backend}_generate_ms_p50"] = _engine_ms(generate, feeds, frames)
@@ -302,29 +293,3 @@ def _engine_ms(engine: Any, feeds: dict[str, torch.Tensor], frames: int) -> floa
         engine.run(feeds)
         times.append((time.perf_counter() - start) * 1e3)
     return percentile(times, 50)
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--driver", default=None, help="a clip, or 'synthetic'")
-    parser.add_argument("--config", default=DEFAULT_RANDOM_CONFIG)
-    parser.add_argument("--backend", default=None)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--compare-backends", action="store_true")
-    args = parser.parse_args(argv)
-    if args.compare_backends:
-        result = run_backend_bench(config=args.config, threads=args.threads)
-    else:
-        bench = LiveBenchConfig(
-            driver=args.driver,
-            random_config=args.config,
-            backend=args.backend,
-            threads=args.threads,
-        )
-        result = run_live_bench(args.seconds, bench)
-    print(json.dumps(result, indent=2))
-
-
-if __name__ == "__main__":
-    main()

@@ -17,8 +17,8 @@ from benchmarks.runtime import WaitStage
 from pipeline.runtime import Pipeline, RunMode, RuntimeConfig
 from pipeline.stage import Source
 from stages.io import (
-    SyntheticConfig,
-    SyntheticSource,
+    PatternConfig,
+    PatternSource,
     VideoFileSink,
     VideoFileSinkConfig,
     VideoFileSource,
@@ -33,8 +33,8 @@ _SIZE = (320, 240)
 def run_lossless(frames: int, stage_ms: float, workdir: Path | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         clip, rendered = Path(tmp) / "clip.mp4", Path(tmp) / "rendered.mp4"
-        synthetic = SyntheticSource(
-            SyntheticConfig(width=_SIZE[0], height=_SIZE[1], fps=30, frames=frames)
+        synthetic = PatternSource(
+            PatternConfig(width=_SIZE[0], height=_SIZE[1], fps=30, frames=frames)
         )
         _render(synthetic, clip, [])
         report = _render(

@@ -163,7 +163,7 @@ def measure_config(
     clock: Clock = time.perf_counter,
 ) -> dict[str, Any]:
     """Size, ms per frame per backend and (with ONNX Runtime) parity of one configuration."""
-    from stages.reenact.model import load_reenactor
+    from trt_engines.bundle import load_reenactor
 
     plan = plan or TimingPlan()
     figures = size_figures(config)
@@ -283,7 +283,7 @@ def run_model_bench(
     """One entry per configuration (see the module doc); ``seconds`` is the timing budget."""
     from networks.config import list_configs
     from networks.random_init import FLOW_GAIN
-    from stages.reenact.model import DEFAULT_CPU_BACKEND
+    from trt_engines.bundle import DEFAULT_CPU_BACKEND
 
     names = list(configs or list_configs())
     budget = (seconds or DEFAULT_SECONDS) / (len(names) * len(backends))

@@ -4,13 +4,13 @@ Question answered: with a given per-session transform, what frame rate,
 freezes and capture-to-display latency does a browser peer see on this
 machine? Headless Chromium sends a stamped fake camera (``.y4m``) over
 loopback WebRTC to an in-process server; the page reads the stamp back from
-the returned video (see `stages.webrtc.browser`).
+the returned video (see `benchmarks.browser`).
 
 Stages (``stage=``):
     identity: the camera comes back unchanged (``vicocam serve --identity``):
         the cost of the transport alone. The camera is the test pattern.
     model: the avatar path ``vicocam serve`` runs by default, built the same
-        way (`stages.webrtc.model.open_avatar_service`: the bundled demo model,
+        way (`pipeline.app.serving.open_avatar_service`: the bundled demo model,
         else random weights of the default configuration, default backend).
         The camera is a held-out synthetic person (a face to follow); the
         server relays the stamp from each camera frame to the avatar frame
@@ -41,14 +41,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from benchmarks.browser import BrowserRunResult, CameraClip
 from pipeline.metrics import percentile
-from stages.webrtc.browser import BrowserRunResult, CameraClip
-from stages.webrtc.session import StageFactory
+from stages.webrtc.peer_session import StageFactory
 
 if TYPE_CHECKING:
     from stages.webrtc.server import WebRTCServer
 
-STAGES: dict[str, str] = {"identity": "stages.webrtc.session:identity_factory"}
+STAGES: dict[str, str] = {"identity": "stages.webrtc.peer_session:identity_factory"}
 """Named transforms for ``stage=`` (besides ``"model"``); a callable factory may be passed."""
 
 MODEL = "model"
@@ -108,9 +108,10 @@ def _served(stage: str | StageFactory) -> Iterator[_Served]:
     if stage != MODEL:
         yield _Served(WebRTCServer(config, _factory(stage)), "pattern", {})
         return
-    from stages.webrtc.model import ServeModelConfig, StampRelay, open_avatar_service
+    from pipeline.app.serving import ServeConfig, open_avatar_service
+    from stages.webrtc.stamp_relay import StampRelay
 
-    service = open_avatar_service(ServeModelConfig())
+    service = open_avatar_service(ServeConfig())
     try:
         server = WebRTCServer(replace(config, settings=service.settings),
                               StampRelay(service.factory), prepare_avatar=service.factory.prepare)
@@ -131,7 +132,7 @@ def run_webrtc_bench(seconds: float = 30.0,
     ``module:function`` factory or a factory itself. ``camera`` overrides what
     the fake camera shows (the stage's own choice by default).
     """
-    from stages.webrtc.browser import BrowserRunConfig, run_browser_peer
+    from benchmarks.browser import BrowserRunConfig, run_browser_peer
     from stages.webrtc.server import ServerThread
 
     with _served(stage) as served:

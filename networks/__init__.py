@@ -11,14 +11,16 @@ Modules, read in this order:
 * ``discriminator``: the StyleGAN2 ResNet discriminator.
 * ``motion``: the motion modes and the composition of coefficients.
 * ``graphs``: ``MotionGraph`` / ``GenerateGraph``, the export-ready per-frame graphs.
-* ``avatar``: ``Reenactor``, ``Avatar``, ``Animator``: inference with a cached avatar.
+* ``avatar``: ``Reenactor``, ``Avatar``: inference with a cached avatar.
+* ``reference``: ``RelativeReference``, a stream's relative-mode reference and
+  its reset rules.
 * ``checkpoint``: safe loading of release ``.pt`` files, vicocam safetensors files.
 * ``flops``: parameter counts, FLOPs and CPU time per frame.
 * ``random_init``: seeded random weights with a trained model's flow sizes,
   for checks and runs without a checkpoint.
 """
 
-from networks.avatar import Animator, Avatar, MotionSettings, Reenactor
+from networks.avatar import Avatar, Reenactor
 from networks.checkpoint import (
     CheckpointError,
     CheckpointMismatchError,
@@ -31,9 +33,9 @@ from networks.discriminator import Discriminator
 from networks.generator import Generator
 from networks.graphs import GenerateGraph, MotionGraph, TensorSpec
 from networks.motion import MotionMode, compose_alpha
+from networks.reference import ReferenceUpdate, RelativeReference
 
 __all__ = [
-    "Animator",
     "Avatar",
     "CheckpointError",
     "CheckpointMismatchError",
@@ -44,8 +46,9 @@ __all__ = [
     "ModelConfig",
     "MotionGraph",
     "MotionMode",
-    "MotionSettings",
     "Reenactor",
+    "ReferenceUpdate",
+    "RelativeReference",
     "TensorSpec",
     "UnsafeCheckpointError",
     "compose_alpha",

@@ -3,8 +3,8 @@
 ``Reenactor`` wraps a loaded ``Generator`` for inference (eval mode, no
 autograd, QR basis frozen once). ``prepare_avatar`` caches everything the
 source image contributes; ``encode_motion`` / ``compose`` / ``generate`` are
-the per-frame steps; ``Animator`` is the stateful per-stream session that
-remembers the relative-mode reference frame.
+the per-frame steps. The one piece of per-stream state, the relative-mode
+reference frame, lives in `networks.reference.RelativeReference`.
 
 Images are ``[B, 3, S, S]`` float in [-1, 1] (the generator's output is not
 clamped). Inputs are moved to the model's device and dtype.
@@ -129,70 +129,3 @@ class Reenactor:
     def reconstruct(self, avatar: Avatar) -> Tensor:
         """The avatar's self-reconstruction (its own coefficients) ``[1, 3, S, S]``."""
         return self.generate(avatar, avatar.coeffs)
-
-
-@dataclass(frozen=True)
-class MotionSettings:
-    """Per-stream motion settings, swapped whole (atomically) on an Animator.
-
-    Attributes:
-        mode: ``None`` = the model family's default (cross for ViCoFace,
-            relative for LIA).
-        strength: scale of the motion delta (1 = as driven, 0 = still avatar).
-    """
-
-    mode: MotionMode | None = None
-    strength: float = 1.0
-
-
-class Animator:
-    """One driving stream on one avatar; holds the relative-mode reference frame.
-
-    In relative mode the first driver frame seen (after construction,
-    ``reset_reference()`` or a change of mode) becomes the reference.
-    ``reset_reference``, ``settings`` and ``avatar`` may be set from another
-    thread: each is a single attribute swap read once per frame.
-    """
-
-    def __init__(
-        self, reenactor: Reenactor, avatar: Avatar, settings: MotionSettings | None = None
-    ) -> None:
-        self.reenactor = reenactor
-        self.avatar = avatar
-        self._settings = settings or MotionSettings()
-        self._reference: Tensor | None = None
-
-    @property
-    def settings(self) -> MotionSettings:
-        return self._settings
-
-    @settings.setter
-    def settings(self, value: MotionSettings) -> None:
-        if self.mode_of(value) is not self.mode_of(self._settings):
-            self._reference = None
-        self._settings = value
-
-    def mode_of(self, settings: MotionSettings) -> MotionMode:
-        return settings.mode or default_mode(self.reenactor.config.family)
-
-    @property
-    def reference(self) -> Tensor | None:
-        """Coefficients ``[1, M]`` of the current reference frame, if any."""
-        return self._reference
-
-    def reset_reference(self) -> None:
-        """The next driver frame becomes the reference."""
-        self._reference = None
-
-    def __call__(self, driver: Tensor) -> Tensor:
-        """One driving frame ``[1, 3, S, S]`` -> reenacted avatar ``[1, 3, S, S]``."""
-        settings, avatar = self._settings, self.avatar
-        mode = self.mode_of(settings)
-        coeffs = self.reenactor.encode_motion(driver)
-        reference = None
-        if mode is MotionMode.RELATIVE:
-            reference = self._reference
-            if reference is None:
-                reference = self._reference = coeffs[:1]
-        alpha = self.reenactor.compose(avatar, coeffs, mode, reference, settings.strength)
-        return self.reenactor.generate(avatar, alpha)

@@ -27,16 +27,25 @@ class EdgePolicy(enum.Enum):
 
 
 class LiveEdge:
-    """Capacity-1, drop-oldest edge."""
+    """Capacity-1, drop-oldest edge; the one owner of its drop count.
+
+    ``on_drop`` is told which frame was dropped (the runtime releases its
+    token); it does not count it again.
+    """
 
     policy = EdgePolicy.LIVE
 
     def __init__(self, name: str, on_drop: Callable[[Frame], None] | None = None) -> None:
         self.name = name
-        self.drops = 0
+        self._drops = 0
         self._slot: Frame | None = None
         self._ready = asyncio.Event()
         self._on_drop = on_drop
+
+    @property
+    def drops(self) -> int:
+        """Frames this edge replaced before the next stage took them."""
+        return self._drops
 
     async def put(self, frame: Frame) -> None:
         self.put_nowait(frame)
@@ -45,7 +54,7 @@ class LiveEdge:
         old, self._slot = self._slot, frame
         self._ready.set()
         if old is not None:
-            self.drops += 1
+            self._drops += 1
             if self._on_drop is not None:
                 self._on_drop(old)
 
@@ -74,7 +83,6 @@ class LosslessEdge:
         if capacity < 1:
             raise ValueError(f"edge capacity must be >= 1, got {capacity}")
         self.name = name
-        self.drops = 0  # always 0; kept so both edges report the same counters
         self.capacity = capacity
         self._items: deque[Frame] = deque()
         self._changed = asyncio.Condition()
@@ -91,6 +99,11 @@ class LosslessEdge:
             frame = self._items.popleft()
             self._changed.notify_all()
             return frame
+
+    @property
+    def drops(self) -> int:
+        """Always 0; kept so both edges report the same counters."""
+        return 0
 
     def qsize(self) -> int:
         return len(self._items)

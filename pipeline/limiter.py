@@ -15,41 +15,69 @@ import asyncio
 
 
 class FlowLimiter:
+    """Tokens for the frames in flight; the owner of the head's drop count.
+
+    Only its own methods change ``in_flight`` and ``drops``; the runtime
+    reads them through the properties.
+    """
+
     def __init__(self, max_in_flight: int) -> None:
         if max_in_flight < 1:
             raise ValueError(f"max_in_flight must be >= 1, got {max_in_flight}")
-        self.max_in_flight = max_in_flight
-        self.in_flight = 0
-        self.drops = 0
+        self._max_in_flight = max_in_flight
+        self._in_flight = 0
+        self._drops = 0
         self._freed = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
 
-    def try_acquire(self) -> bool:
-        """Take a token if one is free (live admission); count a drop if not."""
-        if self.in_flight >= self.max_in_flight:
-            self.drops += 1
+    @property
+    def max_in_flight(self) -> int:
+        return self._max_in_flight
+
+    @property
+    def in_flight(self) -> int:
+        """Frames admitted and not yet released (one above the limit while a
+        replacing frame is admitted and before the replaced one is released)."""
+        return self._in_flight
+
+    @property
+    def drops(self) -> int:
+        """Frames refused at the head (live admission with no token to give)."""
+        return self._drops
+
+    def try_acquire(self, *, replacing: bool = False) -> bool:
+        """Take a token if one is free (live admission); count a head drop if not.
+
+        ``replacing``: the new frame replaces one still waiting at the head,
+        whose token comes back as soon as that frame is dropped. The token is
+        then taken even when none is free, and nothing is dropped here: the
+        drop is the replaced frame's, counted by the edge that drops it.
+        """
+        if self._in_flight >= self._max_in_flight and not replacing:
+            self._drops += 1
             return False
         self._take()
         return True
 
     async def acquire(self) -> None:
         """Wait for a token (offline admission: backpressure, no drop)."""
-        while self.in_flight >= self.max_in_flight:
+        while self._in_flight >= self._max_in_flight:
             self._freed.clear()
             await self._freed.wait()
         self._take()
 
     def _take(self) -> None:
-        self.in_flight += 1
+        self._in_flight += 1
         self._idle.clear()
 
     def release(self) -> None:
-        if self.in_flight <= 0:
+        """Give a frame's token back: it was delivered, dropped, filtered or failed."""
+        if self._in_flight <= 0:
             raise RuntimeError("FlowLimiter released more tokens than it handed out")
-        self.in_flight -= 1
+        self._in_flight -= 1
         self._freed.set()
-        if self.in_flight == 0:
+        if self._in_flight == 0:
             self._idle.set()
 
     async def wait_idle(self) -> None:

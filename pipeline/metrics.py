@@ -2,7 +2,10 @@
 
 The runtime feeds every frame's stage timings and its end-to-end latency
 (capture to sink) into a `Metrics`; benchmarks, the JSON report and the live
-one-line status all read the same counters.
+one-line status all read the same counters. Drops are the exception: each
+edge and the flow limiter count their own, and `Metrics` reads those
+counters (registered with `Metrics.count_drops_of`) instead of keeping a
+copy that could disagree.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from pipeline.frame import Frame
 
@@ -38,6 +41,13 @@ def summarize(values: Sequence[float]) -> dict[str, float]:
     }
 
 
+class DropCounter(Protocol):
+    """The owner of a drop count: an edge or the flow limiter."""
+
+    @property
+    def drops(self) -> int: ...
+
+
 @dataclass
 class StageCounters:
     durations_ms: list[float] = field(default_factory=list)
@@ -53,20 +63,30 @@ class Metrics:
     Attributes:
         frames_in: frames read from the source.
         frames_out: frames the last stage returned (delivered).
-        drops: per edge name (``"head"`` is the flow limiter), frames dropped.
+        drops: per edge name (``"head"`` is the flow limiter), frames dropped,
+            read from the registered owners (empty before a run registers them).
         latencies: ``(delivery_ns, end_to_end_ms)`` for every delivered frame.
     """
 
     max_samples: int = 200_000
     frames_in: int = 0
     frames_out: int = 0
-    drops: dict[str, int] = field(default_factory=dict)
     stages: dict[str, StageCounters] = field(default_factory=lambda: defaultdict(StageCounters))
     latencies: list[tuple[int, float]] = field(default_factory=list)
     first_in_ns: int | None = None
     last_in_ns: int | None = None
     first_out_ns: int | None = None
     last_out_ns: int | None = None
+    _drop_counters: dict[str, DropCounter] = field(default_factory=dict, init=False, repr=False)
+
+    def count_drops_of(self, name: str, counter: DropCounter) -> None:
+        """Report ``counter``'s drops under ``name``; the counter stays their only owner."""
+        self._drop_counters[name] = counter
+
+    @property
+    def drops(self) -> dict[str, int]:
+        """Frames dropped so far, per registered name, in registration order."""
+        return {name: counter.drops for name, counter in self._drop_counters.items()}
 
     def record_in(self, now_ns: int) -> None:
         self.frames_in += 1

@@ -273,28 +273,17 @@ class Pipeline:
         return reason
 
     def _build_edges(self, limiter: FlowLimiter) -> list[Edge]:
+        """One edge in front of each stage; every owner of drops is registered with metrics."""
         policy = self.config.edge_policy
         edges: list[Edge] = []
         for stage in self.stages:
-            name = f"->{stage.name}"
-            self.metrics.drops[name] = 0
-            edges.append(
-                make_edge(
-                    policy,
-                    name,
-                    capacity=self.config.lossless_capacity,
-                    on_drop=self._dropper(name, limiter),
-                )
-            )
-        self.metrics.drops["head"] = 0
+            # A dropped frame leaves the graph: its token goes back to the head.
+            edge = make_edge(policy, f"->{stage.name}", capacity=self.config.lossless_capacity,
+                             on_drop=lambda _frame: limiter.release())
+            self.metrics.count_drops_of(edge.name, edge)
+            edges.append(edge)
+        self.metrics.count_drops_of("head", limiter)
         return edges
-
-    def _dropper(self, edge_name: str, limiter: FlowLimiter) -> Callable[[Frame], None]:
-        def on_drop(_frame: Frame) -> None:
-            self.metrics.drops[edge_name] += 1
-            limiter.release()
-
-        return on_drop
 
     async def _supervise(
         self, feeder: asyncio.Task[object], stage_tasks: list[asyncio.Task[object]]
@@ -399,18 +388,15 @@ class Pipeline:
         )
 
     def _admit_live(self, frame: Frame, first: Edge, limiter: FlowLimiter) -> None:
-        """Admit a new frame, preferring it over one still waiting at the head."""
+        """Admit a new frame, preferring it over one still waiting at the head.
+
+        A frame still waiting is replaced: the new one takes a token even at
+        the limit, and the edge's drop of the old one gives that token back.
+        With nothing to replace and no token free, the limiter drops the new one.
+        """
         assert isinstance(first, LiveEdge)
-        if limiter.in_flight < limiter.max_in_flight:
-            limiter.try_acquire()
+        if limiter.try_acquire(replacing=first.qsize() > 0):
             first.put_nowait(frame)
-        elif first.qsize():
-            # Take a token for the new frame; the edge drops the waiting one
-            # and its on_drop gives that frame's token back.
-            limiter.in_flight += 1
-            first.put_nowait(frame)
-        else:
-            self.metrics.drops["head"] += 1
 
     # ---- the stage side ----------------------------------------------------------
     async def _stage_loop(

@@ -15,7 +15,7 @@
 
 Importing this package never imports tensorrt or touches CUDA, and does not
 import torch either until one of the names below is used: the command line
-registers ``trt_engines.commands`` on every start and must stay instant.
+reads `trt_engines.backends` on every start and must stay instant.
 """
 
 from __future__ import annotations

@@ -392,7 +392,7 @@ def _row(
 
 def _refusal_problems(engine: Engine, graph: SelfTestGraph) -> list[str]:
     """The engine must refuse a wrong dtype and a batch above its profile."""
-    device = getattr(engine, "device", torch.device("cpu"))
+    device = engine.device
     problems = []
     feeds = {k: v.to(device) for k, v in random_feeds(graph.inputs, graph.batch.min).items()}
     first = graph.inputs[0].name
@@ -415,7 +415,7 @@ def benchmark(
     engine: Engine, feeds: Mapping[str, torch.Tensor], bench: BenchConfig, device: torch.device
 ) -> float:
     """Mean milliseconds per `run` after ``bench.warmup`` untimed calls."""
-    engine_device = getattr(engine, "device", torch.device("cpu"))
+    engine_device = engine.device
     placed = {k: v.to(engine_device) for k, v in feeds.items()}
     sync = _synchronizer(device)
     for _ in range(bench.warmup):

@@ -123,11 +123,19 @@ class Engine(Protocol):
 
     Attributes:
         name: identifies the engine in logs and parity reports.
+        backend: the backend it runs on (a `BackendName` value; test doubles
+            may name their own).
+        device: where `run` wants its feeds and puts its outputs.
+        shareable: whether several threads may call `run` at once (see
+            `trt_engines.backends.SHAREABLE_BACKENDS`).
         inputs: what `run` accepts, in the graph's declared order.
         outputs: what `run` returns (as a dict keyed by these names).
     """
 
     name: str
+    backend: str
+    device: torch.device
+    shareable: bool
 
     @property
     def inputs(self) -> tuple[TensorSpec, ...]: ...
@@ -156,11 +164,12 @@ class Engine(Protocol):
 class EngineBase(abc.ABC):
     """Shared plumbing: specs, the context manager and the closed-state check.
 
-    Attributes:
-        device: where `run` wants its feeds and puts its outputs. Not part of
-            the `Engine` protocol; helpers read it with ``getattr`` and assume
-            the CPU when an engine has none.
+    Subclasses set `backend` and `shareable` (class attributes); the defaults
+    describe an engine of unknown thread safety, which nobody shares.
     """
+
+    backend: str = "custom"
+    shareable: bool = False
 
     def __init__(
         self,

@@ -332,6 +332,11 @@ def _gate_text(gate: Tolerance) -> str:
     return ", ".join(parts) or "none"
 
 
+def fp16_graph(path: Path) -> Path:
+    """Write ``NAME.fp16.onnx`` beside ``path`` (the FP16-typed graph, linted) and return it."""
+    return _fp16(path).value
+
+
 def _fp16(path: Path) -> _Done[Path]:
     from trt_engines.onnx_export import require_clean_onnx
     from trt_engines.onnx_fp16 import convert_to_fp16

@@ -85,7 +85,7 @@ def frame_latency(
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if frames < 1 or warmup < 0:
         raise ValueError(f"need frames >= 1 and warmup >= 0, got {frames} and {warmup}")
-    device = torch.device(getattr(generate, "device", "cpu"))
+    device = generate.device
     run = _sequential if mode == "sequential" else _overlapped
     run(motion, generate, inputs, device, warmup, clock)
     start = clock()

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from trt_engines.backends import BackendName
 from trt_engines.engine import EngineBase, TensorSpec, validate_feeds
 from trt_engines.errors import require
 
@@ -87,6 +88,9 @@ class OrtEngine(EngineBase):
     contiguous; tensors on another device are copied to the host first (this
     backend is the portable fallback, not the GPU fast path).
     """
+
+    backend: str = BackendName.ONNXRUNTIME
+    shareable: bool = True
 
     def __init__(
         self,

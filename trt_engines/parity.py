@@ -229,7 +229,7 @@ class Comparator:
 
 
 def _run_on_device(engine: Engine, feeds: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    device = getattr(engine, "device", torch.device("cpu"))
+    device = engine.device
     placed = {k: v.to(device) for k, v in feeds.items()}
     # Engines such as TrtEngine return views into reused buffers: clone to keep them.
     return {k: v.detach().clone() for k, v in engine.run(placed).items()}

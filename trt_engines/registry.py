@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from trt_engines.backends import BackendName
 from trt_engines.cache import EngineCache
 from trt_engines.engine import Engine, TensorSpec
 from trt_engines.errors import CUDA_TORCH_HINT, TRT_INSTALL_HINT, BackendUnavailableError
@@ -29,7 +30,7 @@ from trt_engines.trt_build import BuildOptions
 
 log = logging.getLogger(__name__)
 
-FALLBACK_ORDER = ("tensorrt", "onnxruntime", "torch")
+FALLBACK_ORDER = tuple(BackendName)
 """Fastest first; a fallback moves right from the requested backend."""
 
 
@@ -135,9 +136,9 @@ def _create_tensorrt(source: EngineSource) -> Engine:
 def default_backends() -> tuple[Backend, ...]:
     """The three built-in backends in `FALLBACK_ORDER`."""
     return (
-        Backend("tensorrt", probe_tensorrt, _create_tensorrt),
-        Backend("onnxruntime", probe_onnxruntime, _create_onnxruntime),
-        Backend("torch", lambda: [], _create_torch),
+        Backend(BackendName.TENSORRT, probe_tensorrt, _create_tensorrt),
+        Backend(BackendName.ONNXRUNTIME, probe_onnxruntime, _create_onnxruntime),
+        Backend(BackendName.TORCH, lambda: [], _create_torch),
     )
 
 
@@ -159,7 +160,7 @@ def select_backend(
     for an unknown name.
     """
     backends = tuple(backends or default_backends())
-    names = [b.name for b in backends]
+    names = [str(b.name) for b in backends]
     if requested not in names:
         raise ValueError(f"unknown backend {requested!r}; choose one of {names}")
     index = names.index(requested)
@@ -172,9 +173,9 @@ def select_backend(
         if not candidate.probe():
             log.warning(
                 "backend %r unavailable (%s); falling back to %r",
-                requested,
+                str(requested),
                 "; ".join(reasons),
-                candidate.name,
+                str(candidate.name),
             )
             return candidate
     raise BackendUnavailableError(requested, [*reasons, "and no fallback backend can run"])

@@ -8,6 +8,7 @@ from collections.abc import Iterator, Mapping, Sequence
 import torch
 from torch import nn
 
+from trt_engines.backends import BackendName
 from trt_engines.engine import EngineBase, TensorSpec, validate_feeds
 
 
@@ -26,6 +27,9 @@ class TorchEngine(EngineBase):
             comparable with a TensorRT engine built without TF32. The torch
             flags are process-wide, so they are restored after each call.
     """
+
+    backend: str = BackendName.TORCH
+    shareable: bool = True
 
     def __init__(
         self,

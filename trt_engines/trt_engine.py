@@ -34,6 +34,7 @@ from typing import Any
 
 import torch
 
+from trt_engines.backends import BackendName
 from trt_engines.cache import EngineCache, GpuInfo, make_key
 from trt_engines.engine import EngineBase, TensorSpec, validate_feeds
 from trt_engines.errors import import_tensorrt
@@ -104,6 +105,9 @@ class TrtEngine(EngineBase):
             torch's current stream on ``device`` at each `run`.
         keepalive: objects that must outlive the engine (the ``trt.Runtime``).
     """
+
+    backend: str = BackendName.TENSORRT
+    shareable: bool = False
 
     def __init__(
         self,

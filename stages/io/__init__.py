@@ -1,11 +1,11 @@
 """Sources and sinks for files and tests, and the factory that maps user strings to them.
 
-Sources (`pipeline.stage.Source`): `SyntheticSource` (a moving test picture
+Sources (`pipeline.stage.Source`): `PatternSource` (a moving test picture
 with the frame index stamped), `ImageSource` (a still picture repeated),
 `VideoFileSource` (any file FFmpeg reads). Sinks (last `StageBase` stages):
 `VideoFileSink` (H.264 MP4/MKV/MOV), `NullSink` (counts frames). Each takes a
 frozen config dataclass. `open_source` / `open_sink` build one from a string
-such as ``synthetic:640x480@30``, ``clip.mp4`` or ``null``.
+such as ``pattern:640x480@30``, ``clip.mp4`` or ``null``.
 """
 
 from stages.io.errors import SinkError, SourceError
@@ -21,7 +21,7 @@ from stages.io.factory import (
 )
 from stages.io.image import IMAGE_EXTENSIONS, ImageSource, ImageSourceConfig
 from stages.io.null import NullSink, NullSinkConfig
-from stages.io.synthetic import SyntheticConfig, SyntheticSource
+from stages.io.pattern import PatternConfig, PatternSource
 from stages.io.video import (
     VIDEO_EXTENSIONS,
     VIDEO_SINK_FORMATS,
@@ -39,14 +39,14 @@ __all__ = [
     "ImageSourceConfig",
     "NullSink",
     "NullSinkConfig",
+    "PatternConfig",
+    "PatternSource",
     "SinkError",
     "SinkFactory",
     "SinkOptions",
     "SourceError",
     "SourceFactory",
     "SourceOptions",
-    "SyntheticConfig",
-    "SyntheticSource",
     "VideoFileSink",
     "VideoFileSinkConfig",
     "VideoFileSource",

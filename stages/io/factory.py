@@ -1,10 +1,10 @@
-"""Turn a user's string (``synthetic:640x480@30``, ``clip.mp4``, ``null``) into a component.
+"""Turn a user's string (``pattern:640x480@30``, ``clip.mp4``, ``null``) into a component.
 
 Named components live in a registry: a plain dict from a name to a factory
 that receives the text after ``name:`` and the options. The defaults are
 built fresh on every call (`default_source_registry`, `default_sink_registry`);
-to add a camera or a WebRTC endpoint, copy a default, add an entry, and pass
-it in. There is no module-level registry to mutate.
+`stages.endpoints` adds the camera, the synthetic person and the virtual
+camera to them. There is no module-level registry to mutate.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 from pipeline.stage import Source, Stage
 from stages.io.image import IMAGE_EXTENSIONS, ImageSource, ImageSourceConfig
 from stages.io.null import NullSink, NullSinkConfig
-from stages.io.synthetic import SyntheticConfig, SyntheticSource
+from stages.io.pattern import PatternConfig, PatternSource
 from stages.io.video import (
     VIDEO_EXTENSIONS,
     VIDEO_SINK_FORMATS,
@@ -34,13 +34,13 @@ class SourceOptions:
     """Settings the command line may give any source; each source takes what applies.
 
     Attributes:
-        fps: rate of a synthetic or image source (default 30); ignored by
+        fps: rate of a pattern, person or picture source (default 30); ignored by
             video files, which have their own.
         frames: stop after this many frames; ``None`` = the whole file, or
-            endless for synthetic and image sources.
+            endless for pattern, person and picture sources.
         size: ``(width, height)`` to produce; ``None`` = the source's own.
         loop: replay a video file from the start at its end.
-        seed: picks the synthetic picture.
+        seed: picks the test pattern's picture.
     """
 
     fps: float | Fraction | None = None
@@ -52,11 +52,23 @@ class SourceOptions:
 
 @dataclass(frozen=True, slots=True)
 class SinkOptions:
-    """Settings the command line may give any sink (see `VideoFileSinkConfig`)."""
+    """Settings the command line may give any sink; each sink takes what applies.
+
+    Attributes:
+        fps: the output rate (a video file's time base, a virtual camera's format).
+        crf / preset: H.264 quality and speed of a video file.
+        size: ``(width, height)`` of a virtual camera; ``None`` = its default.
+        pacing: ``"arrival"`` sends each frame as it comes (live runs, the
+            runtime already paces); ``"fixed"`` paces a virtual camera to ``fps``.
+        virtualcam_backend: a pyvirtualcam backend name; ``None`` = the platform's.
+    """
 
     fps: float | Fraction = 30
     crf: int = 23
     preset: str = "veryfast"
+    size: tuple[int, int] | None = None
+    pacing: str = "arrival"
+    virtualcam_backend: str | None = None
 
 
 SourceFactory = Callable[[str, SourceOptions], Source]
@@ -65,22 +77,22 @@ SourceFactory = Callable[[str, SourceOptions], Source]
 SinkFactory = Callable[[str, SinkOptions], Stage]
 """Builds a sink from the text after ``name:`` (``""`` if none) and the options."""
 
-_SYNTHETIC_ARG = re.compile(r"^(?:(\d+)x(\d+))?(?:@(\d+(?:\.\d+)?))?$")
+_PATTERN_ARG = re.compile(r"^(?:(\d+)x(\d+))?(?:@(\d+(?:\.\d+)?))?$")
 _DEFAULT_FPS = 30
 
 
-def _synthetic(arg: str, options: SourceOptions) -> Source:
-    """``synthetic``, ``synthetic:WxH``, ``synthetic:@FPS`` or ``synthetic:WxH@FPS``."""
-    match = _SYNTHETIC_ARG.match(arg)
+def _pattern(arg: str, options: SourceOptions) -> Source:
+    """``pattern``, ``pattern:WxH``, ``pattern:@FPS`` or ``pattern:WxH@FPS``."""
+    match = _PATTERN_ARG.match(arg)
     if match is None:
-        raise ValueError(f"cannot parse synthetic:{arg}; write synthetic:WIDTHxHEIGHT@FPS, "
-                         "e.g. synthetic:640x480@30")
+        raise ValueError(f"cannot parse pattern:{arg}; write pattern:WIDTHxHEIGHT@FPS, "
+                         "e.g. pattern:640x480@30")
     width, height, fps = match.groups()
     size = (int(width), int(height)) if width else options.size or (640, 480)
     rate = Fraction(fps) if fps else options.fps or _DEFAULT_FPS
-    config = SyntheticConfig(width=size[0], height=size[1], fps=rate,
+    config = PatternConfig(width=size[0], height=size[1], fps=rate,
                              frames=options.frames, seed=options.seed)
-    return SyntheticSource(config)
+    return PatternSource(config)
 
 
 def _null(arg: str, options: SinkOptions) -> Stage:
@@ -88,8 +100,8 @@ def _null(arg: str, options: SinkOptions) -> Stage:
 
 
 def default_source_registry() -> dict[str, SourceFactory]:
-    """A new dict of the built-in named sources: ``synthetic``."""
-    return {"synthetic": _synthetic}
+    """A new dict of the built-in named sources: ``pattern``."""
+    return {"pattern": _pattern}
 
 
 def default_sink_registry() -> dict[str, SinkFactory]:
@@ -99,7 +111,7 @@ def default_sink_registry() -> dict[str, SinkFactory]:
 
 def _source_forms(registry: Mapping[str, SourceFactory]) -> str:
     names = ", ".join(f"{name}[:...]" for name in sorted(registry))
-    return (f"{names}, synthetic:WIDTHxHEIGHT@FPS, a picture file "
+    return (f"{names}, pattern:WIDTHxHEIGHT@FPS, a picture file "
             f"({' '.join(sorted(IMAGE_EXTENSIONS))}), or a video file "
             f"({' '.join(sorted(VIDEO_EXTENSIONS))} or any existing file FFmpeg reads)")
 
@@ -114,7 +126,7 @@ def open_source(spec: str, options: SourceOptions | None = None,
     """Build (not yet open) the source that ``spec`` names.
 
     Forms: a registry name with an optional ``:argument``
-    (``synthetic:640x480@30``), a picture file (by its ending), a video file
+    (``pattern:640x480@30``), a picture file (by its ending), a video file
     (by its ending, or any other existing file). Raises `ValueError`
     listing the accepted forms for anything else. A missing file with a
     known ending is accepted here and reported by the source's ``open()``.

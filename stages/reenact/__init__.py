@@ -1,31 +1,15 @@
 """The live avatar path: reenactment stages, compositing, live settings (see README.md).
 
-Public API:
-    `build_avatar_stages` (the stage list for a settings box and a model),
-    `session_factory` (the same, per WebRTC session), `LiveSettings` /
-    `AvatarKey` / `OutputMode` (what users change while it runs),
-    `ModelBundle` / `open_bundle` / `EngineOptions` (the model and its
-    engines), `AvatarRunConfig` / `build_avatar_run` (what ``vicocam run``
-    builds).
+Modules:
+    `build`: `build_avatar_stages`, the stage list for a settings box and a model.
+    `stages`: the avatar, motion and generate stages; `composite`: paste-back.
+    `avatar`: portrait preparation (detect, crop, encode once).
+    `shared_sessions`: `SessionFactory`, each WebRTC session's stages from one model.
+    `live_settings`: `LiveSettings`, `AvatarKey`, `OutputMode`: what users change while it runs.
+    `output_mode`: `OutputMode` alone (importable without torch, for the command line).
+    `controls`: the terminal keys of ``vicocam run``.
+    `person`: the synthetic world as a driver (``person:N``) and as avatars.
+    `tensors`, `types`: device-tensor plumbing and the per-frame result types.
+
+Nothing is imported here, so naming one module does not load the others (or torch).
 """
-
-from stages.reenact.app import AvatarRunConfig, build_avatar_run
-from stages.reenact.build import AvatarPathConfig, build_avatar_stages
-from stages.reenact.model import EngineOptions, ModelBundle, open_bundle
-from stages.reenact.session import session_factory
-from stages.reenact.settings import AvatarKey, LiveSettings, LiveSettingsBox, OutputMode
-
-__all__ = [
-    "AvatarKey",
-    "AvatarPathConfig",
-    "AvatarRunConfig",
-    "EngineOptions",
-    "LiveSettings",
-    "LiveSettingsBox",
-    "ModelBundle",
-    "OutputMode",
-    "build_avatar_run",
-    "build_avatar_stages",
-    "open_bundle",
-    "session_factory",
-]

@@ -36,7 +36,7 @@ from stages.face.detector import DetectorConfig, FaceDetector, create_detector
 from stages.face.stage import prepare_portrait
 from stages.face.types import Affine, CropBox
 from stages.io.image import load_rgb
-from stages.reenact.settings import AvatarKey
+from stages.reenact.live_settings import AvatarKey
 from stages.reenact.tensors import image_to_tensor, to_unit
 
 log = logging.getLogger(__name__)

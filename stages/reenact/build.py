@@ -14,15 +14,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
-import torch
-
 from pipeline.stage import Stage
-from stages.face.detector import FaceDetector
 from stages.face.stage import FaceTrackStage
 from stages.face.tracker import FaceTrackerConfig
 from stages.reenact.avatar import AvatarConfig, AvatarPreparer, PortraitLoader, PreparedAvatar
-from stages.reenact.model import ModelBundle
-from stages.reenact.settings import AvatarKey, LiveSettingsBox
+from stages.reenact.live_settings import AvatarKey, LiveSettingsBox
 from stages.reenact.stages import (
     AvatarStage,
     CompositeConfig,
@@ -30,7 +26,8 @@ from stages.reenact.stages import (
     DriverMotionStage,
     GenerateStage,
 )
-from trt_engines.streams import DeviceStream, make_stream
+from trt_engines.bundle import ModelBundle
+from trt_engines.streams import make_stream
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +59,7 @@ def build_avatar_stages(
     bundle: ModelBundle,
     config: AvatarPathConfig | None = None,
     *,
-    face_stage: Stage | None = None,
     loaders: Mapping[str, PortraitLoader] | None = None,
-    detector: FaceDetector | None = None,
-    stream_factory: Callable[[torch.device], DeviceStream] = make_stream,
     initial: AvatarKey | None = None,
     preparer: Callable[[AvatarKey], PreparedAvatar] | None = None,
 ) -> list[Stage]:
@@ -76,15 +70,11 @@ def build_avatar_stages(
             WebRTC page write it).
         bundle: the model and its two engines.
         config: fixed settings of the path.
-        face_stage: a stage producing `FaceCrop` to use instead of a face
-            tracker (e.g. `KnownCropStage` for a synthetic driver).
-        loaders: extra portrait loaders by name (``synthetic`` ...).
-        detector: a loaded face detector for the tracker and the portraits.
-        stream_factory: makes each stage's stream for the bundle's device.
+        loaders: extra portrait loaders by name (``person`` ...).
         initial: the avatar to start with when the settings name none.
         preparer: prepares avatars (e.g. one shared by several sessions, see
-            `stages.reenact.session`); ``None`` = a new `AvatarPreparer`
-            (then ``loaders`` and ``detector`` apply to portraits too).
+            `stages.reenact.shared_sessions`); ``None`` = a new `AvatarPreparer`
+            (then ``loaders`` apply to portraits too).
     """
     config = config or AvatarPathConfig()
     device = bundle.device
@@ -92,13 +82,12 @@ def build_avatar_stages(
     if crop_on_device is None:
         crop_on_device = device.type != "cpu"
     if preparer is None:
-        preparer = AvatarPreparer(bundle.reenactor, device, config.avatar, loaders, detector)
-    face = face_stage or FaceTrackStage(tracker_for(bundle, config.tracker), detector)
+        preparer = AvatarPreparer(bundle.reenactor, device, config.avatar, loaders)
     return [
-        face,
+        FaceTrackStage(tracker_for(bundle, config.tracker)),
         AvatarStage(settings, preparer, initial),
-        DriverMotionStage(bundle.motion, stream_factory(device), crop_on_device),
-        GenerateStage(bundle.generate, stream_factory(device), bundle.config.family),
-        CompositeStage(stream_factory(device), config.composite),
+        DriverMotionStage(bundle.motion, make_stream(device), crop_on_device),
+        GenerateStage(bundle.generate, make_stream(device), bundle.config.family),
+        CompositeStage(make_stream(device), config.composite),
     ]
 

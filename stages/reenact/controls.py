@@ -24,7 +24,7 @@ from types import TracebackType
 from typing import Any, TextIO
 
 from networks.motion import MotionMode
-from stages.reenact.settings import (
+from stages.reenact.live_settings import (
     STRENGTH_STEP,
     AvatarKey,
     LiveSettingsBox,

@@ -27,6 +27,7 @@ from typing import ClassVar
 from torch import Tensor
 
 from networks.motion import MotionMode, compose_alpha, default_mode
+from networks.reference import RelativeReference
 from pipeline.frame import Frame
 from pipeline.stage import StageBase
 from stages.face.types import FaceCrop
@@ -41,7 +42,7 @@ from stages.reenact.composite import (
     place_frame,
     split_side_by_side,
 )
-from stages.reenact.settings import AvatarKey, LiveSettings, LiveSettingsBox, OutputMode
+from stages.reenact.live_settings import AvatarKey, LiveSettingsBox, OutputMode
 from stages.reenact.tensors import (
     HostStaging,
     image_to_tensor,
@@ -189,9 +190,9 @@ class GenerateStage(StageBase):
     ``[a_d ; b_s]``, absolute ``[a_d ; b_d]``, relative
     ``[a_s + a_d - a_d0 ; b_s]`` with ``a_d0`` the reference frame; the
     strength scales the delta from the avatar's own coefficients. The
-    relative reference is the first driven frame after start, after a
-    reset request (`LiveSettings.reset_count` increased), after a change of
-    mode, and after the face was lost.
+    reference and its reset rules belong to `RelativeReference` (first
+    driven frame after start, a reset request, a mode change or a lost
+    face); this stage only runs the engine on its stream.
     """
 
     name = "generate"
@@ -203,45 +204,31 @@ class GenerateStage(StageBase):
         self.engine = engine
         self.stream = stream
         self.family_mode = default_mode(family)
-        self._reference: Tensor | None = None
-        self._reset_count: int | None = None
-        self._mode: MotionMode | None = None
+        self.reference = RelativeReference()
 
     def process(self, frame: Frame) -> Frame:
         motion = frame.get(DriverMotion)
         target = frame.get(AvatarFrame)
-        fresh = self._forget_reference_if_asked(target.settings)
-        if motion.coeffs is None:
-            self._reference = None
+        mode = target.settings.mode or self.family_mode
+        reference = self.reference.update(mode, target.settings.reset_count, motion.coeffs)
+        if motion.coeffs is None or reference.coeffs is None:  # both or neither: no face
             frame.put(AvatarRender(target.avatar.rest, self.stream.record(), at_rest=True))
             return frame
         self.stream.wait(motion.ready)
         keep_for(motion.coeffs, self.stream)
         with self.stream.activate():
-            fresh = fresh or self._reference is None
-            alpha = self._compose(motion.coeffs, target)
+            alpha = self._compose(mode, motion.coeffs, reference.coeffs, target)
             image = self.engine.run({**target.avatar.feeds, "alpha": alpha})["image"].clone()
             ready = self.stream.record()
-        frame.put(AvatarRender(image, ready, at_rest=False, reference_reset=fresh))
+        frame.put(AvatarRender(image, ready, at_rest=False, reference_reset=reference.reset))
         return frame
 
-    def _forget_reference_if_asked(self, settings: LiveSettings) -> bool:
-        mode = settings.mode or self.family_mode
-        asked = (self._reset_count is not None and settings.reset_count != self._reset_count) or (
-            self._mode is not None and mode is not self._mode
-        )
-        self._reset_count, self._mode = settings.reset_count, mode
-        if asked:
-            self._reference = None
-        return asked
-
-    def _compose(self, coeffs: Tensor, target: AvatarFrame) -> Tensor:
-        """``alpha [1, M]`` from the driver's ``coeffs [1, M]`` and the avatar's."""
-        mode = target.settings.mode or self.family_mode
-        if self._reference is None:
-            self._reference = coeffs
+    @staticmethod
+    def _compose(mode: MotionMode, coeffs: Tensor, reference: Tensor,
+                 target: AvatarFrame) -> Tensor:
+        """``alpha [1, M]`` from the driver's and the reference's ``coeffs [1, M]``."""
         avatar = target.avatar.model
-        return compose_alpha(mode, coeffs, avatar.coeffs, avatar.motion_dim, self._reference,
+        return compose_alpha(mode, coeffs, avatar.coeffs, avatar.motion_dim, reference,
                              target.settings.strength).contiguous()
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from torch import Tensor
 
-from stages.reenact.settings import LiveSettings
+from stages.reenact.live_settings import LiveSettings
 from trt_engines.streams import StreamEvent
 
 if TYPE_CHECKING:

@@ -3,15 +3,30 @@ page; the avatar model loaded once, one pipeline per peer) and ``vicocam
 client`` (a local camera sent to a remote server, the avatar written to a
 virtual camera or a file).
 
-Modules: `jitter` (frame completion on the RTP marker bit), `playout` (the
-browser asked to show returned frames when decoded), `bandwidth` (a floor
-under the upload bandwidth reported to the browser, its start bitrate),
-`encoder` (the returned VP8 bitrate raised in steps), `tracks` (aiortc
-tracks <-> the runtime's `Source` and sink), `settings` (avatar upload
-validation; a session's settings are `stages.reenact.settings.LiveSettings`,
-the type ``vicocam run``'s keys write too), `session`, `server`, `model` (the
-avatar model behind ``serve``, and the stamp relay for latency measurements),
-`client`, `ice` (loopback ICE for tests), `browser` (a headless Chromium peer
-for tests and benchmarks).
+Modules:
+
+- `server`: the aiohttp app, its routes and signalling; one `peer_session`
+  per peer.
+- `peer_session`: one peer's `Session` (its connection, pipeline and
+  settings) and `SessionConfig`.
+- `uploads`: avatar upload validation; a session's settings are
+  `stages.reenact.live_settings.LiveSettings`, the type ``vicocam run``'s
+  keys write too.
+- `tracks`: aiortc tracks <-> the runtime's `Source` and sink.
+- `client`: ``vicocam client``'s side of the connection.
+- `security`: access tokens and per-client rate limits.
+- `ice`: ICE kept on chosen addresses (loopback for tests).
+- `stamp_relay`: measuring equipment, not part of a call: `StampRelay`
+  carries the camera frame's stamp over to the avatar frame.
+- `aiortc_patches`: the patches to aiortc's internals, installed by one call
+  behind a version gate: `jitter` (frame completion on the RTP marker bit),
+  `playout` (the browser asked to show returned frames when decoded),
+  `bandwidth` (a floor under the upload bandwidth reported to the browser,
+  its start bitrate), `encoder` (the returned VP8 bitrate raised in steps).
+- ``static/``: the browser page.
+
+The command parsers (`pipeline.app.commands.serve`), the avatar model behind
+``serve`` (`pipeline.app.serving`) and the headless Chromium peer of tests
+and benchmarks (`benchmarks.browser`) live outside this package.
 aiortc and aiohttp are imported only by these modules, never by this package.
 """

@@ -37,8 +37,8 @@ from pipeline.runtime import (
     StageFailedError,
 )
 from pipeline.stage import Source, Stage
+from stages.webrtc.aiortc_patches import PatchConfig, install_patches
 from stages.webrtc.ice import filter_candidates, ice_host_addresses
-from stages.webrtc.jitter import install_frame_assemblers
 from stages.webrtc.tracks import OutgoingVideoTrack, TrackSink, TrackSource, pump_track
 
 log = logging.getLogger(__name__)
@@ -150,7 +150,7 @@ class _Call:
         pc.addTrack(self.outgoing)
         pc.on("track", self._on_track)
         pc.on("connectionstatechange", lambda: self._on_state(pc.connectionState))
-        install_frame_assemblers(pc)
+        install_patches(pc, PatchConfig())  # the frame assemblers only: nothing to answer
         await pc.setLocalDescription(await pc.createOffer())
         reply = await self._request("POST", "/api/offer",
                                     json={"sdp": pc.localDescription.sdp, "type": "offer"})

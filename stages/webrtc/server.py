@@ -47,7 +47,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from networks.motion import MotionMode
-from stages.reenact.settings import (
+from stages.reenact.live_settings import (
     MAX_STRENGTH,
     MIN_STRENGTH,
     AvatarKey,
@@ -55,15 +55,15 @@ from stages.reenact.settings import (
     OutputMode,
 )
 from stages.webrtc.ice import ice_host_addresses
-from stages.webrtc.security import RateLimiter, bearer_token, resolve_token, token_matches
-from stages.webrtc.session import (
+from stages.webrtc.peer_session import (
     OfferError,
     Session,
     SessionConfig,
     StageFactory,
     identity_factory,
 )
-from stages.webrtc.settings import AvatarError, AvatarLimits, decode_avatar
+from stages.webrtc.security import RateLimiter, bearer_token, resolve_token, token_matches
+from stages.webrtc.uploads import AvatarError, AvatarLimits, decode_avatar
 
 log = logging.getLogger(__name__)
 

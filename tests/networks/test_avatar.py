@@ -1,4 +1,4 @@
-"""Avatar inference: cached path == reference path, motion modes, the Animator session."""
+"""Avatar inference: cached path == reference path, motion modes, a stream with its reference."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import copy
 import pytest
 import torch
 
-from networks.avatar import Animator, MotionSettings, Reenactor
+from networks.avatar import Avatar, Reenactor
 from networks.config import ModelConfig
 from networks.generator import Generator
 from networks.motion import MotionMode, compose_alpha, default_mode
+from networks.reference import RelativeReference
 from tests.networks.conftest import random_images, tiny
 
 
@@ -60,43 +61,66 @@ def test_cached_avatar_path_equals_the_full_forward(setup, mode):
     torch.testing.assert_close(got, expected, rtol=1e-9, atol=1e-9)
 
 
+def drive(
+    reenactor: Reenactor,
+    avatar: Avatar,
+    tracker: RelativeReference,
+    driver: torch.Tensor,
+    mode: MotionMode = MotionMode.RELATIVE,
+    resets: int = 0,
+    strength: float = 1.0,
+) -> torch.Tensor:
+    """One frame the way the generate stage makes it: encode, track the reference, render."""
+    coeffs = reenactor.encode_motion(driver)
+    reference = tracker.update(mode, resets, coeffs).coeffs
+    return reenactor.generate(avatar, reenactor.compose(avatar, coeffs, mode, reference, strength))
+
+
 def test_relative_mode_with_the_reference_as_driver_reconstructs_the_avatar(setup):
     _, reenactor, avatar = setup
-    animator = Animator(reenactor, avatar, MotionSettings(MotionMode.RELATIVE))
+    tracker = RelativeReference()
     first = images(1, 40)
-    out = animator(first)  # the first frame becomes the reference
+    out = drive(reenactor, avatar, tracker, first)  # the first frame becomes the reference
     torch.testing.assert_close(out, reenactor.reconstruct(avatar), rtol=0, atol=1e-12)
-    assert animator.reference is not None
-    torch.testing.assert_close(animator(first), out)
+    assert tracker.coeffs is not None
+    torch.testing.assert_close(drive(reenactor, avatar, tracker, first), out)
 
 
-def test_reset_reference_makes_the_next_frame_the_reference(setup):
+def test_a_reset_request_makes_the_next_frame_the_reference(setup):
     _, reenactor, avatar = setup
-    animator = Animator(reenactor, avatar, MotionSettings(MotionMode.RELATIVE))
+    tracker = RelativeReference()
     recon = reenactor.reconstruct(avatar)
-    animator(images(1, 41))
-    moved = animator(images(1, 42))
+    drive(reenactor, avatar, tracker, images(1, 41))
+    moved = drive(reenactor, avatar, tracker, images(1, 42))
     assert (moved - recon).abs().max() > 1e-3
-    animator.reset_reference()
-    torch.testing.assert_close(animator(images(1, 42)), recon, rtol=0, atol=1e-12)
+    again = drive(reenactor, avatar, tracker, images(1, 42), resets=1)
+    torch.testing.assert_close(again, recon, rtol=0, atol=1e-12)
 
 
-def test_changing_the_mode_drops_the_reference(setup):
+def test_changing_the_mode_starts_a_new_reference(setup):
     _, reenactor, avatar = setup
-    animator = Animator(reenactor, avatar, MotionSettings(MotionMode.RELATIVE))
-    animator(images(1, 41))
-    animator.settings = MotionSettings(MotionMode.ABSOLUTE)
-    assert animator.reference is None
-    animator.settings = MotionSettings(MotionMode.ABSOLUTE, strength=0.5)  # same mode
-    animator.settings = MotionSettings(MotionMode.RELATIVE)
-    animator(images(1, 43))
-    torch.testing.assert_close(animator.reference, reenactor.encode_motion(images(1, 43)))
+    tracker = RelativeReference()
+    drive(reenactor, avatar, tracker, images(1, 41))
+    drive(reenactor, avatar, tracker, images(1, 42), MotionMode.ABSOLUTE)
+    drive(reenactor, avatar, tracker, images(1, 42), MotionMode.ABSOLUTE, strength=0.5)
+    out = drive(reenactor, avatar, tracker, images(1, 43))  # back to relative
+    torch.testing.assert_close(tracker.coeffs, reenactor.encode_motion(images(1, 43)))
+    torch.testing.assert_close(out, reenactor.reconstruct(avatar), rtol=0, atol=1e-12)
+
+
+def test_a_strength_change_keeps_the_reference(setup):
+    _, reenactor, avatar = setup
+    tracker = RelativeReference()
+    drive(reenactor, avatar, tracker, images(1, 41))
+    drive(reenactor, avatar, tracker, images(1, 42), strength=0.5)
+    torch.testing.assert_close(tracker.coeffs, reenactor.encode_motion(images(1, 41)))
 
 
 def test_zero_strength_freezes_the_avatar(setup):
     _, reenactor, avatar = setup
-    animator = Animator(reenactor, avatar, MotionSettings(strength=0.0))
-    torch.testing.assert_close(animator(images(1, 44)), reenactor.reconstruct(avatar))
+    mode = default_mode(reenactor.config.family)
+    frozen = drive(reenactor, avatar, RelativeReference(), images(1, 44), mode, strength=0.0)
+    torch.testing.assert_close(frozen, reenactor.reconstruct(avatar))
 
 
 def test_default_mode_is_cross_for_vicoface_and_relative_for_lia():

@@ -17,7 +17,7 @@ import onnx
 import pytest
 import torch
 
-from stages.reenact.model import load_reenactor
+from trt_engines.bundle import load_reenactor
 from trt_engines.graph_export import ExportOptions, ExportReport, export_graphs
 from trt_engines.model_graphs import model_cases
 from trt_engines.onnx_export import lint_onnx

@@ -85,3 +85,27 @@ def test_flow_limiter_refuses_extra_release():
 
     with pytest.raises(RuntimeError, match="released more"):
         asyncio.run(scenario())
+
+
+def test_flow_limiter_admits_a_replacing_frame_at_the_limit_without_a_drop():
+    async def scenario():
+        limiter = FlowLimiter(1)
+        assert limiter.try_acquire()
+        assert limiter.try_acquire(replacing=True)  # the waiting frame's token comes back
+        over = limiter.in_flight
+        limiter.release()
+        assert not limiter.try_acquire()  # nothing to replace: a head drop
+        return over, limiter.in_flight, limiter.drops
+
+    assert asyncio.run(scenario()) == (2, 1, 1)
+
+
+def test_drop_counts_belong_to_their_owners():
+    async def scenario():
+        limiter, edge = FlowLimiter(1), LiveEdge("e")
+        for name, field in ((limiter, "in_flight"), (limiter, "drops"), (edge, "drops")):
+            with pytest.raises(AttributeError):
+                setattr(name, field, 5)
+        assert LosslessEdge("e").drops == 0
+
+    asyncio.run(scenario())

@@ -54,6 +54,22 @@ def test_metrics_windows_and_strict_json():
     assert "e2e p50" in m.status_line()
 
 
+def test_metrics_read_drops_from_their_owners():
+    class Owner:
+        drops = 0
+
+    head, edge = Owner(), Owner()
+    m = Metrics()
+    assert m.drops == {} and m.frames_dropped == 0
+    m.count_drops_of("->a", edge)
+    m.count_drops_of("head", head)
+    edge.drops, head.drops = 2, 3
+    assert m.drops == {"->a": 2, "head": 3}  # registration order, current counts
+    assert m.frames_dropped == 5
+    assert m.to_dict()["drops"] == {"->a": 2, "head": 3}
+    assert "dropped 5" in m.status_line()
+
+
 @dataclass(frozen=True)
 class Knobs:
     strength: float = 1.0

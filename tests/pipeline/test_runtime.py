@@ -14,6 +14,7 @@ from pipeline.runtime import (
     StageFailedError,
     run_pipeline,
 )
+from pipeline.summary import format_summary
 from tests.pipeline.helpers import Collect, FailOn, Gate, ListSource, MakesBox, NeedsBox
 
 OFFLINE = RuntimeConfig(mode=RunMode.OFFLINE)
@@ -53,6 +54,30 @@ def test_live_run_drops_the_oldest_and_processes_the_newest():
     assert sink.seqs == [0, 9]
     assert m.frames_in == m.frames_out + m.frames_dropped == 10
     assert m.drops["->gate"] + m.drops["head"] == 8
+
+
+def test_head_drops_are_the_limiters_and_every_report_shows_the_same_counts():
+    gate, sink, source = Gate(), Collect(), ListSource(10)
+    pipeline = Pipeline(source, [gate, sink], RuntimeConfig(mode=RunMode.LIVE, max_in_flight=1))
+
+    def release_when_all_read() -> None:
+        assert gate.entered.acquire(timeout=10)
+        deadline = time.monotonic() + 10
+        while pipeline.metrics.frames_in < 10 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        gate.open.set()
+
+    helper = threading.Thread(target=release_when_all_read)
+    helper.start()
+    report = asyncio.run(pipeline.run())
+    helper.join()
+    m = report.metrics
+    # Frame 0 held the only token in the gate; 1..9 found none and nothing to replace.
+    assert sink.seqs == [0]
+    assert m.drops == {"->gate": 0, "->sink": 0, "head": 9}
+    assert m.to_dict()["drops"] == m.drops and m.to_dict()["frames_dropped"] == 9
+    assert "dropped     9 (head 9)" in format_summary(report)
+    assert "dropped 9" in m.status_line()
 
 
 def test_a_stage_failing_on_some_frames_does_not_stop_the_stream():

@@ -6,10 +6,10 @@ from pipeline.stage import SourceFrame, SourceInfo
 from stages.io import (
     ImageSource,
     NullSink,
+    PatternSource,
     SinkOptions,
     SourceError,
     SourceOptions,
-    SyntheticSource,
     VideoFileSink,
     VideoFileSource,
     default_sink_registry,
@@ -20,27 +20,27 @@ from stages.io import (
 
 
 def test_synthetic_defaults():
-    source = open_source("synthetic")
-    assert isinstance(source, SyntheticSource)
+    source = open_source("pattern")
+    assert isinstance(source, PatternSource)
     info = source.open()
     assert (info.width, info.height, info.frame_rate, info.frame_count) == (640, 480, 30, None)
 
 
 def test_synthetic_size_and_rate_from_the_spec():
-    source = open_source("synthetic:320x240@12.5", SourceOptions(frames=4, seed=3))
+    source = open_source("pattern:320x240@12.5", SourceOptions(frames=4, seed=3))
     info = source.open()
     assert (info.width, info.height) == (320, 240)
     assert info.frame_rate == Fraction(25, 2) and info.frame_count == 4
 
 
 def test_synthetic_takes_options_the_spec_leaves_out():
-    info = open_source("synthetic", SourceOptions(fps=15, size=(200, 100))).open()
+    info = open_source("pattern", SourceOptions(fps=15, size=(200, 100))).open()
     assert (info.width, info.height, info.frame_rate) == (200, 100, 15)
 
 
-@pytest.mark.parametrize("spec", ["synthetic:big", "synthetic:640x", "synthetic:@fast"])
+@pytest.mark.parametrize("spec", ["pattern:big", "pattern:640x", "pattern:@fast"])
 def test_bad_synthetic_spec_shows_the_form(spec):
-    with pytest.raises(ValueError, match="synthetic:WIDTHxHEIGHT@FPS"):
+    with pytest.raises(ValueError, match="pattern:WIDTHxHEIGHT@FPS"):
         open_source(spec)
 
 
@@ -67,7 +67,7 @@ def test_missing_video_path_is_reported_when_opened(tmp_path):
 
 @pytest.mark.parametrize("spec", ["foo", "camera:0", "/no/such/thing"])
 def test_unknown_source_lists_the_accepted_forms(spec):
-    with pytest.raises(ValueError, match=r"unknown source .*accepted forms: synthetic") as err:
+    with pytest.raises(ValueError, match=r"unknown source .*accepted forms: pattern") as err:
         open_source(spec)
     assert ".png" in str(err.value) and ".mp4" in str(err.value)
 

@@ -11,9 +11,9 @@ import pytest
 from pipeline.frame import Frame
 from pipeline.stage import Source, SourceFrame
 from stages.io import (
+    PatternConfig,
+    PatternSource,
     SourceError,
-    SyntheticConfig,
-    SyntheticSource,
     VideoFileSink,
     VideoFileSinkConfig,
     VideoFileSource,
@@ -32,7 +32,7 @@ def _drain(source: Source, limit: int = 10_000) -> list[SourceFrame]:
 
 def _frames(count: int, width: int = 320, height: int = 240, fps: int = 30) -> list[Frame]:
     """Synthetic frames with their stamps, wrapped as the runtime would."""
-    source = SyntheticSource(SyntheticConfig(width=width, height=height, fps=fps, frames=count))
+    source = PatternSource(PatternConfig(width=width, height=height, fps=fps, frames=count))
     source.open()
     rate = Fraction(1, fps)
     return [Frame(seq=i, capture_ns=0, image=f.image, pts=f.pts, time_base=f.time_base or rate)

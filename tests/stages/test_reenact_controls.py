@@ -9,7 +9,7 @@ import pytest
 from networks.motion import MotionMode
 from pipeline.control import SettingsBox
 from stages.reenact.controls import KeyReader, LiveControls
-from stages.reenact.settings import (
+from stages.reenact.live_settings import (
     MAX_STRENGTH,
     AvatarKey,
     LiveSettings,

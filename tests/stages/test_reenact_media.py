@@ -12,10 +12,11 @@ from pipeline.runtime import RunMode, RuntimeConfig, run_pipeline
 from pipeline.stage import SourceFrame
 from stages.io import NullSink, VideoFileSource, VideoFileSourceConfig
 from stages.reenact.build import AvatarPathConfig, build_avatar_stages
-from stages.reenact.model import EngineOptions, ModelBundle, open_model_engines
-from stages.reenact.settings import AvatarKey, LiveSettings, OutputMode
+from stages.reenact.live_settings import AvatarKey, LiveSettings, OutputMode
 from stages.reenact.stages import CompositeConfig
 from stages.reenact.types import AvatarRender
+from trt_engines.backends import BackendName
+from trt_engines.bundle import ModelBundle, ModelSpec, open_model_engines
 
 FRAMES = 8
 OUTPUT = (320, 240)
@@ -31,7 +32,8 @@ def tiny_reenactor():
 
 def _run(media, reenactor, backend, cache_dir):
     motion, generate = open_model_engines(
-        reenactor, EngineOptions(backend=backend, cache_dir=cache_dir, allow_fallback=False))
+        reenactor, ModelSpec(backend=BackendName(backend), cache_dir=cache_dir,
+                             allow_fallback=False))
     bundle = ModelBundle(reenactor, motion, generate, f"tiny {backend}", trained=False)
     settings = SettingsBox(LiveSettings(avatar=AvatarKey(str(media / "monroe.png")),
                                         output=OutputMode.PASTE))

@@ -17,7 +17,7 @@ from pipeline.stage import SourceFrame, SourceInfo, StageBase
 from stages.face.crop import crop_affine
 from stages.face.types import CropBox, FaceCrop, TrackStatus
 from stages.reenact.avatar import AvatarLibrary, PreparedAvatar
-from stages.reenact.settings import AvatarKey, LiveSettings, OutputMode
+from stages.reenact.live_settings import AvatarKey, LiveSettings, OutputMode
 from stages.reenact.stages import (
     AvatarStage,
     CompositeConfig,

@@ -13,7 +13,7 @@ pyvirtualcam = pytest.importorskip("pyvirtualcam")
 
 from pipeline.frame import Frame  # noqa: E402
 from pipeline.runtime import RunMode, RuntimeConfig, run_pipeline  # noqa: E402
-from stages.io import SyntheticConfig, SyntheticSource  # noqa: E402
+from stages.io import PatternConfig, PatternSource  # noqa: E402
 from stages.stamp import read_stamp  # noqa: E402
 from stages.virtualcam import (  # noqa: E402
     VirtualCamConfig,
@@ -81,7 +81,7 @@ def recorder():
 
 
 def run_into_sink(sink: VirtualCamSink, frames: int, mode: RunMode) -> None:
-    source = SyntheticSource(SyntheticConfig(width=160, height=120, fps=30, frames=frames))
+    source = PatternSource(PatternConfig(width=160, height=120, fps=30, frames=frames))
     run_pipeline(source, [sink], RuntimeConfig(mode=mode))
 
 

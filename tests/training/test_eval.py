@@ -10,7 +10,7 @@ import torch
 
 from networks.checkpoint import save_checkpoint
 from networks.generator import Generator
-from pipeline.cli import main
+from pipeline.app.cli import main
 from training.evaluate import EvalBatch, EvalReport, evaluate_task, write_report
 from training.metrics import (
     l1_per_image,

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from networks.checkpoint import load_generator
-from pipeline.cli import main
+from pipeline.app.cli import main
 from training.config import DataConfig, LossWeights, TrainConfig
 from training.distributed import DistEnv
 from training.sampler import StepBatchSampler

@@ -2,7 +2,7 @@
 
 import pytest
 
-from pipeline.cli import main
+from pipeline.app.cli import main
 
 
 @pytest.fixture()

@@ -150,7 +150,7 @@ def wait_until_freed(server, limit_s: float = 30.0) -> int:
 
 def browser_marks() -> list[pytest.MarkDecorator]:
     """Marks of a real-browser test: ``browser``, skipped without Chromium or playwright."""
-    from stages.webrtc.browser import INSTALL_HINT, find_chromium, playwright_available
+    from benchmarks.browser import INSTALL_HINT, find_chromium, playwright_available
 
     return [
         pytest.mark.browser,

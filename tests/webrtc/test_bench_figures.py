@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from benchmarks.webrtc import _factory, _figures, latency_figures
-from stages.webrtc.session import IdentityStage, identity_factory
+from stages.webrtc.peer_session import IdentityStage, identity_factory
 
 
 def test_thirds_split_the_window_by_time():
@@ -23,7 +23,7 @@ def test_no_samples_gives_none_not_nan():
 def test_stages_are_named_or_given():
     assert _factory("identity") is identity_factory
     assert _factory(identity_factory) is identity_factory
-    stages = _factory("stages.webrtc.session:identity_factory")(None)  # type: ignore[arg-type]
+    stages = _factory("stages.webrtc.peer_session:identity_factory")(None)  # type: ignore[arg-type]
     assert isinstance(stages[0], IdentityStage)
 
 
@@ -36,7 +36,7 @@ def test_both_webrtc_benchmarks_are_registered():
 
 
 def test_figures_are_flat_and_carry_the_servers_stage_times():
-    from stages.webrtc.browser import BrowserRunResult
+    from benchmarks.browser import BrowserRunResult
 
     result = BrowserRunResult(
         frames_decoded=300, seconds=10.0, freezes=1, latencies=[(0.0, 80.0), (1.0, 90.0)],

@@ -12,14 +12,14 @@ import pytest
 
 pytest.importorskip("aiortc")
 
-from networks.motion import MotionMode
-from stages.reenact.settings import OutputMode
-from stages.webrtc.browser import (
+from benchmarks.browser import (
     BrowserRunConfig,
     run_browser_peer,
 )
+from networks.motion import MotionMode
+from stages.reenact.live_settings import OutputMode
+from stages.webrtc.peer_session import SessionConfig
 from stages.webrtc.server import ServerConfig, ServerThread, WebRTCServer
-from stages.webrtc.session import SessionConfig
 from tests.webrtc.peers import browser_marks, sessions_settings, wait_for_message, wait_until_freed
 
 pytestmark = browser_marks()

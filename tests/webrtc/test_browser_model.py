@@ -12,14 +12,14 @@ import torch
 
 pytest.importorskip("aiortc")
 
-from pipeline.cli import build_parser
-from stages.reenact.composite import place_crop
-from stages.reenact.tensors import new_canvas, tensor_to_image
-from stages.webrtc.browser import (
+from benchmarks.browser import (
     BrowserRunConfig,
     run_browser_peer,
 )
-from stages.webrtc.commands import build_server
+from pipeline.app.cli import build_parser
+from pipeline.app.commands.serve import build_server
+from stages.reenact.composite import place_crop
+from stages.reenact.tensors import new_canvas, tensor_to_image
 from stages.webrtc.server import ServerThread
 from tests.webrtc.peers import browser_marks, wait_for_message, wait_until_freed
 
@@ -85,7 +85,7 @@ def random_small_model(monkeypatch, tmp_path):
     raw = random_init.random_generator
     monkeypatch.setattr(random_init, "random_generator",
                         lambda config, seed=0: raw(config, seed, flow_gain=1.0))
-    monkeypatch.setattr("stages.reenact.app.bundled_checkpoint", lambda: None)
+    monkeypatch.setattr("trt_engines.bundle.bundled_checkpoint", lambda: None)
     monkeypatch.setenv("VICOCAM_CACHE", str(tmp_path / "cache"))
 
 

@@ -9,8 +9,8 @@ import pytest
 pytest.importorskip("aiortc")
 
 from stages.io import (
-    SyntheticConfig,
-    SyntheticSource,
+    PatternConfig,
+    PatternSource,
     VideoFileSink,
     VideoFileSinkConfig,
     VideoFileSource,
@@ -18,8 +18,8 @@ from stages.io import (
 )
 from stages.stamp import read_stamp
 from stages.webrtc.client import ClientConfig, ClientError, run_client, split_server_url
+from stages.webrtc.peer_session import SessionConfig
 from stages.webrtc.server import ServerConfig, WebRTCServer
-from stages.webrtc.session import SessionConfig
 from tests.webrtc.peers import api_client
 
 
@@ -32,7 +32,7 @@ def test_the_avatar_comes_back_into_a_file(tmp_path):
         async with api_client(server.build_app()) as http:
             config = ClientConfig(server=str(http.make_url("/")), duration_s=2.5,
                                   ice_host="127.0.0.1", drain_s=1.0)
-            source = SyntheticSource(SyntheticConfig(width=160, height=120, fps=30))
+            source = PatternSource(PatternConfig(width=160, height=120, fps=30))
             sink = VideoFileSink(VideoFileSinkConfig(out, fps=30))
             report = await run_client(config, source, sink)
             for _ in range(100):  # the DELETE closes the session; let it finish
@@ -63,7 +63,7 @@ def test_a_refused_connection_says_why():
     async def scenario():
         async with api_client(server.build_app()) as http:
             config = ClientConfig(server=str(http.make_url("/")), token="wrong")
-            source = SyntheticSource(SyntheticConfig(width=160, height=120))
+            source = PatternSource(PatternConfig(width=160, height=120))
             with pytest.raises(ClientError, match="401"):
                 await run_client(config, source, VideoFileSink(VideoFileSinkConfig("x.mp4")))
 

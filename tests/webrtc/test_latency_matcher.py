@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("aiortc")
 
-from stages.webrtc.browser import CHROMIUM_ARGS, find_chromium
+from benchmarks.browser import CHROMIUM_ARGS, find_chromium
 from stages.webrtc.server import ServerConfig, ServerThread, WebRTCServer
 from tests.webrtc.peers import browser_marks
 

@@ -17,11 +17,11 @@ pytest.importorskip("aiohttp")
 
 from networks.motion import MotionMode
 from pipeline.stage import Stage
-from stages.reenact.settings import AvatarKey, LiveSettings, LiveSettingsBox, OutputMode
+from stages.reenact.live_settings import AvatarKey, LiveSettings, LiveSettingsBox, OutputMode
 from stages.webrtc.ice import ice_host_addresses
+from stages.webrtc.peer_session import Session, SessionConfig, identity_factory
 from stages.webrtc.server import ServerConfig, WebRTCServer
-from stages.webrtc.session import Session, SessionConfig, identity_factory
-from stages.webrtc.settings import AvatarLimits
+from stages.webrtc.uploads import AvatarLimits
 from tests.webrtc.peers import TestPeer, api_client, post_offer, wait_for
 
 MINIMAL_SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
@@ -188,7 +188,7 @@ def server_with_idle_session(prepare_avatar=None, **config):
 
 
 def test_the_page_gets_the_choices_and_the_settings_sessions_start_with():
-    start = LiveSettings(avatar=AvatarKey("synthetic:3"), strength=0.5, output=OutputMode.CROP)
+    start = LiveSettings(avatar=AvatarKey("person:3"), strength=0.5, output=OutputMode.CROP)
     server = WebRTCServer(ServerConfig(settings=start))
 
     async def scenario():
@@ -198,7 +198,7 @@ def test_the_page_gets_the_choices_and_the_settings_sessions_start_with():
     config = run(scenario())
     assert config["modes"] == ["absolute", "relative", "cross"]
     assert config["outputs"] == ["crop", "paste", "side_by_side"]
-    assert config["settings"] == {"avatar": "synthetic:3", "strength": 0.5, "reset_count": 0,
+    assert config["settings"] == {"avatar": "person:3", "strength": 0.5, "reset_count": 0,
                                   "mode": None, "output": "crop"}
 
 
@@ -267,7 +267,7 @@ def test_avatar_uploads_are_validated_before_reaching_the_session():
 def test_preset_avatars_are_listed_and_picked_by_name_only(tmp_path):
     (tmp_path / "mona.png").write_bytes(png_bytes(100, 120))
     (tmp_path / "notes.txt").write_text("not an avatar")
-    default = AvatarKey("synthetic:1")
+    default = AvatarKey("person:1")
     server, session = server_with_idle_session(avatars_dir=tmp_path,
                                                settings=LiveSettings(avatar=default))
 
@@ -333,7 +333,7 @@ async def connect(client, peer: TestPeer):
 def test_a_session_returns_video_and_is_freed_when_the_peer_closes():
     built: list[list[Stage]] = []
     boxes: list[LiveSettingsBox] = []
-    start = LiveSettings(avatar=AvatarKey("synthetic:2"), output=OutputMode.CROP)
+    start = LiveSettings(avatar=AvatarKey("person:2"), output=OutputMode.CROP)
     server = WebRTCServer(ServerConfig(ice_host="127.0.0.1", session=FAST, max_sessions=1,
                                        settings=start), counting_factory(built, boxes))
 

@@ -1,0 +1,1 @@
+"""One module per ``vicocam`` command; `pipeline.app.cli.COMMANDS` lists them."""

@@ -1,0 +1,41 @@
+"""``vicocam bench NAME [--seconds S] [--json PATH]``."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+from pipeline.app.options import add_json_option, positive_float
+from pipeline.errors import UserError
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from benchmarks.registry import BENCHMARKS
+
+    listing = "\n".join(f"  {s.name:<12} {s.help}" for s in BENCHMARKS.values())
+    parser = subparsers.add_parser(
+        "bench",
+        help="run a benchmark and write its figures as JSON",
+        description=f"Run one benchmark. Available:\n{listing}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("name", metavar="NAME", help="benchmark name (see above)")
+    parser.add_argument("--seconds", type=positive_float, default=None, help="rough run time")
+    add_json_option(parser)
+    parser.set_defaults(handler=run_bench)
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    from benchmarks.common import write_result
+    from benchmarks.registry import BENCHMARKS
+
+    spec = BENCHMARKS.get(args.name)
+    if spec is None:
+        raise UserError(f"unknown benchmark {args.name!r}; choose one of: {', '.join(BENCHMARKS)}")
+    figures = spec.load()(args.seconds)
+    command = (
+        "vicocam " + shlex.join(sys.argv[1:]) if sys.argv[1:] else f"vicocam bench {spec.name}"
+    )
+    print(write_result(figures, args.json, name=spec.name, command=command))
+    return 0

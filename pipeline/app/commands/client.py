@@ -1,0 +1,63 @@
+"""``vicocam client``: send a local camera to a remote ``vicocam serve``, get the avatar back.
+
+Source and sink are endpoints of `stages.endpoints` (``camera:N``, a video
+file or ``pattern`` in; ``virtualcam[:DEVICE]`` or a video file out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from pipeline.app.endpoint_options import add_sink_option
+from pipeline.app.options import add_deprecated, positive_float, size
+from pipeline.errors import UserError
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "client", help="send this camera to a remote 'vicocam serve', get the avatar back",
+        description=("Send a local camera to a 'vicocam serve' (for example on a GPU machine) "
+                     "over WebRTC and write the returned avatar into the local virtual "
+                     "camera or a video file."))
+    parser.add_argument("--server", required=True,
+                        help="the server's URL, e.g. http://gpu-box:8080/?token=...")
+    parser.add_argument("--token", default=None, help="access token (if not in the URL)")
+    parser.add_argument("--source", default="camera:0",
+                        help="what to send: camera:N (default camera:0), pattern[:WxH@FPS] or "
+                             "a video file (looped)")
+    add_deprecated(parser, "--camera", "--source camera:N", "source",
+                   convert=lambda device: f"camera:{device}")
+    add_sink_option(parser, "virtualcam")
+    add_deprecated(parser, "--virtualcam-device", "--sink virtualcam:DEVICE", "sink",
+                   convert=lambda device: f"virtualcam:{device}")
+    parser.add_argument("--virtualcam-backend", default=None,
+                        help="v4l2loopback, obs or unitycapture (default: the platform's)")
+    parser.add_argument("--size", default=(640, 480), type=size, metavar="WxH",
+                        help="camera size to ask for, and the virtual camera's size (640x480)")
+    parser.add_argument("--fps", type=positive_float, default=30.0, help="frame rate (30)")
+    parser.add_argument("--seconds", type=positive_float, default=None,
+                        help="stop after this long")
+    parser.add_argument("--ice-host", default=None, help=argparse.SUPPRESS)
+    parser.set_defaults(handler=handle_client)
+
+
+def handle_client(args: argparse.Namespace) -> int:
+    from stages.endpoints import open_sink, open_source
+    from stages.io import SinkOptions, SourceOptions
+    from stages.webrtc.client import ClientConfig, ClientError, run_client
+
+    config = ClientConfig(server=args.server, token=args.token, duration_s=args.seconds,
+                          ice_host=args.ice_host)
+    try:
+        source = open_source(args.source, SourceOptions(fps=args.fps, size=args.size, loop=True))
+        sink = open_sink(args.sink, SinkOptions(fps=args.fps, size=args.size,
+                                                virtualcam_backend=args.virtualcam_backend))
+        report = asyncio.run(run_client(config, source, sink))
+    except (ValueError, ClientError) as exc:
+        raise UserError(str(exc)) from exc
+    print(f"vicocam: sent {report.frames_sent} frames, received {report.frames_received} "
+          f"(session {report.session})")
+    if report.frames_received == 0:
+        raise UserError("no video came back from the server; check its log")
+    return 0

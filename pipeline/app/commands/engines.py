@@ -1,0 +1,131 @@
+"""``vicocam engines build|export``: the model's ONNX graphs and TensorRT engines.
+
+``build`` writes into the cache folder that ``vicocam run`` reads
+(`trt_engines.bundle`: same folder, same graph names, same precision
+settings), so a run finds the plans it built.
+
+Exit codes: 0 all good, 1 a check failed, 2 something missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pipeline.app.model_options import add_model_options, model_spec, open_weights
+from pipeline.app.options import add_deprecated, positive_int
+from pipeline.errors import UserError
+from trt_engines.backends import Precision
+
+if TYPE_CHECKING:
+    from networks.avatar import Reenactor
+    from trt_engines.bundle import ModelSpec
+    from trt_engines.graph_export import ExportReport, ExportStep
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    engines = subparsers.add_parser("engines", help="export ONNX graphs and build TensorRT engines")
+    actions = engines.add_subparsers(dest="engines_command", metavar="ACTION", required=True)
+    build = actions.add_parser(
+        "build",
+        help="export, check and build the TensorRT engines of a model",
+        description="Export both graphs (opset 18, dynamic batch), fold constants, lint, check "
+        "ONNX Runtime against PyTorch, convert to FP16 (--precision fp16), then build the "
+        "TensorRT engines through the engine cache that 'vicocam run' reuses. Without "
+        "TensorRT the ONNX steps still run and the build stops with what to install.",
+    )
+    add_model_options(build, device="cuda:0", backend=False, precision=Precision.FP16)
+    build.add_argument("--max-batch", type=positive_int, default=4, help="largest batch")
+    build.set_defaults(handler=handle_engines_build)
+    export = actions.add_parser(
+        "export",
+        help="export, fold, lint and check the ONNX graphs of a model (no GPU needed)",
+        description="Write motion.onnx and generate.onnx (and .fp16.onnx with --precision "
+        "fp16) to --out, after the same checks as 'engines build'.",
+    )
+    add_model_options(export, backend=False, precision=Precision.FP32)
+    add_deprecated(export, "--fp16", "--precision fp16", "precision",
+                   convert=lambda _: Precision.FP16.value, flag=True)
+    export.add_argument("--out", type=Path, required=True, help="output folder")
+    export.add_argument("--max-batch", type=positive_int, default=4, help="largest batch")
+    export.set_defaults(handler=handle_engines_export)
+
+
+def print_step(step: ExportStep) -> None:
+    print(step.line(), flush=True)
+
+
+def engine_folder(spec: ModelSpec, reenactor: Reenactor) -> Path:
+    """Where the model's graphs and plans live: the folder `vicocam run` reuses."""
+    from trt_engines.bundle import model_folder
+
+    return model_folder(reenactor, spec.cache_dir)
+
+
+def _export(args: argparse.Namespace, reenactor: Reenactor, out: Path) -> ExportReport:
+    from trt_engines.graph_export import ExportOptions, export_graphs
+    from trt_engines.model_graphs import model_cases
+    from trt_engines.ort_engine import OrtOptions
+    from trt_engines.torch_engine import torch_threads
+
+    print(f"exporting to {out}")
+    ort = OrtOptions(intra_op_threads=args.threads)
+    options = ExportOptions(max_batch=args.max_batch, fp16=args.precision == Precision.FP16,
+                            ort=ort)
+    try:
+        with torch_threads(args.threads):
+            report = export_graphs(model_cases(reenactor), out, options, on_step=print_step)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"export failed: {exc}") from None
+    if not report.passed:
+        print("ONNX Runtime does not match PyTorch (see the parity lines above)", file=sys.stderr)
+    return report
+
+
+def handle_engines_export(args: argparse.Namespace) -> int:
+    reenactor, label = open_weights(model_spec(args, weights_only=True))
+    print(f"model: {label}")
+    report = _export(args, reenactor, args.out)
+    return 0 if report.passed else 1
+
+
+def handle_engines_build(args: argparse.Namespace) -> int:
+    from trt_engines.registry import probe_tensorrt
+
+    spec = model_spec(args)
+    reenactor, label = open_weights(spec)
+    print(f"model: {label}")
+    folder = engine_folder(spec, reenactor)
+    report = _export(args, reenactor, folder)
+    if not report.passed:
+        return 1
+    reasons = probe_tensorrt()
+    if reasons:
+        raise UserError(
+            f"the ONNX graphs are ready in {folder}, but TensorRT engines cannot be built "
+            "on this machine:\n  - " + "\n  - ".join(reasons)
+        )
+    _build_engines(args, reenactor, report)
+    return 0
+
+
+def _build_engines(args: argparse.Namespace, reenactor: Reenactor, report: ExportReport) -> None:
+    from trt_engines.bundle import trt_precision
+    from trt_engines.cache import EngineCache
+    from trt_engines.profiles import BatchRange
+    from trt_engines.trt_build import BuildOptions
+    from trt_engines.trt_engine import TrtSource, open_trt_engine
+
+    precision = trt_precision(Precision(args.precision))
+    cache = EngineCache(report.graphs[0].onnx_path.parent / "tensorrt")
+    batch = BatchRange(1, 1, args.max_batch)
+    specs = (reenactor.motion_graph.input_specs, reenactor.generate_graph.input_specs)
+    for graph, inputs in zip(report.graphs, specs, strict=True):
+        path = graph.onnx_fp16_path if args.precision == Precision.FP16 else graph.onnx_path
+        # Named as `vicocam run` names its sources, so that it finds these plans.
+        name = f"{graph.name}:{reenactor.config.name}"
+        source = TrtSource(name, path or graph.onnx_path, inputs, batch, BuildOptions(precision))
+        with open_trt_engine(source, cache, args.device):
+            print(f"{graph.name:<10} built {precision}, batch 1..{args.max_batch} in {cache.root}")

@@ -1,0 +1,190 @@
+"""``vicocam serve``: the browser page and WebRTC peers, each driving the avatar.
+
+Nothing heavy is imported until the handler runs, so ``vicocam --help`` stays
+instant and works without aiortc.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pipeline.app.endpoint_options import add_avatar_options
+from pipeline.app.model_options import add_model_options, model_spec, open_model
+from pipeline.errors import UserError
+
+if TYPE_CHECKING:
+    from pipeline.app.serving import AvatarService, ServeConfig
+    from stages.webrtc.aiortc_patches import PlayoutDelay
+    from stages.webrtc.server import ServerConfig, WebRTCServer
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "serve", help="serve the browser page and WebRTC peers",
+        description=("Serve a web page that sends the browser's camera over WebRTC and shows "
+                     "the avatar driven by it; the model is loaded once, each peer gets its "
+                     "own pipeline and live settings (avatar, strength, reset, motion and "
+                     "output mode, from the page). Binds 127.0.0.1 unless --host says "
+                     "otherwise; any other address requires an access token (--token, or "
+                     "one is generated and printed)."))
+    _server_arguments(parser)
+    _avatar_arguments(parser)
+    add_model_options(parser)
+    parser.set_defaults(handler=handle_serve)
+
+
+def _server_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8080, help="port (8080; 0 = any free)")
+    parser.add_argument("--token", default=None, help="access token required from clients")
+    parser.add_argument("--max-sessions", type=int, default=4, help="peers at once (4)")
+    parser.add_argument("--avatars", type=Path, default=None,
+                        help="folder of preset avatar pictures the page offers")
+    parser.add_argument("--stall-timeout", type=float, default=10.0,
+                        help="close a session whose video stopped this many seconds ago (10)")
+    parser.add_argument("--stun", action="append", default=[], metavar="URL",
+                        help="STUN/TURN server for peers behind NAT (repeatable)")
+    parser.add_argument("--ice-host", default=None,
+                        help="use only this address for ICE (e.g. 127.0.0.1 for local tests)")
+    parser.add_argument("--playout-delay", default="0", metavar="MS|MIN:MAX|browser",
+                        help="how long browsers may buffer the returned video, in 10 ms "
+                             "steps: 0 (default) shows each frame as soon as it is decoded; "
+                             "MS allows smoothing up to MS; MIN:MAX within that range; "
+                             "'browser' leaves it to the browser, whose buffer grows under load")
+    parser.add_argument("--upload-start-kbps", type=int, default=1000, metavar="KBPS",
+                        help="bitrate browsers start sending their camera at (1000; 0 = the "
+                             "browser's own, 300)")
+    parser.add_argument("--upload-floor-kbps", type=int, default=300, metavar="KBPS",
+                        help="least upload bandwidth reported to browsers (300; 0 = none): "
+                             "without it a detailed camera picture can lock a browser at a "
+                             "few frames per second; packet loss still lowers its rate")
+
+
+def _avatar_arguments(parser: argparse.ArgumentParser) -> None:
+    add_avatar_options(parser, repeatable=False, output_mode="paste",
+                       output_help="what a session starts showing: paste (the avatar portrait, "
+                                   "default), crop or side_by_side (camera | avatar)")
+    parser.add_argument("--identity", action="store_true",
+                        help="no model: send every peer its camera back unchanged (to debug "
+                             "or measure the transport)")
+
+
+def handle_serve(args: argparse.Namespace) -> int:
+    from stages.webrtc.server import serve
+
+    server, service = build_server(args)
+    try:
+        asyncio.run(serve(server, ready=lambda url: _announce(url, server.token)))
+    except OSError as exc:
+        raise UserError(f"cannot listen on {args.host}:{args.port}: {exc}") from exc
+    finally:
+        if service is not None:
+            service.close()
+    return 0
+
+
+def build_server(args: argparse.Namespace) -> tuple[WebRTCServer, AvatarService | None]:
+    """The server ``vicocam serve`` runs, with its model loaded (``None`` with --identity).
+
+    The cheap, user-fixable checks come first, so a typo fails before the
+    model loads. The caller closes the service (the model's engines).
+    """
+    from stages.webrtc.aiortc_patches import require_supported_aiortc
+    from stages.webrtc.peer_session import identity_factory
+    from stages.webrtc.server import WebRTCServer
+
+    require_supported_aiortc()  # fail at start, not when the first peer connects
+    config = server_config(args)
+    if args.identity:
+        return WebRTCServer(config, identity_factory), None
+    service = _open_service(serve_config(args))
+    server = WebRTCServer(dataclasses.replace(config, settings=service.settings),
+                          service.factory, prepare_avatar=service.factory.prepare)
+    return server, service
+
+
+def server_config(args: argparse.Namespace) -> ServerConfig:
+    """The `ServerConfig` of ``vicocam serve``'s arguments; `UserError` for invalid values."""
+    from stages.webrtc.peer_session import SessionConfig
+    from stages.webrtc.server import ServerConfig
+
+    try:
+        session = SessionConfig(stall_timeout_s=args.stall_timeout, ice_servers=tuple(args.stun),
+                                playout_delay=parse_playout_delay(args.playout_delay),
+                                start_bitrate_kbps=_positive_or_none(args.upload_start_kbps,
+                                                                     "--upload-start-kbps"),
+                                min_remb_bps=_kbps_to_bps(args.upload_floor_kbps))
+        config = ServerConfig(host=args.host, port=args.port, token=args.token,
+                              max_sessions=args.max_sessions, avatars_dir=args.avatars,
+                              ice_host=args.ice_host, session=session)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    if config.avatars_dir is not None and not config.avatars_dir.is_dir():
+        raise UserError(f"--avatars {config.avatars_dir}: no such folder")
+    return config
+
+
+def _positive_or_none(value: int, flag: str) -> int | None:
+    if value < 0:
+        raise ValueError(f"{flag} must be >= 0 (0 = off), got {value}")
+    return value or None
+
+
+def _kbps_to_bps(kbps: int) -> int | None:
+    value = _positive_or_none(kbps, "--upload-floor-kbps")
+    return None if value is None else value * 1000
+
+
+def parse_playout_delay(text: str) -> PlayoutDelay | None:
+    """``"browser"`` -> None, ``"MS"`` -> at most MS, ``"MIN:MAX"``; ValueError if malformed."""
+    from stages.webrtc.aiortc_patches import PlayoutDelay
+
+    if text.strip().lower() == "browser":
+        return None
+    low, sep, high = text.partition(":")
+    try:
+        values = (int(low), int(high) if sep else int(low))
+    except ValueError:
+        raise ValueError(f"--playout-delay {text!r}: give MS, MIN:MAX (milliseconds) "
+                         "or 'browser'") from None
+    if not sep and values[0] != 0:
+        values = (0, values[0])  # one number is the most a browser may hold a frame
+    return PlayoutDelay(*values)
+
+
+def serve_config(args: argparse.Namespace) -> ServeConfig:
+    """The `ServeConfig` of ``vicocam serve``'s arguments; `UserError` for invalid values."""
+    from pipeline.app.serving import ServeConfig
+    from stages.reenact.output_mode import OutputMode
+
+    config = ServeConfig(model=model_spec(args), output=OutputMode(args.output_mode))
+    if args.avatar is not None:
+        config = dataclasses.replace(config, avatar=args.avatar)
+    return config
+
+
+def _open_service(config: ServeConfig) -> AvatarService:
+    from pipeline.app.serving import open_avatar_service
+
+    bundle = open_model(config.model)
+    print("vicocam: preparing the avatar...", file=sys.stderr)
+    try:
+        return open_avatar_service(config, bundle)
+    except (ValueError, OSError, RuntimeError) as exc:
+        bundle.close()
+        raise UserError(f"cannot serve the avatar {config.avatar!r}: {exc}") from exc
+
+
+def _announce(url: str, token: str | None) -> None:
+    print(f"vicocam: open {url} in a browser (Ctrl-C to stop)", file=sys.stderr)
+    if "//0.0.0.0:" in url or "//[::]:" in url:
+        print("vicocam: from another machine, use this machine's name or address in place "
+              "of the wildcard address", file=sys.stderr)
+    if token:
+        print("vicocam: the access token is in that URL; share it only with people who may "
+              "use this server", file=sys.stderr)

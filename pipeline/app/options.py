@@ -1,0 +1,100 @@
+"""Option helpers every command shares: value parsers and deprecated spellings.
+
+Each option that more than one command takes is declared once, here or in
+`pipeline.app.model_options`; commands call these functions instead of
+repeating ``add_argument``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+_SIZE = re.compile(r"^(\d+)x(\d+)$")
+
+
+def size(text: str) -> tuple[int, int]:
+    """``WIDTHxHEIGHT`` -> ``(width, height)``; an argparse ``type``."""
+    match = _SIZE.match(text)
+    if match is None or 0 in (int(match.group(1)), int(match.group(2))):
+        raise argparse.ArgumentTypeError(f"{text!r}: write WIDTHxHEIGHT, e.g. 640x480")
+    return int(match.group(1)), int(match.group(2))
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1; an argparse ``type``."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A number > 0; an argparse ``type``."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def deprecation(old: str, new: str) -> None:
+    """Tell the user, once per use, that ``old`` goes away in the next release."""
+    print(f"vicocam: {old} is deprecated and goes away in the next release; use {new}",
+          file=sys.stderr)
+
+
+class DeprecatedAlias(argparse.Action):
+    """An old option spelling that still works: stores into the new option's ``dest``
+    (converted by ``convert``, e.g. a camera index into ``camera:N``) and says so."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, *, new: str,
+                 convert: Any = None, **kwargs: Any) -> None:
+        kwargs.setdefault("help", argparse.SUPPRESS)
+        super().__init__(option_strings, dest, **kwargs)
+        self.new = new
+        self.convert = convert
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        deprecation(str(option_string), self.new)
+        setattr(namespace, self.dest, values if self.convert is None else self.convert(values))
+
+
+def add_deprecated(parser: argparse.ArgumentParser, old: str, new: str, dest: str,
+                   convert: Any = None, *, flag: bool = False) -> None:
+    """Keep ``old`` working as a hidden alias of the option ``new`` (stored in ``dest``);
+    ``flag``: the old option takes no value (``convert`` then receives ``[]``)."""
+    parser.add_argument(old, dest=dest, action=DeprecatedAlias, new=new, convert=convert,
+                        default=argparse.SUPPRESS, nargs=0 if flag else None)
+
+
+def choices(values: Any) -> list[str]:
+    """An enum's values as argparse choices (a typo then lists them)."""
+    return [str(value) for value in values]
+
+
+def add_json_option(parser: argparse.ArgumentParser, what: str = "the figures") -> None:
+    parser.add_argument("--json", type=Path, default=None, help=f"write {what} as JSON here")
+
+
+def write_text(path: Path | None, text: str) -> None:
+    """Write ``text`` (plus a newline) to ``path``, making its folder; nothing for ``None``."""
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text + "\n")
+
+
+def print_status(line: str) -> None:
+    """The live one-line status of a run, redrawn in place on stderr."""
+    print("\r" + line[:160].ljust(160), end="", file=sys.stderr, flush=True)

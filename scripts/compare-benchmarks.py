@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""Run benchmarks on two checkouts in turn (A, B, A, B ...) and summarise each figure.
+
+For a change that must not move the figures: the two trees are measured
+interleaved in one session on the same machine, so load drifts hit both.
+
+    python3 scripts/compare-benchmarks.py --before ../old --after . --runs 3 \\
+        --out benchmarks/results/app-layer overhead overload live webrtc
+
+Each run's JSON (with its command, machine and load) goes to
+OUT/{before,after}-NAME-K.json; OUT/summary.json holds, per benchmark and
+figure, the median, the spread (min..max) and the runs of each tree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+FIGURES = {
+    "overhead": ["overhead_ms_per_stage_p50", "runtime_ms_per_frame_p50"],
+    "overload": ["output_fps", "latency_p50_ms", "latency_p99_ms_last", "frames_dropped"],
+    "pipelining": ["speedup_vs_sequential"],
+    "lossless": ["frames_out", "order_preserved", "render_fps"],
+    "live": ["output_fps", "latency_p50_ms", "latency_p95_ms", "bare_loop_fps"],
+    "webrtc": ["fps", "latency_p50_ms", "latency_p95_ms", "server_latency_p50_ms"],
+    "webrtc-model": ["fps", "latency_p50_ms", "latency_p95_ms", "server_latency_p50_ms"],
+}
+
+
+def run_one(tree: Path, name: str, seconds: float | None, out: Path) -> dict:
+    entry = "pipeline.app" if (tree / "pipeline" / "app" / "cli.py").is_file() else "pipeline.cli"
+    command = [sys.executable, "-m", entry, "bench", name, "--json", str(out.resolve())]
+    if seconds is not None:
+        command += ["--seconds", str(seconds)]
+    subprocess.run(command, cwd=tree, check=True, stdout=subprocess.DEVNULL)
+    return json.loads(out.read_text())
+
+
+def summary(values: list) -> dict:
+    numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+    if len(numbers) != len(values):
+        return {"runs": values}
+    return {"median": statistics.median(numbers), "min": min(numbers), "max": max(numbers),
+            "runs": numbers}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--before", type=Path, required=True)
+    parser.add_argument("--after", type=Path, required=True)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=None)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("names", nargs="+", choices=sorted(FIGURES))
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    result: dict = {}
+    for name in args.names:
+        runs: dict[str, list[dict]] = {"before": [], "after": []}
+        for k in range(args.runs):
+            for side, tree in (("before", args.before), ("after", args.after)):
+                path = args.out / f"{side}-{name}-{k + 1}.json"
+                runs[side].append(run_one(tree, name, args.seconds, path))
+                print(f"{name} {side} {k + 1}: " + ", ".join(
+                    f"{f}={runs[side][-1].get(f)}" for f in FIGURES[name]), flush=True)
+        result[name] = {side: {f: summary([r.get(f) for r in rs]) for f in FIGURES[name]}
+                        for side, rs in runs.items()}
+    (args.out / "summary.json").write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,329 @@
+"""One WebRTC peer = one `Session`: its peer connection, its pipeline, its settings.
+
+A session answers the peer's offer, turns the received video track into a
+`TrackSource`, runs its own `Pipeline` (the stages the shared factory builds
+for it, then a `TrackSink`) and sends the result back on an
+`OutgoingVideoTrack`; the peer's audio goes back through a
+`DelayedAudioTrack` delayed by the video path's latency.
+
+Everything a session holds is freed in `Session.close`, which runs once,
+whatever ends it: the peer hanging up (DELETE, connection closed or failed,
+its track ending), a stall (no video for ``stall_timeout_s``, or none within
+``connect_timeout_s`` of the answer: a peer that vanished without a word),
+the pipeline ending or failing, or the server shutting down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamTrack
+
+from pipeline.control import SettingsBox
+from pipeline.frame import Frame
+from pipeline.metrics import percentile
+from pipeline.runtime import Pipeline, RunMode, RuntimeConfig
+from pipeline.stage import Stage, StageBase
+from stages.reenact.live_settings import LiveSettings, LiveSettingsBox
+from stages.webrtc.aiortc_patches import (
+    DEFAULT_FLOOR_BPS,
+    PatchConfig,
+    PlayoutDelay,
+    install_patches,
+)
+from stages.webrtc.ice import filter_candidates
+from stages.webrtc.tracks import (
+    DelayedAudioTrack,
+    OutgoingVideoTrack,
+    TrackSink,
+    TrackSource,
+    pump_track,
+)
+
+log = logging.getLogger(__name__)
+
+StageFactory = Callable[[LiveSettingsBox], list[Stage]]
+"""Builds one session's processing stages (without the sink) around its settings box.
+
+Called once per session, in a worker thread (building may open engines);
+stages may share heavy state (a loaded model) that the factory closes over,
+but each session gets its own stage objects (`stages.reenact.shared_sessions`).
+"""
+
+
+class IdentityStage(StageBase):
+    """Returns every frame unchanged: the default transform, before a model exists."""
+
+    name = "identity"
+    blocking = False  # nothing to compute
+
+    def process(self, frame: Frame) -> Frame:
+        return frame
+
+
+def identity_factory(settings: LiveSettingsBox) -> list[Stage]:
+    """The `StageFactory` of ``vicocam serve --identity``: one `IdentityStage`.
+
+    It ignores the settings: the camera comes back as it was sent (for
+    debugging the transport and measuring it without a model).
+    """
+    return [IdentityStage()]
+
+
+class OfferError(ValueError):
+    """The peer's offer cannot be answered; the message is for the peer's user."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionConfig:
+    """Settings of every `Session`.
+
+    Attributes:
+        stall_timeout_s: close a session whose video stopped this long ago.
+        connect_timeout_s: close a session whose first video frame has not
+            come this long after the answer.
+        watchdog_interval_s: how often those two are checked.
+        max_audio_delay_s: cap on the audio delay (a stuck graph must not
+            make the audio buffer grow).
+        ice_servers: STUN/TURN URLs for the server's side of ICE.
+        ice_allowed: when set, only the peer's candidates on these addresses
+            are used (loopback tests; see `stages.webrtc.ice`).
+        max_in_flight: the runtime's in-flight limit (``None`` = its default).
+        playout_delay: the playout delay the peer is asked to keep for the
+            returned video (`stages.webrtc.aiortc_patches.playout`; default
+            none: show each frame when decoded); ``None`` leaves the peer's
+            jitter buffer to itself.
+        min_remb_bps: the least upload bandwidth the server reports to the
+            peer (`stages.webrtc.aiortc_patches.bandwidth`); ``None`` reports
+            aiortc's own estimate, which can lock a browser at a few frames
+            per second.
+        start_bitrate_kbps: the bitrate the peer is asked to start its
+            upload at (`stages.webrtc.aiortc_patches.bandwidth.suggest_start_bitrate`);
+            ``None`` leaves the browser's own (300 kbps).
+        steady_bitrate: raise the returned video's VP8 bitrate in large
+            steps (`stages.webrtc.aiortc_patches.encoder`), not a fresh
+            keyframe at every 10% of the peer's bandwidth ramp.
+    """
+
+    stall_timeout_s: float = 10.0
+    connect_timeout_s: float = 30.0
+    watchdog_interval_s: float = 1.0
+    max_audio_delay_s: float = 1.0
+    ice_servers: tuple[str, ...] = ()
+    ice_allowed: tuple[str, ...] | None = None
+    max_in_flight: int | None = None
+    playout_delay: PlayoutDelay | None = field(default_factory=PlayoutDelay)
+    min_remb_bps: int | None = DEFAULT_FLOOR_BPS
+    start_bitrate_kbps: int | None = 1000
+    steady_bitrate: bool = True
+
+    def patches(self) -> PatchConfig:
+        """The aiortc patches a session installs beyond the frame assemblers."""
+        return PatchConfig(playout_delay=self.playout_delay, min_remb_bps=self.min_remb_bps,
+                           start_bitrate_kbps=self.start_bitrate_kbps,
+                           steady_bitrate=self.steady_bitrate)
+
+
+class Session:
+    """One peer's connection, pipeline and settings; see the module docstring.
+
+    ``settings`` starts as ``initial`` (default `LiveSettings()`); the server's
+    handlers replace it, the stages read it per frame.
+    """
+
+    def __init__(self, session_id: str, factory: StageFactory, config: SessionConfig,
+                 on_closed: Callable[[Session], None] | None = None,
+                 initial: LiveSettings | None = None) -> None:
+        self.id = session_id
+        self.config = config
+        self.settings: LiveSettingsBox = SettingsBox(initial or LiveSettings())
+        self.close_reason: str | None = None
+        self._factory = factory
+        self._on_closed = on_closed
+        self._created = time.monotonic()
+        self._pc: RTCPeerConnection | None = None
+        self._video_in: TrackSource | None = None
+        self._video_out: OutgoingVideoTrack | None = None
+        self._audio_out: DelayedAudioTrack | None = None
+        self._pipeline: Pipeline | None = None
+        self._tasks: list[asyncio.Task[Any]] = []  # pumps and the watchdog
+        self._pipeline_task: asyncio.Task[None] | None = None
+        self._close_task: asyncio.Task[None] | None = None
+        self._closing = False
+        self.closed = asyncio.Event()
+
+    # ---- start ------------------------------------------------------------------
+    async def answer(self, offer_sdp: str) -> str:
+        """Answer the peer's offer and start processing; return the answer SDP."""
+        ice = [RTCIceServer(urls=url) for url in self.config.ice_servers]
+        pc = self._pc = RTCPeerConnection(RTCConfiguration(iceServers=ice))
+        pc.on("track", self._on_track)
+        pc.on("connectionstatechange", self._on_connection_state)
+        if self.config.ice_allowed is not None:
+            offer_sdp = filter_candidates(offer_sdp, self.config.ice_allowed)
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+        except Exception as exc:  # aiortc raises ValueError, KeyError... on bad SDP
+            raise OfferError(f"the offer's SDP could not be used: {exc}") from exc
+        if self._video_in is None or self._video_out is None:
+            raise OfferError("the offer has no video track; send a camera")
+        install_patches(pc, self.config.patches(), offer_sdp)
+        # Off the event loop: a factory may prepare engines, and other peers' media waits.
+        self._pipeline = await asyncio.to_thread(self._build_pipeline, self._video_in,
+                                                 self._video_out)
+        await pc.setLocalDescription(await pc.createAnswer())
+        self._pipeline_task = asyncio.create_task(self._run_pipeline(), name=f"{self.id}:pipeline")
+        self._tasks.append(asyncio.create_task(self._watch(), name=f"{self.id}:watchdog"))
+        return str(pc.localDescription.sdp)
+
+    def _build_pipeline(self, source: TrackSource, out: OutgoingVideoTrack) -> Pipeline:
+        stages = [*self._factory(self.settings), TrackSink(out)]
+        config = RuntimeConfig(mode=RunMode.LIVE, max_in_flight=self.config.max_in_flight)
+        return Pipeline(source, stages, config)
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        assert self._pc is not None
+        if track.kind == "video" and self._video_in is None:
+            self._video_in = TrackSource(open_timeout_s=self.config.connect_timeout_s)
+            self._video_out = OutgoingVideoTrack()
+            self._pump(track, self._video_in.push, self._video_in.end)
+            self._pc.addTrack(self._video_out)
+        elif track.kind == "audio" and self._audio_out is None:
+            self._audio_out = DelayedAudioTrack(self._audio_delay_s)
+            self._pump(track, self._audio_out.push, self._audio_out.end)
+            self._pc.addTrack(self._audio_out)
+        else:
+            log.info("session %s: ignoring an extra %s track", self.id, track.kind)
+
+    def _pump(self, track: MediaStreamTrack, push: Callable[[Any], None],
+              end: Callable[[], None]) -> None:
+        task = asyncio.create_task(pump_track(track, push, end), name=f"{self.id}:{track.kind}")
+        self._tasks.append(task)
+
+    def _audio_delay_s(self) -> float:
+        latency = self._video_out.path_latency_ms() if self._video_out else None
+        return 0.0 if latency is None else min(latency / 1e3, self.config.max_audio_delay_s)
+
+    # ---- supervision --------------------------------------------------------------
+    def _on_connection_state(self) -> None:
+        state = self._pc.connectionState if self._pc else "closed"
+        log.info("session %s: connection %s", self.id, state)
+        if state in ("failed", "closed"):
+            self._spawn_close(f"connection {state}")
+
+    def _spawn_close(self, reason: str) -> None:
+        if not self._closing and self._close_task is None:
+            self._close_task = asyncio.create_task(self.close(reason), name=f"{self.id}:close")
+
+    async def _run_pipeline(self) -> None:
+        assert self._pipeline is not None
+        try:
+            report = await self._pipeline.run()
+            reason = f"the video ended ({report.reason})"
+        except Exception as exc:
+            reason = f"processing failed: {exc}"
+            if not self._closing:  # otherwise the close itself ended it
+                log.warning("session %s: %s", self.id, reason)
+        self._spawn_close(reason)
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.watchdog_interval_s)
+            reason = self.stall_reason(time.monotonic_ns())
+            if reason is not None:
+                self._spawn_close(reason)
+                return
+
+    def stall_reason(self, now_ns: int) -> str | None:
+        """Why the session should be closed now, or ``None`` while it is healthy."""
+        if self._video_in is None:
+            return None
+        last = self._video_in.last_arrival_ns
+        if last is None:
+            if now_ns / 1e9 - self._created > self.config.connect_timeout_s:
+                return f"no video within {self.config.connect_timeout_s:g} s"
+            return None
+        if (now_ns - last) / 1e9 > self.config.stall_timeout_s:
+            return f"no video for {self.config.stall_timeout_s:g} s (the peer is gone)"
+        return None
+
+    # ---- control ----------------------------------------------------------------
+    async def close(self, reason: str) -> None:
+        """Free everything the session holds; idempotent, safe from its own tasks."""
+        if self._closing:
+            await self.closed.wait()
+            return
+        self._closing = True
+        self.close_reason = reason
+        log.info("session %s: closing: %s", self.id, reason)
+        try:
+            await self._release()
+        finally:
+            self.closed.set()
+            if self._on_closed is not None:
+                self._on_closed(self)
+
+    async def _release(self) -> None:
+        if self._pipeline is not None:
+            self._pipeline.request_stop()
+        if self._video_in is not None:
+            self._video_in.close()  # unblocks a source read waiting for video
+        current = asyncio.current_task()
+        others = [t for t in self._tasks if t is not current]
+        for task in others:
+            task.cancel()
+        # The pipeline is asked to stop, not cancelled: it stops its stages and joins
+        # its threads itself.
+        if self._pipeline_task is not None and self._pipeline_task is not current:
+            others.append(self._pipeline_task)
+        for task in others:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(task, timeout=15.0)
+        for track in (self._video_out, self._audio_out):
+            if track is not None:
+                track.stop()
+        if self._pc is not None:
+            await self._pc.close()
+
+    # ---- stats ------------------------------------------------------------------
+    def stats(self) -> dict[str, Any]:
+        """A JSON-ready snapshot for the page's stats panel."""
+        out: dict[str, Any] = {
+            "session": self.id,
+            "state": self._pc.connectionState if self._pc else "new",
+            "age_s": round(time.monotonic() - self._created, 1),
+        }
+        if self._video_in is not None:
+            out["frames_received"] = self._video_in.frames_received
+            out["frames_replaced"] = self._video_in.replaced
+        if self._video_out is not None:
+            recent = list(self._video_out.latencies_ms)[-60:]
+            out["frames_sent"] = self._video_out.frames_sent
+            out["server_latency_ms"] = {"p50": _finite(percentile(recent, 50)),
+                                        "p95": _finite(percentile(recent, 95))}
+        if self._audio_out is not None:
+            out["audio_delay_ms"] = round(self._audio_out.current_delay_ms, 1)
+            out["audio_dropped"] = self._audio_out.dropped
+        if self._pipeline is not None:
+            out.update(_pipeline_stats(self._pipeline))
+        return out
+
+
+def _pipeline_stats(pipeline: Pipeline) -> dict[str, Any]:
+    m = pipeline.metrics
+    stages = {name: {"p50_ms": _finite(percentile(c.durations_ms[-60:], 50)),
+                     "errors": c.errors} for name, c in m.stages.items()}
+    return {"fps_in": round(m.fps_in(), 1), "fps_out": round(m.fps_out(), 1),
+            "drops": dict(m.drops), "stages": stages}
+
+
+def _finite(value: float) -> float | None:
+    return round(value, 2) if math.isfinite(value) else None

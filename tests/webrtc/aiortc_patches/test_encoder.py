@@ -1,0 +1,106 @@
+"""The returned video's VP8 bitrate policy: down at once, up in large steps."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+pytest.importorskip("aiortc")
+
+from aiortc.codecs.vpx import MAX_BITRATE, MIN_BITRATE, Vp8Encoder
+
+from stages.webrtc.aiortc_patches.encoder import SteadyVp8Encoder, install_steady_encoder
+from tests.webrtc.peers import TestPeer, answering_peer
+
+SENDER_ENCODER = "_RTCRtpSender__encoder"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def restarts_over_a_ramp(encoder: Vp8Encoder, clock: Clock, start: int, stop: int,
+                         per_second: float) -> int:
+    """Encoder restarts while reports rise ``per_second`` a second, 4 reports a second.
+
+    A restart is aiortc's rule in ``Vp8Encoder.encode``: the target is more
+    than 10% away from the bitrate the running encoder was made with.
+    """
+    restarts, bitrate, running = 0, float(start), encoder.target_bitrate
+    while bitrate < stop:
+        encoder.target_bitrate = int(bitrate)
+        if abs(encoder.target_bitrate - running) / running > 0.1:
+            restarts, running = restarts + 1, encoder.target_bitrate
+        clock.now += 0.25
+        bitrate *= per_second**0.25
+    return restarts
+
+
+def test_a_browsers_ramp_restarts_the_encoder_a_few_times_not_every_ten_percent():
+    steady_clock = Clock()
+    steady = SteadyVp8Encoder(clock=steady_clock)
+    plain = restarts_over_a_ramp(Vp8Encoder(), Clock(), 500_000, MAX_BITRATE, per_second=1.08)
+    fewer = restarts_over_a_ramp(steady, steady_clock, 500_000, MAX_BITRATE, per_second=1.08)
+    assert plain >= 10  # 500 kbps -> 1.5 Mbps in 10% steps
+    assert 2 <= fewer <= 4
+    assert steady.target_bitrate >= MAX_BITRATE / 1.5
+
+
+def test_lower_reports_apply_at_once():
+    clock = Clock()
+    encoder = SteadyVp8Encoder(clock=clock)
+    encoder.target_bitrate = 1_000_000  # +100%: a large step applies at once
+    assert encoder.target_bitrate == 1_000_000
+    encoder.target_bitrate = 700_000
+    assert encoder.target_bitrate == 700_000
+    encoder.target_bitrate = 10_000
+    assert encoder.target_bitrate == MIN_BITRATE  # aiortc's bounds still hold
+
+
+def test_a_small_rise_waits_until_it_has_held():
+    clock = Clock()
+    encoder = SteadyVp8Encoder(raise_step=0.5, hold_s=5.0, clock=clock)
+    start = encoder.target_bitrate
+    encoder.target_bitrate = int(start * 1.2)
+    clock.now += 4.9
+    encoder.target_bitrate = int(start * 1.2)
+    assert encoder.target_bitrate == start
+    clock.now += 0.2
+    encoder.target_bitrate = int(start * 1.2)
+    assert encoder.target_bitrate == int(start * 1.2)
+    # A report back at the target ends the wait: the next rise waits afresh.
+    encoder.target_bitrate = encoder.target_bitrate
+    encoder.target_bitrate = int(start * 1.3)
+    clock.now += 4.0
+    encoder.target_bitrate = int(start * 1.3)
+    assert encoder.target_bitrate == int(start * 1.2)
+
+
+@pytest.mark.parametrize(("raise_step", "hold_s"), [(0.1, 5.0), (0.5, 0.0)])
+def test_settings_that_would_not_steady_anything_are_refused(raise_step, hold_s):
+    with pytest.raises(ValueError):
+        SteadyVp8Encoder(raise_step=raise_step, hold_s=hold_s)
+
+
+def test_a_vp8_sender_gets_the_steady_encoder_before_its_first_frame():
+    async def scenario():
+        offerer = TestPeer()
+        pc = await answering_peer(await offerer.offer())
+        done = install_steady_encoder(pc)
+        again = install_steady_encoder(pc)
+        transceiver = pc.getTransceivers()[0]
+        codec = transceiver._codecs[0].mimeType
+        encoder = getattr(transceiver.sender, SENDER_ENCODER)
+        await pc.close()
+        await offerer.close()
+        return done, again, codec, encoder
+
+    done, again, codec, encoder = asyncio.run(scenario())
+    assert codec.lower() == "video/vp8"
+    assert done == again == 1
+    assert isinstance(encoder, SteadyVp8Encoder)
