@@ -218,7 +218,10 @@ class ReleaseCheckpoint:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
-_GLOBAL_IN_MESSAGE = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+_GLOBAL_IN_MESSAGE = re.compile(
+    r"(?:Unsupported global: GLOBAL|Trying to load unsupported GLOBAL) ([\w.]+)")
+"""torch's two wordings of a refused global (2.4-2.5, and 2.6+ e.g. 'Trying to load
+unsupported GLOBAL posix.system whose module posix is blocked')."""
 
 
 def _torch_load(path: Path) -> Any:
@@ -231,12 +234,20 @@ def _torch_load(path: Path) -> Any:
         if match:
             raise UnsafeCheckpointError(path, match.group(1)) from None
         if "Weights only load failed" in str(exc):
-            reason = str(exc).split("WeightsUnpickler error:")[-1].strip().splitlines()[0]
-            raise CheckpointError(f"refusing to load {path}: {reason}") from None
+            raise CheckpointError(f"refusing to load {path}: {_unpickler_reason(exc)}") from None
         raise CheckpointError(
             f"cannot read {path}: the file is corrupt or truncated ({type(exc).__name__}:"
             f" {str(exc)[:200]}). Download or copy it again."
         ) from None
+
+
+def _unpickler_reason(exc: Exception) -> str:
+    """torch's reason for refusing a file, without its advice to load with weights_only=False
+    (that would run whatever code the file carries)."""
+    lines = [line.strip() for line in str(exc).split("WeightsUnpickler error:")[-1].splitlines()]
+    kept = [line for line in lines if line and "weights_only" not in line
+            and not line.startswith(("Weights only load failed", "Check the documentation"))]
+    return kept[0] if kept else "it holds objects other than tensors and plain containers"
 
 
 def _strip_module_prefix(state_dict: Mapping[str, Tensor]) -> StateDict:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 import pytest
 import torch
 
 from networks.checkpoint import (
+    _GLOBAL_IN_MESSAGE,
     CheckpointError,
     CheckpointMismatchError,
     UnsafeCheckpointError,
+    _unpickler_reason,
     checkpoint_format,
     load_discriminator,
     load_generator,
@@ -76,6 +79,47 @@ def test_foreign_pickled_global_is_refused_and_never_runs(tmp_path):
     assert "open" in info.value.global_name
     assert "would execute code" in str(info.value)
     assert not marker.exists()
+
+
+class RunsShell:
+    """Unpickling this calls ``os.system`` (torch 2.6+ says "Trying to load unsupported
+    GLOBAL posix.system whose module posix is blocked"); the command writes a marker."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_blocked_module_global_is_named_and_never_runs(tmp_path):
+    marker = tmp_path / "marker"
+    path = release_file(tmp_path / "evil.pt", tiny("lia"), payload=RunsShell(marker))
+    with pytest.raises(UnsafeCheckpointError) as info:
+        load_generator(path)
+    assert info.value.global_name == f"{os.system.__module__}.system"  # posix.system here
+    assert info.value.global_name in str(info.value)
+    assert "weights_only" not in str(info.value)  # never torch's advice to unpickle anyway
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("wording", [
+    "Unsupported global: GLOBAL posix.system was not an allowed global by default.",
+    "Trying to load unsupported GLOBAL posix.system whose module posix is blocked.",
+])
+def test_both_torch_wordings_of_a_refused_global_are_understood(wording):
+    match = _GLOBAL_IN_MESSAGE.search(f"Weights only load failed. ...\n\n{wording}\n")
+    assert match is not None and match.group(1) == "posix.system"
+
+
+def test_a_refusal_without_a_global_keeps_torch_reason_but_not_its_advice():
+    exc = RuntimeError(
+        "Weights only load failed. In PyTorch 2.6, we changed the default value of the "
+        "`weights_only` argument in `torch.load` from `False` to `True`. Re-running `torch.load` "
+        "with `weights_only` set to `False` will likely succeed, but it can result in arbitrary "
+        "code execution.\n\nWeightsUnpickler error: Unsupported operand 149\n\nCheck the "
+        "documentation of torch.load to learn more.")
+    assert _unpickler_reason(exc) == "Unsupported operand 149"
 
 
 def test_foreign_global_in_the_legacy_pickle_format_is_refused(tmp_path):
