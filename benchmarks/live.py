@@ -262,7 +262,8 @@ def run_backend_bench(
     from trt_engines.bundle import load_reenactor
 
     torch.set_num_threads(threads)
-    reenactor, label, _ = load_reenactor(checkpoint or bundled_checkpoint(), config)
+    weights = load_reenactor(checkpoint or bundled_checkpoint(), config)
+    reenactor, label = weights.reenactor, weights.label
     size = reenactor.config.size
     driver = torch.rand(1, 3, size, size) * 2 - 1
     avatar = reenactor.prepare_avatar(driver)

@@ -168,7 +168,7 @@ def measure_config(
     plan = plan or TimingPlan()
     figures = size_figures(config)
     with torch_threads(plan.threads), _folder(workdir) as folder:
-        reenactor, _, _ = load_reenactor(None, config, seed=0)
+        reenactor = load_reenactor(None, config, seed=0).reenactor
         cases = model_cases(reenactor)
         export = _export(cases, folder / config) if "onnxruntime" in backends else None
         figures["ms_per_frame"], figures["ms_per_graph"] = _time_backends(

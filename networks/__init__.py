@@ -24,7 +24,9 @@ from networks.avatar import Avatar, Reenactor
 from networks.checkpoint import (
     CheckpointError,
     CheckpointMismatchError,
+    TrainingDomain,
     UnsafeCheckpointError,
+    checkpoint_domain,
     load_generator,
     save_checkpoint,
 )
@@ -50,7 +52,9 @@ __all__ = [
     "ReferenceUpdate",
     "RelativeReference",
     "TensorSpec",
+    "TrainingDomain",
     "UnsafeCheckpointError",
+    "checkpoint_domain",
     "compose_alpha",
     "get_config",
     "list_configs",

@@ -13,6 +13,10 @@ Two formats:
   generator tensors under ``gen.``, optionally the discriminator's under
   ``dis.``, and the ModelConfig / DiscriminatorConfig as JSON in the metadata.
 
+Every checkpoint also says what its model was trained on (`TrainingDomain`,
+see `checkpoint_domain`): a model of vicocam's synthetic world distorts real
+faces, and the commands warn when one is asked to animate them.
+
 Every failure is a ``CheckpointError`` with a message that says what to do:
 corrupt or truncated files, unknown formats, and checkpoints that do not fit a
 configuration (the message lists missing, unexpected and mis-shaped tensors).
@@ -21,6 +25,7 @@ configuration (the message lists missing, unexpected and mis-shaped tensors).
 from __future__ import annotations
 
 import argparse
+import enum
 import json
 import re
 from collections.abc import Mapping
@@ -39,8 +44,27 @@ StateDict = dict[str, Tensor]
 
 SAFE_FORMAT = "vicocam-checkpoint"
 SAFE_FORMAT_VERSION = "1"
+DOMAIN_KEY = "training_domain"
+"""The metadata entry of a vicocam checkpoint that holds its `TrainingDomain`."""
 DEFAULT_MOTION_DIM = 20
 _MAX_LISTED = 8
+
+
+class TrainingDomain(enum.StrEnum):
+    """What a model was trained on, which bounds what it can animate well.
+
+    SYNTHETIC_WORLD: vicocam's synthetic talking-head world only (the bundled
+        demo model, ``vicocam train`` without ``--data``); photographs and real
+        cameras come out distorted.
+    REAL_FACES: real video clips: the LIA / ViCoFace release files, and
+        ``vicocam train --data ROOT``.
+    UNKNOWN: a vicocam checkpoint that does not say (written before the
+        domain was recorded).
+    """
+
+    SYNTHETIC_WORLD = "synthetic-world"
+    REAL_FACES = "real-faces"
+    UNKNOWN = "unknown"
 
 
 class CheckpointError(ValueError):
@@ -217,6 +241,11 @@ class ReleaseCheckpoint:
     args: dict[str, Any] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def domain(self) -> TrainingDomain:
+        """Always `TrainingDomain.REAL_FACES`: the authors released models of real video."""
+        return TrainingDomain.REAL_FACES
+
 
 _GLOBAL_IN_MESSAGE = re.compile(
     r"(?:Unsupported global: GLOBAL|Trying to load unsupported GLOBAL) ([\w.]+)")
@@ -305,7 +334,8 @@ def _safetensors() -> Any:
 class Checkpoint:
     """A vicocam checkpoint: generator (and optional discriminator) tensors with configs.
 
-    ``metadata`` holds the caller's extra string entries (iteration, notes...).
+    ``metadata`` holds the caller's extra string entries (iteration, notes...);
+    ``domain`` what the model was trained on (``UNKNOWN`` when the file does not say).
     """
 
     config: ModelConfig
@@ -313,6 +343,7 @@ class Checkpoint:
     discriminator_config: DiscriminatorConfig | None = None
     discriminator: StateDict | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    domain: TrainingDomain = TrainingDomain.UNKNOWN
 
 
 def save_checkpoint(
@@ -320,14 +351,17 @@ def save_checkpoint(
     generator: Generator,
     discriminator: Discriminator | None = None,
     metadata: Mapping[str, str] | None = None,
+    domain: TrainingDomain = TrainingDomain.UNKNOWN,
 ) -> None:
-    """Write ``generator`` (and ``discriminator``) with their configs as safetensors."""
+    """Write ``generator`` (and ``discriminator``) with their configs and training domain
+    as safetensors."""
     tensors = {f"gen.{k}": v.detach().cpu().contiguous() for k, v in generator.state_dict().items()}
     meta = {f"user.{k}": str(v) for k, v in (metadata or {}).items()}
     meta |= {
         "format": SAFE_FORMAT,
         "format_version": SAFE_FORMAT_VERSION,
         "model_config": generator.config.to_json(),
+        DOMAIN_KEY: str(TrainingDomain(domain)),
     }
     if discriminator is not None:
         dis = discriminator.state_dict().items()
@@ -353,7 +387,40 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     gen = {k[4:]: v for k, v in tensors.items() if k.startswith("gen.")}
     dis = {k[4:]: v for k, v in tensors.items() if k.startswith("dis.")}
     user = {k[5:]: v for k, v in meta.items() if k.startswith("user.")}
-    return Checkpoint(config, gen, dis_config, dis or None, user)
+    return Checkpoint(config, gen, dis_config, dis or None, user, _domain(meta))
+
+
+def _domain(meta: Mapping[str, str]) -> TrainingDomain:
+    """The domain a checkpoint's metadata names; ``UNKNOWN`` when absent or unrecognised
+    (a newer vicocam's value must not stop an older one from loading the weights)."""
+    value = meta.get(DOMAIN_KEY, "")
+    known = {str(d) for d in TrainingDomain}
+    return TrainingDomain(value) if value in known else TrainingDomain.UNKNOWN
+
+
+def checkpoint_domain(path: str | Path) -> TrainingDomain:
+    """What the model in ``path`` was trained on, without reading its tensors.
+
+    Release ``.pt`` files are ``REAL_FACES`` (vicocam itself writes only
+    safetensors models); a vicocam checkpoint says it in its metadata.
+    """
+    path = Path(path)
+    if checkpoint_format(path) == "torch":
+        return TrainingDomain.REAL_FACES
+    meta = _read_safetensors_metadata(path)
+    if meta.get("format") != SAFE_FORMAT:
+        raise CheckpointError(f"{path}: a safetensors file, but not a vicocam checkpoint")
+    return _domain(meta)
+
+
+def _read_safetensors_metadata(path: Path) -> dict[str, str]:
+    try:
+        with _safetensors().safe_open(str(path), framework="pt", device="cpu") as handle:
+            return dict(handle.metadata() or {})
+    except Exception as exc:
+        raise CheckpointError(
+            f"cannot read {path}: the file is corrupt or truncated ({exc}). Copy it again."
+        ) from None
 
 
 def _read_safetensors(path: Path) -> tuple[dict[str, str], StateDict]:

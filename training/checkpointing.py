@@ -3,8 +3,8 @@
 A checkpoint at step k is two files in ``<run>/checkpoints/``:
 
 * ``step_<k>.safetensors``: the generator and the discriminator with their
-  configs, written by ``networks.checkpoint.save_checkpoint`` (what inference
-  and ``vicocam eval`` load);
+  configs and training domain, written by ``networks.checkpoint.save_checkpoint``
+  (what inference and ``vicocam eval`` load);
 * ``step_<k>.state.pt``: everything else needed to continue exactly: both
   optimisers, the GradScaler, the step (= data position, see
   ``training.sampler``), every RNG state and the TrainConfig JSON.
@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from networks.checkpoint import save_checkpoint
+from networks.checkpoint import TrainingDomain, save_checkpoint
 from networks.discriminator import Discriminator
 from networks.generator import Generator
 from training.config import TrainConfig
@@ -65,25 +65,29 @@ def restore_rng(state: dict[str, Any]) -> None:
 
 
 def save_model(
-    path: Path, generator: Generator, discriminator: Discriminator | None, step: int
+    path: Path, generator: Generator, discriminator: Discriminator | None, step: int,
+    domain: TrainingDomain,
 ) -> None:
-    """G (and D) with their configs in networks' safe format, written atomically."""
+    """G (and D) with their configs and training domain in networks' safe format,
+    written atomically."""
     tmp = path.with_name(path.name + ".tmp")
-    save_checkpoint(tmp, generator, discriminator, metadata={"step": str(step)})
+    save_checkpoint(tmp, generator, discriminator, metadata={"step": str(step)}, domain=domain)
     tmp.replace(path)
 
 
-def export_generator(source: Path, destination: Path, metadata: dict[str, str]) -> None:
+def export_generator(source: Path, destination: Path, metadata: dict[str, str],
+                     domain: TrainingDomain | None = None) -> None:
     """Copy only the generator (+ config and ``metadata``) of a training checkpoint.
 
     What ships for inference: without the discriminator the file is about a
-    third smaller.
+    third smaller. ``domain`` ``None`` keeps the source's training domain.
     """
-    from networks.checkpoint import load_generator
+    from networks.checkpoint import checkpoint_domain, load_generator
 
     generator = load_generator(source)
+    domain = domain or checkpoint_domain(source)
     destination.parent.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(destination, generator, None, metadata=metadata)
+    save_checkpoint(destination, generator, None, metadata=metadata, domain=domain)
 
 
 def checkpoint_paths(directory: Path, step: int) -> tuple[Path, Path]:

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 
-from networks.checkpoint import read_checkpoint, read_release_checkpoint
+from networks.checkpoint import TrainingDomain, read_checkpoint, read_release_checkpoint
 from networks.config import DiscriminatorConfig
 from networks.discriminator import Discriminator
 from networks.generator import Generator
@@ -136,6 +136,9 @@ class Trainer:
     dict into a `TrainBatch`. ``progress`` shows a tqdm bar on rank 0.
     ``stream_data``: index the dataset by the global sample number (for
     position-addressed datasets) instead of per-epoch permutations.
+    ``domain``: what ``dataset`` shows (the synthetic world, or real clips);
+    every checkpoint records it, so a model of the synthetic world is
+    recognised when it is asked to animate real faces.
     """
 
     def __init__(
@@ -147,8 +150,10 @@ class Trainer:
         env: DistEnv,
         progress: bool = True,
         stream_data: bool = False,
+        domain: TrainingDomain = TrainingDomain.SYNTHETIC_WORLD,
     ) -> None:
         self.stream_data = stream_data
+        self.domain = domain
         self.config, self.dataset, self.adapter, self.env = config, dataset, adapter, env
         self.run_dir = Path(run_dir)
         self.progress = progress and env.is_main
@@ -200,7 +205,8 @@ class Trainer:
         model_path, state_path = ckpt.checkpoint_paths(self.checkpoint_dir, self.step)
         if self.env.is_main:
             self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-            ckpt.save_model(model_path, self.generator, self.discriminator, self.step)
+            ckpt.save_model(model_path, self.generator, self.discriminator, self.step,
+                            self.domain)
             ckpt.save_training_state(state_path, self.state_dict())
             ckpt.prune_checkpoints(self.checkpoint_dir, self.config.keep_checkpoints)
         barrier(self.env)

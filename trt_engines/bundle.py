@@ -12,7 +12,9 @@ it with `open_bundle` (weights and engines) or `load_weights` (weights only).
 Weights come from a checkpoint, by default the demo model bundled under
 ``networks/pretrained/`` when it is present; a configuration name instead
 builds that model with random weights, and the bundle says so (``trained`` is
-``False``), so nothing downstream can pretend.
+``False``), so nothing downstream can pretend. The bundle also carries what
+the weights were trained on (``domain``, from the checkpoint), so the
+commands can warn when a model of the synthetic world meets real faces.
 
 ONNX-based backends export the graphs once per weights into the cache folder
 (`default_cache_dir`, named by `weights_digest`); ``vicocam engines build``
@@ -32,6 +34,7 @@ import torch
 from torch import nn
 
 from networks.avatar import Reenactor
+from networks.checkpoint import TrainingDomain
 from networks.config import ModelConfig, get_config
 from networks.graphs import GenerateGraph, MotionGraph
 from networks.motion import MotionMode, default_mode
@@ -70,6 +73,7 @@ class ModelBundle:
             ``feat_k``; output ``image``).
         label: where the weights came from, for logs and the run summary.
         trained: ``False`` for randomly initialised weights.
+        domain: what the weights were trained on; ``None`` for random weights.
     """
 
     reenactor: Reenactor
@@ -77,6 +81,7 @@ class ModelBundle:
     generate: Engine
     label: str
     trained: bool
+    domain: TrainingDomain | None = None
 
     @property
     def config(self) -> ModelConfig:
@@ -105,6 +110,24 @@ class ModelBundle:
         self.generate.close()
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class Weights:
+    """A model's weights and where they came from (see `load_reenactor`).
+
+    Attributes:
+        reenactor: the networks, on the CPU.
+        label: where the weights came from, for logs and the run summary.
+        trained: ``False`` for randomly initialised weights.
+        domain: what the weights were trained on (the checkpoint says it);
+            ``None`` for random weights, which model nothing.
+    """
+
+    reenactor: Reenactor
+    label: str
+    trained: bool
+    domain: TrainingDomain | None
+
+
 def bundled_checkpoint() -> Path | None:
     """The demo checkpoint shipped under ``networks/pretrained/``, if present.
 
@@ -125,8 +148,8 @@ def bundled_checkpoint() -> Path | None:
 
 def load_reenactor(
     checkpoint: Path | None, config: str = DEFAULT_RANDOM_CONFIG, seed: int = 0
-) -> tuple[Reenactor, str, bool]:
-    """``(reenactor, label, trained)`` from a checkpoint, or random weights when ``None``.
+) -> Weights:
+    """The `Weights` of a checkpoint, or random weights of ``config`` when ``None``.
 
     Random weights come from `networks.random_init.random_generator`: seeded,
     with flows of a trained model's size, so engines can be checked against
@@ -135,10 +158,11 @@ def load_reenactor(
     Weights stay on the CPU: the engines move what they run.
     """
     if checkpoint is not None:
-        from networks.checkpoint import load_generator
+        from networks.checkpoint import checkpoint_domain, load_generator
 
         generator = load_generator(checkpoint)
-        return Reenactor(generator), f"{generator.config.name} from {checkpoint.name}", True
+        return Weights(Reenactor(generator), f"{generator.config.name} from {checkpoint.name}",
+                       True, checkpoint_domain(checkpoint))
     from networks.random_init import random_generator
 
     try:
@@ -146,7 +170,8 @@ def load_reenactor(
     except KeyError as exc:
         raise ValueError(str(exc.args[0])) from None
     generator = random_generator(model_config, seed)
-    return Reenactor(generator), f"{config} with random weights (seed {seed})", False
+    return Weights(Reenactor(generator), f"{config} with random weights (seed {seed})", False,
+                   None)
 
 
 def engine_specs(graph: MotionGraph | GenerateGraph) -> tuple[list[TensorSpec], list[TensorSpec]]:
@@ -345,16 +370,17 @@ def _fp16(path: Path) -> Path:
     return final if final.is_file() else fp16_graph(path)
 
 
-def load_weights(spec: ModelSpec, seed: int = 0) -> tuple[Reenactor, str, bool]:
-    """``(reenactor, label, trained)`` of the weights ``spec`` names (see `load_reenactor`)."""
+def load_weights(spec: ModelSpec, seed: int = 0) -> Weights:
+    """The `Weights` ``spec`` names (see `load_reenactor`)."""
     return load_reenactor(spec.weights_file(), spec.config or DEFAULT_RANDOM_CONFIG, seed)
 
 
 def open_bundle(spec: ModelSpec, seed: int = 0) -> ModelBundle:
     """Load the weights ``spec`` names and open both engines on its backend."""
     torch.set_num_threads(spec.threads)
-    reenactor, label, trained = load_weights(spec, seed)
-    motion, generate = open_model_engines(reenactor, spec)
+    weights = load_weights(spec, seed)
+    motion, generate = open_model_engines(weights.reenactor, spec)
     precision = f", {spec.precision}" if spec.precision is not Precision.FP32 else ""
-    return ModelBundle(reenactor, motion, generate,
-                       f"{label}, {motion.backend} backend{precision}", trained)
+    return ModelBundle(weights.reenactor, motion, generate,
+                       f"{weights.label}, {motion.backend} backend{precision}", weights.trained,
+                       weights.domain)

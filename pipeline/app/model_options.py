@@ -113,10 +113,10 @@ def open_weights(spec: ModelSpec) -> tuple[Reenactor, str]:
     from trt_engines.bundle import load_weights
 
     try:
-        reenactor, label, _ = load_weights(spec)
+        weights = load_weights(spec)
     except (CheckpointError, ValueError, OSError) as exc:
         raise UserError(str(exc)) from None
-    return reenactor, label
+    return weights.reenactor, weights.label
 
 
 def announce_model(label: str, trained: bool) -> None:

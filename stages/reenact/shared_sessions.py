@@ -21,6 +21,7 @@ streams) is new in every call.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -130,8 +131,7 @@ class SessionFactory:
         if not self.per_session_engines or self._engines is None:
             return self._stages(settings, self.bundle)
         motion, generate = open_model_engines(self.bundle.reenactor, self._engines)
-        own = ModelBundle(self.bundle.reenactor, motion, generate, self.bundle.label,
-                          self.bundle.trained)
+        own = dataclasses.replace(self.bundle, motion=motion, generate=generate)
         return [*self._stages(settings, own), ReleaseEngines((motion, generate))]
 
     def _stages(self, settings: LiveSettingsBox, bundle: ModelBundle) -> list[Stage]:

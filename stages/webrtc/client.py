@@ -12,7 +12,9 @@ so neither direction can build up latency. The run ends when the local
 source ends or ``duration_s`` passes (then returned frames still on the way
 get ``drain_s`` to arrive), when the connection fails or the server hangs up,
 or on Ctrl-C; the session is closed on the server in every case. A source,
-sink or connection that fails raises `ClientError` saying which.
+sink or connection that fails raises `ClientError` saying which. A notice the
+server publishes in its config (e.g. that its model does not fit real faces)
+is handed to ``on_notice`` once connected, since no page shows it here.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
@@ -97,22 +100,28 @@ def split_server_url(url: str, token: str | None) -> tuple[str, str | None]:
     return urlunsplit((parts.scheme, parts.netloc, "", "", "")), token or from_url
 
 
-async def run_client(config: ClientConfig, source: Source, sink: Stage) -> ClientReport:
-    """Connect, run both directions until the end (see the module docstring), disconnect."""
+async def run_client(config: ClientConfig, source: Source, sink: Stage, *,
+                     on_notice: Callable[[str], None] | None = None) -> ClientReport:
+    """Connect, run both directions until the end (see the module docstring), disconnect.
+
+    ``on_notice`` gets the server's notice, when it has one, once connected.
+    """
     base, token = split_server_url(config.server, config.token)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     scope = (ice_host_addresses([config.ice_host]) if config.ice_host
              else contextlib.nullcontext())
     with scope:
         async with aiohttp.ClientSession(headers=headers) as http:
-            return await _Call(config, base, http).run(source, sink)
+            return await _Call(config, base, http, on_notice).run(source, sink)
 
 
 class _Call:
     """One connection to the server; `run` owns its peer connection and pipelines."""
 
-    def __init__(self, config: ClientConfig, base: str, http: aiohttp.ClientSession) -> None:
+    def __init__(self, config: ClientConfig, base: str, http: aiohttp.ClientSession,
+                 on_notice: Callable[[str], None] | None = None) -> None:
         self.config = config
+        self.on_notice = on_notice
         self.base = base
         self.http = http
         self.session = ""
@@ -122,11 +131,13 @@ class _Call:
         self._pumps: list[asyncio.Task[None]] = []
 
     async def run(self, source: Source, sink: Stage) -> ClientReport:
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=await self._ice_servers()))
+        server = await self._request("GET", "/api/config")
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=_ice_servers(server)))
         send = Pipeline(source, [TrackSink(self.outgoing)], self._runtime(self.config.duration_s))
         receive = Pipeline(self.incoming, [sink], self._runtime(None))
         try:
             await self._connect(pc)
+            self._tell_notice(server)
             sent, received = await self._stream(send, receive)
             return ClientReport(self.session, sent, received)
         finally:
@@ -142,9 +153,10 @@ class _Call:
     def _runtime(duration_s: float | None) -> RuntimeConfig:
         return RuntimeConfig(mode=RunMode.LIVE, duration_s=duration_s)
 
-    async def _ice_servers(self) -> list[RTCIceServer]:
-        config = await self._request("GET", "/api/config")
-        return [RTCIceServer(urls=s["urls"]) for s in config.get("iceServers", [])]
+    def _tell_notice(self, server: dict[str, Any]) -> None:
+        notice = server.get("notice")
+        if self.on_notice is not None and isinstance(notice, str) and notice:
+            self.on_notice(notice)
 
     async def _connect(self, pc: RTCPeerConnection) -> None:
         pc.addTrack(self.outgoing)
@@ -208,6 +220,11 @@ class _Call:
             return
         with contextlib.suppress(ClientError):
             await self._request("DELETE", f"/api/sessions/{self.session}")
+
+
+def _ice_servers(server: dict[str, Any]) -> list[RTCIceServer]:
+    """The STUN/TURN servers the server's config names."""
+    return [RTCIceServer(urls=s["urls"]) for s in server.get("iceServers", [])]
 
 
 def _result(outcome: RunReport | BaseException, what: str) -> RunReport:

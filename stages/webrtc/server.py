@@ -4,7 +4,8 @@ Routes (the API answers JSON; errors are ``{"error": "..."}`` with a status)::
 
     GET    /                              the page (static/index.html)
     GET    /static/...                    its script and style
-    GET    /api/config                    ICE servers and upload limits for the page
+    GET    /api/config                    ICE servers, upload limits, the starting settings
+                                          and the server's notice (null when none)
     POST   /api/offer                     {sdp, type: "offer"} -> {sdp, type: "answer", session}
     GET    /api/avatars                   names of the server's preset avatars
     GET    /api/avatars/{name}            one preset picture
@@ -93,6 +94,9 @@ class ServerConfig:
         settings: the live settings every session starts with (its avatar is
             the one ``{"name": null}`` returns to); a call shows the pasted
             avatar by default, not the driver beside it.
+        notice: one line the page shows and ``vicocam client`` prints, e.g. that
+            the model does not fit real faces and what to use instead (the
+            application layer words it); ``None`` = nothing to say.
     """
 
     host: str = "127.0.0.1"
@@ -109,6 +113,7 @@ class ServerConfig:
     avatars_dir: Path | None = None
     session: SessionConfig = field(default_factory=SessionConfig)
     settings: LiveSettings = field(default_factory=lambda: LiveSettings(output=OutputMode.PASTE))
+    notice: str | None = None
 
     def __post_init__(self) -> None:
         if self.max_sessions < 1:
@@ -213,6 +218,7 @@ class WebRTCServer:
             "modes": [m.value for m in MotionMode],
             "outputs": [o.value for o in OutputMode],
             "settings": settings_reply(c.settings),
+            "notice": c.notice,
         })
 
     # ---- signalling --------------------------------------------------------------------

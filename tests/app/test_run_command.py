@@ -1,6 +1,7 @@
 """``vicocam run`` on the avatar path: the no-argument demo and the user-facing errors."""
 
 import json
+import shlex
 
 import av
 import pytest
@@ -65,6 +66,31 @@ def test_run_drives_a_portrait_from_a_video_file_offline(in_tmp, shared_media, c
     data = json.loads(metrics.read_text())
     assert data["frames_out"] == 6 and data["frames_failed"] == 0
     assert {"face_track", "avatar", "motion", "generate", "composite"} <= set(data["stages"])
+
+
+QUICK = ["--frames", "2", "--backend", "torch", "--sink", "null", "--no-status", "--no-keys"]
+
+
+def _warnings(err):
+    return [line for line in err.splitlines() if line.startswith("vicocam: warning:")]
+
+
+def test_a_photograph_with_the_synthetic_model_gets_one_warning_line(in_tmp, shared_media,
+                                                                   capsys):
+    portrait = str(shared_media / "monroe.png")
+    assert main(["run", "--avatar", portrait, *QUICK]) == 0
+    (line,) = _warnings(capsys.readouterr().err)
+    assert "only vicocam's synthetic world" in line and "real faces come out distorted" in line
+    assert "vox.pt" in line and "github.com/wyhsirius/LIA" in line
+    assert line.endswith(f"run: vicocam run --checkpoint models/vox.pt --avatar "
+                         f"{shlex.quote(portrait)} --driver camera:0")
+
+
+def test_the_synthetic_person_with_the_synthetic_model_gets_no_warning(in_tmp, capsys):
+    assert main(["run", *QUICK]) == 0
+    err = capsys.readouterr().err
+    assert "vicocam: model vicoface-64s from" in err  # the bundled model ran
+    assert _warnings(err) == [] and "vox.pt" not in err
 
 
 @pytest.mark.parametrize(

@@ -20,14 +20,17 @@ from stages.webrtc.peer_session import identity_factory
 from stages.webrtc.server import ServerConfig, ServerThread, WebRTCServer
 
 
-def test_client_command_round_trips_through_a_server(tmp_path, capsys):
+def test_client_command_round_trips_through_a_server_and_prints_its_notice(tmp_path, capsys):
     out = tmp_path / "back.mp4"
-    server = WebRTCServer(ServerConfig(port=0, ice_host="127.0.0.1"))
+    notice = "this model knows only vicocam's synthetic world"
+    server = WebRTCServer(ServerConfig(port=0, ice_host="127.0.0.1", notice=notice))
     with ServerThread(server) as url:
         code = main(["client", "--server", url, "--source", "pattern:160x120@30",
                      "--sink", str(out), "--seconds", "2", "--ice-host", "127.0.0.1"])
     assert code == 0
-    assert "received" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "received" in captured.out
+    assert f"vicocam: warning from the server: {notice}\n" in captured.err
     source = VideoFileSource(VideoFileSourceConfig(out))
     source.open()
     stamps = []
@@ -69,6 +72,32 @@ def test_serve_identity_loads_no_model():
     server, service = build_server(serve_args("--identity"))
     assert service is None and server.factory is identity_factory
     assert server.prepare_avatar is None
+    assert server.config.notice is None  # no model, nothing to warn about
+
+
+def test_serve_with_the_synthetic_model_warns_at_start_and_on_the_page(tmp_path, monkeypatch,
+                                                                      capsys):
+    import asyncio
+
+    from tests.webrtc.peers import api_client
+
+    monkeypatch.setenv("VICOCAM_CACHE", str(tmp_path / "cache"))
+    server, service = build_server(serve_args("--backend", "torch"))
+    assert service is not None
+    try:
+        warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+        notice = server.config.notice
+        assert notice is not None and warnings == [f"vicocam: warning: {notice}"]
+        assert "synthetic world" in notice and "github.com/wyhsirius/LIA" in notice
+        assert notice.endswith("vicocam serve --checkpoint models/vox.pt --avatar me.jpg")
+
+        async def page_config():
+            async with api_client(server.build_app()) as client:
+                return await (await client.get("/api/config")).json()
+
+        assert asyncio.run(page_config())["notice"] == notice
+    finally:
+        service.close()
 
 
 def test_serve_sets_the_browsers_playout_delay_and_upload_bitrates():
@@ -100,6 +129,7 @@ def test_serve_loads_the_model_once_and_starts_sessions_on_the_avatar(no_bundled
     try:
         err = capsys.readouterr().err
         assert "RANDOM" in err and "--checkpoint" in err  # as loud as vicocam run
+        assert server.config.notice is None  # random weights model no world at all
         factory = server.factory
         assert isinstance(factory, SessionFactory) and factory.bundle is service.bundle
         start = server.config.settings

@@ -13,8 +13,10 @@ from networks.checkpoint import (
     _GLOBAL_IN_MESSAGE,
     CheckpointError,
     CheckpointMismatchError,
+    TrainingDomain,
     UnsafeCheckpointError,
     _unpickler_reason,
+    checkpoint_domain,
     checkpoint_format,
     load_discriminator,
     load_generator,
@@ -224,3 +226,56 @@ def test_safetensors_without_discriminator_says_so(tmp_path):
     save_checkpoint(path, Generator(tiny("lia")))
     with pytest.raises(CheckpointError, match="holds no discriminator"):
         load_discriminator(path)
+
+
+# ---- training domain ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("domain", list(TrainingDomain))
+def test_the_training_domain_round_trips_through_a_vicocam_checkpoint(tmp_path, domain):
+    path = tmp_path / "model.safetensors"
+    save_checkpoint(path, Generator(tiny("lia")), metadata={"step": "7"}, domain=domain)
+    saved = read_checkpoint(path)
+    assert saved.domain is domain and saved.metadata == {"step": "7"}
+    assert checkpoint_domain(path) is domain
+
+
+def test_a_vicocam_checkpoint_that_does_not_say_reads_as_unknown(tmp_path):
+    import safetensors.torch
+
+    path = tmp_path / "model.safetensors"
+    save_checkpoint(path, Generator(tiny("lia")))  # no domain given
+    assert read_checkpoint(path).domain is TrainingDomain.UNKNOWN
+    meta, tensors = read_checkpoint_raw(path)
+    for value in (None, "moon-faces"):  # older files, and a newer vicocam's value
+        changed = {k: v for k, v in meta.items() if k != "training_domain"}
+        if value is not None:
+            changed["training_domain"] = value
+        safetensors.torch.save_file(tensors, str(path), metadata=changed)
+        assert checkpoint_domain(path) is TrainingDomain.UNKNOWN
+
+
+def read_checkpoint_raw(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        return dict(handle.metadata()), {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
+
+
+def test_release_files_read_as_real_faces(tmp_path):
+    path = release_file(tmp_path / "vox.pt", tiny("lia"))
+    assert read_release_checkpoint(path).domain is TrainingDomain.REAL_FACES
+    assert checkpoint_domain(path) is TrainingDomain.REAL_FACES
+    torch.save(Generator(tiny("vicoface")).state_dict(), tmp_path / "660000.pt")  # bare state dict
+    assert checkpoint_domain(tmp_path / "660000.pt") is TrainingDomain.REAL_FACES
+
+
+def test_the_bundled_model_says_it_knows_the_synthetic_world():
+    from trt_engines.bundle import BUNDLED_NAME, bundled_checkpoint
+
+    path = bundled_checkpoint()
+    assert path is not None and path.name == BUNDLED_NAME
+    saved = read_checkpoint(path)
+    assert saved.domain is TrainingDomain.SYNTHETIC_WORLD
+    assert set(saved.metadata) == {"recipe", "steps"}  # its other entries were kept
+    assert saved.config.name == "vicoface-64s" and saved.discriminator is None

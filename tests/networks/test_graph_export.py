@@ -35,7 +35,7 @@ def export_config(config: str, out: Path) -> tuple[ExportReport, int]:
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        reenactor, _, _ = load_reenactor(None, config, seed=0)
+        reenactor = load_reenactor(None, config, seed=0).reenactor
         report = export_graphs(model_cases(reenactor), out, ExportOptions(parity_batches=BATCHES))
     finally:
         torch.set_num_threads(previous)

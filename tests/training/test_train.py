@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from networks.checkpoint import load_generator
+from networks.checkpoint import TrainingDomain, load_generator, read_checkpoint
 from pipeline.app.cli import main
 from training.config import DataConfig, LossWeights, TrainConfig
 from training.distributed import DistEnv
@@ -102,6 +102,21 @@ def test_checkpoints_and_samples_are_written(tmp_path):
     assert state["step"] == 2 and "g_optim" in state and "rng" in state
 
 
+def test_checkpoints_record_the_trainers_domain_and_exports_keep_it(tmp_path):
+    from networks.checkpoint import checkpoint_domain
+    from training.checkpointing import export_generator
+
+    trainer = Trainer(tiny_config(steps=1), ToyReenactmentDataset(), toy_batch, tmp_path / "run",
+                      CPU, progress=False, domain=TrainingDomain.REAL_FACES)
+    model = trainer.train().checkpoint
+    assert model is not None and read_checkpoint(model).domain is TrainingDomain.REAL_FACES
+    export_generator(model, tmp_path / "shipped.safetensors", {"recipe": "here"})
+    assert checkpoint_domain(tmp_path / "shipped.safetensors") is TrainingDomain.REAL_FACES
+    export_generator(model, tmp_path / "relabelled.safetensors", {},
+                     domain=TrainingDomain.SYNTHETIC_WORLD)
+    assert checkpoint_domain(tmp_path / "relabelled.safetensors") is TrainingDomain.SYNTHETIC_WORLD
+
+
 def test_rank_batches_partition_the_global_batch_and_resume_in_place():
     single = StepBatchSampler(10, 4, 6, seed=3)
     ranks = [StepBatchSampler(10, 4, 6, seed=3, rank=r, world_size=2) for r in (0, 1)]
@@ -119,7 +134,8 @@ def test_vicocam_train_runs_on_the_world_and_rejects_bad_loss_names(tmp_path, ca
             "ground_truth", "--steps", "2", "--batch-size", "2", "--workers", "0",
             "--loss", "gan_g=0", "--loss", "gan_cross_g=0", "--no-progress"]  # fmt: skip
     assert main(args) == 0
-    assert (run / "checkpoints" / "step_0000002.safetensors").is_file()
+    model = run / "checkpoints" / "step_0000002.safetensors"
+    assert read_checkpoint(model).domain is TrainingDomain.SYNTHETIC_WORLD
     assert main([*args[:-3], "--loss", "nonsense=1"]) == 2
     assert "NAME=WEIGHT" in capsys.readouterr().err
     assert main(["train", "--run-dir", str(run), "--model", "vicoface-32t", "--steps", "1"]) == 2

@@ -2,6 +2,7 @@
 
 import pytest
 
+from networks.checkpoint import TrainingDomain, read_checkpoint
 from pipeline.app.cli import main
 
 
@@ -23,7 +24,8 @@ def _args(run, root, *extra):
 def test_lia_recipe_trains_on_real_clips(tmp_path, clip_root):
     run = tmp_path / "run"
     assert main(_args(run, clip_root, "--recipe", "lia", "--model", "lia-32t")) == 0
-    assert (run / "checkpoints" / "step_0000002.safetensors").is_file()
+    model = run / "checkpoints" / "step_0000002.safetensors"
+    assert read_checkpoint(model).domain is TrainingDomain.REAL_FACES  # not the synthetic world
 
 
 def test_vicoface_recipe_on_real_clips_without_ground_truth(tmp_path, clip_root, capsys):

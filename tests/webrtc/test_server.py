@@ -200,6 +200,7 @@ def test_the_page_gets_the_choices_and_the_settings_sessions_start_with():
     assert config["outputs"] == ["crop", "paste", "side_by_side"]
     assert config["settings"] == {"avatar": "person:3", "strength": 0.5, "reset_count": 0,
                                   "mode": None, "output": "crop"}
+    assert config["notice"] is None  # nothing to warn about unless the command says so
 
 
 def test_settings_change_the_sessions_live_settings_whole():

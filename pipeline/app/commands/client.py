@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 
 from pipeline.app.endpoint_options import add_sink_option
 from pipeline.app.options import add_deprecated, positive_float, size
@@ -53,7 +54,7 @@ def handle_client(args: argparse.Namespace) -> int:
         source = open_source(args.source, SourceOptions(fps=args.fps, size=args.size, loop=True))
         sink = open_sink(args.sink, SinkOptions(fps=args.fps, size=args.size,
                                                 virtualcam_backend=args.virtualcam_backend))
-        report = asyncio.run(run_client(config, source, sink))
+        report = asyncio.run(run_client(config, source, sink, on_notice=_server_notice))
     except (ValueError, ClientError) as exc:
         raise UserError(str(exc)) from exc
     print(f"vicocam: sent {report.frames_sent} frames, received {report.frames_received} "
@@ -61,3 +62,8 @@ def handle_client(args: argparse.Namespace) -> int:
     if report.frames_received == 0:
         raise UserError("no video came back from the server; check its log")
     return 0
+
+
+def _server_notice(notice: str) -> None:
+    """Print what the server's page would show (e.g. its model does not fit real faces)."""
+    print(f"vicocam: warning from the server: {notice}", file=sys.stderr)

@@ -33,6 +33,7 @@ from pipeline.app.endpoint_options import (
 )
 from pipeline.app.model_options import add_model_options, model_spec, open_model
 from pipeline.app.options import add_json_option, print_status, size, write_text
+from pipeline.app.real_faces import run_notice, warn
 from pipeline.errors import UserError
 
 if TYPE_CHECKING:
@@ -116,6 +117,7 @@ def execute_avatar(config: AvatarRunConfig, *, status: bool = False, keys: bool 
     from pipeline.app.avatar_run import run_avatar_pipeline
 
     run = _build(config, status)
+    warn(run_notice(run.bundle.domain, config.avatars, config.driver))
     try:
         report = _run(lambda: run_avatar_pipeline(run, keys))
     finally:

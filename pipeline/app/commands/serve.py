@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from pipeline.app.endpoint_options import add_avatar_options
 from pipeline.app.model_options import add_model_options, model_spec, open_model
+from pipeline.app.real_faces import serve_notice, warn
 from pipeline.errors import UserError
 
 if TYPE_CHECKING:
@@ -92,7 +93,9 @@ def build_server(args: argparse.Namespace) -> tuple[WebRTCServer, AvatarService 
     """The server ``vicocam serve`` runs, with its model loaded (``None`` with --identity).
 
     The cheap, user-fixable checks come first, so a typo fails before the
-    model loads. The caller closes the service (the model's engines).
+    model loads. The caller closes the service (the model's engines). A model
+    of the synthetic world gets the real-faces warning, printed here and put
+    on the page: a browser's camera films a real face.
     """
     from stages.webrtc.aiortc_patches import require_supported_aiortc
     from stages.webrtc.peer_session import identity_factory
@@ -102,8 +105,11 @@ def build_server(args: argparse.Namespace) -> tuple[WebRTCServer, AvatarService 
     config = server_config(args)
     if args.identity:
         return WebRTCServer(config, identity_factory), None
-    service = _open_service(serve_config(args))
-    server = WebRTCServer(dataclasses.replace(config, settings=service.settings),
+    serving = serve_config(args)
+    service = _open_service(serving)
+    notice = serve_notice(service.bundle.domain, serving.avatar)
+    warn(notice)
+    server = WebRTCServer(dataclasses.replace(config, settings=service.settings, notice=notice),
                           service.factory, prepare_avatar=service.factory.prepare)
     return server, service
 

@@ -13,11 +13,14 @@ import argparse
 import logging
 from dataclasses import fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.app.model_options import add_config_option
 from pipeline.app.options import positive_int
 from pipeline.errors import UserError
+
+if TYPE_CHECKING:
+    from networks.checkpoint import TrainingDomain
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +152,8 @@ def run_train(args: argparse.Namespace) -> int:
     with distributed_session(args.device) as env:
         try:
             trainer = Trainer(
-                config, dataset, adapter, args.run_dir, env, not args.no_progress, True
+                config, dataset, adapter, args.run_dir, env, not args.no_progress, True,
+                domain=_data_domain(args.data),
             )
             if args.resume and trainer.resume():
                 log.warning("resumed %s at step %d", args.run_dir, trainer.step)
@@ -159,6 +163,14 @@ def run_train(args: argparse.Namespace) -> int:
     if env.is_main:
         print(f"trained to step {result.final_step} in {result.seconds:.0f} s; {result.checkpoint}")
     return 0
+
+
+def _data_domain(root: Path | None) -> TrainingDomain:
+    """What the checkpoints will say they learned: real clips under ``root``, else the
+    synthetic world (so a run knows when its model is asked to animate real faces)."""
+    from networks.checkpoint import TrainingDomain
+
+    return TrainingDomain.SYNTHETIC_WORLD if root is None else TrainingDomain.REAL_FACES
 
 
 def _training_data(root: Path | None, config: Any) -> tuple[Any, Any]:

@@ -267,11 +267,18 @@ function fillSelect(select, values, selected) {
   select.value = selected ?? "";
 }
 
+// What the server wants every user to read first (e.g. its model does not fit real faces).
+function showNotice(text) {
+  $("notice").textContent = text || "";
+  $("notice").hidden = !text;
+}
+
 // The selectors and the slider start from the settings every session starts with.
 async function loadSettings() {
   try {
     const config = await api("/api/config");
     const settings = config.settings || {};
+    showNotice(config.notice);
     fillSelect($("mode-select"), config.modes || [], settings.mode);
     fillSelect($("output-select"), config.outputs || [], settings.output);
     if (settings.strength !== undefined) {
