@@ -62,6 +62,9 @@ class Frame:
             the source has no timeline (a single image).
         time_base: unit of ``pts``.
         trace: one `StageTiming` per stage that processed the frame, in order.
+        admitted_ns: when the runtime admitted the frame at the head (took its
+            in-flight token), on the runtime's clock; ``None`` before that.
+            Admission to delivery minus the trace is the time spent waiting.
     """
 
     seq: int
@@ -70,6 +73,7 @@ class Frame:
     pts: int | None = None
     time_base: Fraction = DEFAULT_TIME_BASE
     trace: list[StageTiming] = field(default_factory=list)
+    admitted_ns: int | None = None
     _results: dict[type, object] = field(default_factory=dict, repr=False)
 
     def put(self, result: object) -> None:
@@ -99,6 +103,11 @@ class Frame:
     @property
     def result_types(self) -> frozenset[type]:
         return frozenset(self._results)
+
+    @property
+    def service_ns(self) -> int:
+        """Time the stages spent on the frame so far (the sum of its trace)."""
+        return sum(t.end_ns - t.start_ns for t in self.trace)
 
     @property
     def pts_seconds(self) -> float | None:

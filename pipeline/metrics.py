@@ -5,7 +5,8 @@ The runtime feeds every frame's stage timings and its end-to-end latency
 one-line status all read the same counters. Drops are the exception: each
 edge and the flow limiter count their own, and `Metrics` reads those
 counters (registered with `Metrics.count_drops_of`) instead of keeping a
-copy that could disagree.
+copy that could disagree. Frames in flight are pushed by the flow limiter
+(its ``on_change``) into an `InFlightGauge`, which integrates them over time.
 """
 
 from __future__ import annotations
@@ -49,6 +50,51 @@ class DropCounter(Protocol):
 
 
 @dataclass
+class InFlightGauge:
+    """Frames in flight and the head's limit over a run, as the runtime saw them.
+
+    ``record`` is called after every change (a token taken or given back, the
+    limit moved); the mean is weighted by time, so by Little's law it equals
+    throughput x latency of the frames in the graph. ``limits`` holds the
+    limit in force at each delivery, so its median is the limit a typical
+    frame ran under.
+    """
+
+    max_samples: int = 200_000
+    limits: list[int] = field(default_factory=list)
+    in_flight: int = 0
+    limit: int | None = None
+    _area: float = 0.0  # frames x ns since the first record
+    _first_ns: int | None = None
+    _last_ns: int | None = None
+
+    def record(self, now_ns: int, in_flight: int, limit: int) -> None:
+        if self._last_ns is not None:
+            self._area += self.in_flight * (now_ns - self._last_ns)
+        if self._first_ns is None:
+            self._first_ns = now_ns
+        self._last_ns = now_ns
+        self.in_flight, self.limit = in_flight, limit
+
+    def record_delivery(self) -> None:
+        if self.limit is not None and len(self.limits) < self.max_samples:
+            self.limits.append(self.limit)
+
+    def mean(self) -> float:
+        """Time-weighted mean of frames in flight; NaN before any time passed."""
+        if self._first_ns is None or self._last_ns is None or self._last_ns <= self._first_ns:
+            return math.nan
+        return self._area / (self._last_ns - self._first_ns)
+
+    def summary(self) -> dict[str, float | int | None]:
+        return {
+            "in_flight_mean": self.mean(),
+            "in_flight_limit_p50": percentile(self.limits, 50),
+            "in_flight_limit_last": self.limit,
+        }
+
+
+@dataclass
 class StageCounters:
     durations_ms: list[float] = field(default_factory=list)
     processed: int = 0
@@ -66,6 +112,7 @@ class Metrics:
         drops: per edge name (``"head"`` is the flow limiter), frames dropped,
             read from the registered owners (empty before a run registers them).
         latencies: ``(delivery_ns, end_to_end_ms)`` for every delivered frame.
+        in_flight: frames in flight and the head's limit over time.
     """
 
     max_samples: int = 200_000
@@ -77,6 +124,7 @@ class Metrics:
     last_in_ns: int | None = None
     first_out_ns: int | None = None
     last_out_ns: int | None = None
+    in_flight: InFlightGauge = field(default_factory=InFlightGauge)
     _drop_counters: dict[str, DropCounter] = field(default_factory=dict, init=False, repr=False)
 
     def count_drops_of(self, name: str, counter: DropCounter) -> None:
@@ -107,6 +155,12 @@ class Metrics:
         self.last_out_ns = now_ns
         if len(self.latencies) < self.max_samples:
             self.latencies.append((now_ns, (now_ns - frame.capture_ns) / 1e6))
+        self.in_flight.record_delivery()
+
+    def in_flight_summary(self) -> dict[str, float | int | None]:
+        """``in_flight_mean`` (time-weighted), ``in_flight_limit_p50`` (over
+        deliveries) and ``in_flight_limit_last``; NaN/None before a run."""
+        return self.in_flight.summary()
 
     @property
     def frames_dropped(self) -> int:
@@ -149,6 +203,7 @@ class Metrics:
             "fps_in": self.fps_in(),
             "fps_out": self.fps_out(),
             "latency_ms": summarize(self.latency_ms()),
+            **self.in_flight_summary(),
             "stages": {
                 name: {**summarize(c.durations_ms), "errors": c.errors, "filtered": c.filtered}
                 for name, c in self.stages.items()

@@ -11,7 +11,9 @@ Shape of a run::
 * Edges are `LiveEdge` (capacity 1, drop oldest) in live mode and
   `LosslessEdge` (bounded, blocking) in offline mode. The flow limiter at the
   head bounds the frames in flight; in live mode a new frame replaces the one
-  waiting at the head, so the graph always works on the newest picture.
+  waiting at the head, so the graph always works on the newest picture, and
+  (by default) an `InFlightController` moves the limit to the smallest value
+  that holds the throughput: frames in flight beyond it only add latency.
 * A failure on one frame is logged with the stage name, the frame is dropped
   and counted, and the stream goes on; ``max_consecutive_errors`` failures in
   a row stop the run with `StageFailedError`.
@@ -36,6 +38,7 @@ from pipeline.clock import Clock, MonotonicClock
 from pipeline.edges import Edge, EdgePolicy, LiveEdge, make_edge
 from pipeline.frame import DEFAULT_TIME_BASE, Frame, StageTiming, check_image
 from pipeline.graph import validate_chain
+from pipeline.in_flight import InFlightConfig, InFlightController
 from pipeline.limiter import FlowLimiter
 from pipeline.metrics import Metrics
 from pipeline.stage import Source, SourceFrame, SourceInfo, Stage
@@ -67,7 +70,17 @@ class RuntimeConfig:
         max_in_flight: frames admitted at the head and not yet delivered or
             dropped. ``None`` = one per blocking stage plus one waiting, which
             lets every stage work on a frame at once (pipelining) while
-            bounding latency to about one pass through the graph.
+            bounding latency to about one pass through the graph. The fixed
+            limit when ``adaptive_in_flight`` is off or the run is offline;
+            otherwise the cap of the adaptive limit.
+        adaptive_in_flight: live mode only: let an `InFlightController` move
+            the limit within 1..max_in_flight, to the smallest value that
+            holds the throughput (frames in flight that buy no throughput only
+            add latency; see `pipeline.in_flight`). It starts at the cap.
+            ``False`` keeps ``max_in_flight`` fixed for the whole run.
+            Offline runs always use the fixed limit (backpressure, nothing
+            dropped, so there is no latency to win).
+        in_flight_control: tuning of the adaptive limit.
         lossless_capacity: queue size of each offline edge.
         max_consecutive_errors: failures in a row after which a stage stops
             the run.
@@ -79,6 +92,8 @@ class RuntimeConfig:
 
     mode: RunMode = RunMode.LIVE
     max_in_flight: int | None = None
+    adaptive_in_flight: bool = True
+    in_flight_control: InFlightConfig = field(default_factory=InFlightConfig)
     lossless_capacity: int = 4
     max_consecutive_errors: int = 10
     max_frames: int | None = None
@@ -97,6 +112,11 @@ class RuntimeConfig:
     @property
     def edge_policy(self) -> EdgePolicy:
         return EdgePolicy.LIVE if self.mode is RunMode.LIVE else EdgePolicy.LOSSLESS
+
+    @property
+    def adaptive(self) -> bool:
+        """Whether this run's in-flight limit adapts (live and switched on)."""
+        return self.mode is RunMode.LIVE and self.adaptive_in_flight
 
 
 @dataclass
@@ -162,6 +182,7 @@ class Pipeline:
         self._stop_requested = threading.Event()
         self._last_seq = -1
         self._order_preserved = True
+        self._controller: InFlightController | None = None
 
     # ---- control (out of band) -------------------------------------------
     def request_stop(self) -> None:
@@ -172,7 +193,13 @@ class Pipeline:
             loop.call_soon_threadsafe(stop.set)
 
     @property
+    def in_flight_controller(self) -> InFlightController | None:
+        """The adaptive limit's controller once a run started; ``None`` if fixed."""
+        return self._controller
+
+    @property
     def in_flight_limit(self) -> int:
+        """The fixed limit, or the cap of the adaptive one (``RuntimeConfig``)."""
         if self.config.max_in_flight is not None:
             return self.config.max_in_flight
         return sum(1 for s in self.stages if s.blocking) + 1
@@ -256,7 +283,7 @@ class Pipeline:
         workers: dict[str, _Worker],
         tasks: list[asyncio.Task[object]],
     ) -> str:
-        limiter = FlowLimiter(self.in_flight_limit)
+        limiter = self._build_head()
         edges = self._build_edges(limiter)
         for i, stage in enumerate(self.stages):
             out = edges[i + 1] if i + 1 < len(edges) else None
@@ -271,6 +298,17 @@ class Pipeline:
         reason = await self._supervise(feeder, tasks[: len(self.stages)])
         await self._drain(limiter, tasks[: len(self.stages)])
         return reason
+
+    def _build_head(self) -> FlowLimiter:
+        """The flow limiter, fed to the metrics' gauge; its controller if adaptive."""
+        cap = self.in_flight_limit
+        if self.config.adaptive:
+            self._controller = InFlightController(cap, self.config.in_flight_control)
+            cap = self._controller.limit
+        return FlowLimiter(cap, on_change=self._gauge)
+
+    def _gauge(self, in_flight: int, limit: int) -> None:
+        self.metrics.in_flight.record(self.clock.now_ns(), in_flight, limit)
 
     def _build_edges(self, limiter: FlowLimiter) -> list[Edge]:
         """One edge in front of each stage; every owner of drops is registered with metrics."""
@@ -355,6 +393,7 @@ class Pipeline:
                 self._admit_live(frame, first, limiter)
             else:
                 await limiter.acquire()
+                frame.admitted_ns = self.clock.now_ns()
                 await first.put(frame)
 
     def _limit_reached(self, seq: int, start_ns: int) -> str | None:
@@ -392,11 +431,15 @@ class Pipeline:
 
         A frame still waiting is replaced: the new one takes a token even at
         the limit, and the edge's drop of the old one gives that token back.
-        With nothing to replace and no token free, the limiter drops the new one.
+        With nothing to replace and no token free, the limiter drops the new one,
+        and the adaptive controller learns that the limit was binding.
         """
         assert isinstance(first, LiveEdge)
         if limiter.try_acquire(replacing=first.qsize() > 0):
+            frame.admitted_ns = self.clock.now_ns()
             first.put_nowait(frame)
+        elif self._controller is not None:
+            self._controller.note_refused()
 
     # ---- the stage side ----------------------------------------------------------
     async def _stage_loop(
@@ -432,7 +475,7 @@ class Pipeline:
             if out is not None:
                 await out.put(result)
             else:
-                self._deliver(result)
+                self._deliver(result, limiter)
                 limiter.release()
 
     def _on_failure(self, stage: Stage, frame: Frame, exc: Exception, failures: int) -> None:
@@ -453,11 +496,21 @@ class Pipeline:
                 f"last error: {type(exc).__name__}: {exc}"
             ) from exc
 
-    def _deliver(self, frame: Frame) -> None:
+    def _deliver(self, frame: Frame, limiter: FlowLimiter) -> None:
         if frame.seq <= self._last_seq:
             self._order_preserved = False
         self._last_seq = frame.seq
-        self.metrics.record_out(frame, self.clock.now_ns())
+        now = self.clock.now_ns()
+        self.metrics.record_out(frame, now)
+        self._adapt(frame, now, limiter)
+
+    def _adapt(self, frame: Frame, now_ns: int, limiter: FlowLimiter) -> None:
+        """Tell the controller how long the frame took and waited; apply its limit."""
+        if self._controller is None or frame.admitted_ns is None:
+            return
+        latency_s = (now_ns - frame.admitted_ns) / 1e9
+        self._controller.observe(latency_s, frame.service_ns / 1e9, now_ns / 1e9)
+        limiter.set_limit(self._controller.limit)
 
     async def _status_loop(self) -> None:
         assert self._on_status is not None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from pipeline.metrics import percentile
 from pipeline.runtime import RunReport
 
@@ -16,6 +18,7 @@ def format_summary(report: RunReport, *, sink: str | None = None) -> str:
         f"  rate        in {m.fps_in():.1f} fps, out {m.fps_out():.1f} fps",
         f"  end-to-end  p50 {p50:.1f} ms, p95 {p95:.1f} ms, p99 {p99:.1f} ms (capture to sink)",
         f"  dropped     {m.frames_dropped} ({_drops(m.drops)}), failed {m.frames_failed}",
+        f"  in flight   {_in_flight(m.in_flight_summary())}",
     ]
     for name, counters in m.stages.items():
         lines.append(
@@ -29,3 +32,11 @@ def format_summary(report: RunReport, *, sink: str | None = None) -> str:
 def _drops(drops: dict[str, int]) -> str:
     nonzero = {k: v for k, v in drops.items() if v}
     return ", ".join(f"{k} {v}" for k, v in nonzero.items()) or "none"
+
+
+def _in_flight(summary: dict[str, float | int | None]) -> str:
+    mean, p50, last = (summary[k] for k in
+                       ("in_flight_mean", "in_flight_limit_p50", "in_flight_limit_last"))
+    if mean is None or last is None or math.isnan(mean):
+        return "no frames"
+    return f"mean {mean:.2f}, limit p50 {p50:g}, last {last}"

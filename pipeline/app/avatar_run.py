@@ -55,7 +55,9 @@ class AvatarRunConfig:
         output_size: fixed output ``(width, height)``; ``None`` derives it
             from the first driver frame.
         max_in_flight: frames admitted and not yet delivered; ``None`` =
-            `default_in_flight`.
+            `default_in_flight`. With ``adaptive_in_flight`` it is the cap.
+        adaptive_in_flight: live runs let the head limiter follow what pays
+            (`pipeline.in_flight`); ``False`` keeps ``max_in_flight`` fixed.
         path: fixed settings of the avatar path.
     """
 
@@ -71,6 +73,7 @@ class AvatarRunConfig:
     loop: bool = False
     output_size: tuple[int, int] | None = None
     max_in_flight: int | None = None
+    adaptive_in_flight: bool = True
     path: AvatarPathConfig = field(default_factory=AvatarPathConfig)
 
     def __post_init__(self) -> None:
@@ -131,6 +134,7 @@ def runtime_config(config: AvatarRunConfig, status: bool, blocking_stages: int) 
     in_flight = config.max_in_flight or default_in_flight(blocking_stages)
     return RuntimeConfig(mode=config.mode, duration_s=default_seconds(config),
                          max_frames=config.frames, max_in_flight=in_flight,
+                         adaptive_in_flight=config.adaptive_in_flight,
                          status_interval_s=1.0 if status else 0.0)
 
 

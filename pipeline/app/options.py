@@ -83,6 +83,14 @@ def choices(values: Any) -> list[str]:
     return [str(value) for value in values]
 
 
+def add_in_flight_option(parser: argparse.ArgumentParser) -> None:
+    """``--max-in-flight N``: a fixed head limit instead of the adaptive one."""
+    parser.add_argument("--max-in-flight", type=positive_int, default=None, metavar="N",
+                        help="hold exactly N frames in flight (default: live runs adapt "
+                             "between 1 and one per working stage, to what raises the frame "
+                             "rate without adding latency)")
+
+
 def add_json_option(parser: argparse.ArgumentParser, what: str = "the figures") -> None:
     parser.add_argument("--json", type=Path, default=None, help=f"write {what} as JSON here")
 

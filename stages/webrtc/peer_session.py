@@ -96,7 +96,10 @@ class SessionConfig:
         ice_servers: STUN/TURN URLs for the server's side of ICE.
         ice_allowed: when set, only the peer's candidates on these addresses
             are used (loopback tests; see `stages.webrtc.ice`).
-        max_in_flight: the runtime's in-flight limit (``None`` = its default).
+        max_in_flight: the runtime's in-flight limit (``None`` = its default);
+            with ``adaptive_in_flight`` the cap of the adaptive limiter.
+        adaptive_in_flight: the head limiter follows what pays
+            (`pipeline.in_flight`); ``False`` keeps ``max_in_flight`` fixed.
         playout_delay: the playout delay the peer is asked to keep for the
             returned video (`stages.webrtc.aiortc_patches.playout`; default
             none: show each frame when decoded); ``None`` leaves the peer's
@@ -120,6 +123,7 @@ class SessionConfig:
     ice_servers: tuple[str, ...] = ()
     ice_allowed: tuple[str, ...] | None = None
     max_in_flight: int | None = None
+    adaptive_in_flight: bool = True
     playout_delay: PlayoutDelay | None = field(default_factory=PlayoutDelay)
     min_remb_bps: int | None = DEFAULT_FLOOR_BPS
     start_bitrate_kbps: int | None = 1000
@@ -186,7 +190,8 @@ class Session:
 
     def _build_pipeline(self, source: TrackSource, out: OutgoingVideoTrack) -> Pipeline:
         stages = [*self._factory(self.settings), TrackSink(out)]
-        config = RuntimeConfig(mode=RunMode.LIVE, max_in_flight=self.config.max_in_flight)
+        config = RuntimeConfig(mode=RunMode.LIVE, max_in_flight=self.config.max_in_flight,
+                               adaptive_in_flight=self.config.adaptive_in_flight)
         return Pipeline(source, stages, config)
 
     def _on_track(self, track: MediaStreamTrack) -> None:

@@ -8,6 +8,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from pipeline.clock import ManualClock
 from pipeline.frame import Frame
 from pipeline.stage import SourceFrame, SourceInfo, StageBase
 
@@ -117,4 +118,23 @@ class NeedsBox(StageBase):
 
     def process(self, frame: Frame) -> Frame:
         frame.put(MotionStub(frame.get(FaceBoxStub).x * 2))
+        return frame
+
+
+class Busy(StageBase):
+    """Costs ``ms`` of a `ManualClock` per frame, on the event loop.
+
+    Non-blocking, so stages never overlap: the graph can use only one frame
+    in flight, and more only wait.
+    """
+
+    blocking = False
+
+    def __init__(self, clock: ManualClock, ms: float, name: str = "busy") -> None:
+        self.name = name
+        self.clock = clock
+        self.ns = round(ms * 1e6)
+
+    def process(self, frame: Frame) -> Frame:
+        self.clock.advance(self.ns)
         return frame

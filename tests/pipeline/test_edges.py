@@ -109,3 +109,35 @@ def test_drop_counts_belong_to_their_owners():
         assert LosslessEdge("e").drops == 0
 
     asyncio.run(scenario())
+
+
+def test_lowering_the_limit_revokes_no_token_and_raising_it_admits_at_once():
+    changes: list[tuple[int, int]] = []
+
+    async def scenario():
+        limiter = FlowLimiter(3, on_change=lambda n, limit: changes.append((n, limit)))
+        assert limiter.try_acquire() and limiter.try_acquire() and limiter.try_acquire()
+        limiter.set_limit(1)
+        kept = limiter.in_flight  # nothing revoked
+        limiter.release()
+        refused_at_two = not limiter.try_acquire()  # 2 in flight, limit 1
+        limiter.release()
+        limiter.release()
+        admitted_at_zero = limiter.try_acquire()
+        waiter = asyncio.create_task(limiter.acquire())  # offline admission at the limit
+        await asyncio.sleep(0)
+        limiter.set_limit(2)
+        await asyncio.wait_for(waiter, 1)
+        return kept, refused_at_two, admitted_at_zero, limiter.in_flight, limiter.max_in_flight
+
+    assert asyncio.run(scenario()) == (3, True, True, 2, 2)
+    assert changes == [(1, 3), (2, 3), (3, 3), (3, 1), (2, 1), (1, 1), (0, 1),
+                       (1, 1), (1, 2), (2, 2)]
+
+
+def test_flow_limiter_refuses_a_limit_below_one():
+    async def scenario():
+        FlowLimiter(2).set_limit(0)
+
+    with pytest.raises(ValueError, match="max_in_flight must be >= 1"):
+        asyncio.run(scenario())

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pipeline.control import SettingsBox
-from pipeline.frame import Frame, MissingResultError, check_image
+from pipeline.frame import Frame, MissingResultError, StageTiming, check_image
 from pipeline.metrics import Metrics, percentile
 from tests.pipeline.helpers import FaceBoxStub, MotionStub
 
@@ -92,3 +92,37 @@ def test_settings_box_swaps_whole_objects_and_notifies():
     assert len(seen) == 2
     with pytest.raises(TypeError):
         box.update(nonsense=1)
+
+
+def test_frames_in_flight_are_averaged_over_time_and_limits_over_deliveries():
+    m = Metrics()
+    frame = Frame(0, 0, np.zeros((1, 1, 3), np.uint8))
+    m.in_flight.record(0, 1, 3)
+    m.in_flight.record(10, 2, 3)
+    m.record_out(frame, 10)
+    m.in_flight.record(30, 2, 1)  # the limit fell; two frames still in flight
+    m.in_flight.record(40, 0, 1)
+    m.record_out(frame, 40)
+    m.record_out(frame, 40)
+    # 1 frame for 10 ns, 2 for 30 ns: 70 frame-ns over 40 ns.
+    assert m.in_flight_summary() == {
+        "in_flight_mean": pytest.approx(1.75),
+        "in_flight_limit_p50": 1,
+        "in_flight_limit_last": 1,
+    }
+    data = m.to_dict()
+    assert data["in_flight_mean"] == pytest.approx(1.75) and data["in_flight_limit_last"] == 1
+
+
+def test_in_flight_figures_of_an_empty_run_are_null_in_json():
+    data = json.loads(Metrics().to_json())
+    assert data["in_flight_mean"] is None
+    assert data["in_flight_limit_p50"] is None
+    assert data["in_flight_limit_last"] is None
+
+
+def test_a_frame_knows_the_time_its_stages_took():
+    frame = Frame(0, 0, np.zeros((1, 1, 3), np.uint8))
+    assert frame.service_ns == 0 and frame.admitted_ns is None
+    frame.trace += [StageTiming("a", 10, 15), StageTiming("b", 20, 27)]
+    assert frame.service_ns == 12

@@ -6,6 +6,7 @@ import pytest
 
 from pipeline.clock import ManualClock
 from pipeline.graph import GraphError
+from pipeline.in_flight import InFlightConfig
 from pipeline.runtime import (
     Pipeline,
     RunMode,
@@ -15,7 +16,15 @@ from pipeline.runtime import (
     run_pipeline,
 )
 from pipeline.summary import format_summary
-from tests.pipeline.helpers import Collect, FailOn, Gate, ListSource, MakesBox, NeedsBox
+from tests.pipeline.helpers import (
+    Busy,
+    Collect,
+    FailOn,
+    Gate,
+    ListSource,
+    MakesBox,
+    NeedsBox,
+)
 
 OFFLINE = RuntimeConfig(mode=RunMode.OFFLINE)
 
@@ -198,3 +207,66 @@ def test_wrong_frame_shape_from_a_source_is_a_clear_error():
 
     with pytest.raises(SourceFailedError, match=r"must have shape \(H, W, 3\)"):
         run_pipeline(Bad(3), [Collect()])
+
+
+def _busy_run(adaptive: bool, mode: RunMode = RunMode.LIVE):
+    """A 100 fps camera into 30 ms of work that cannot overlap, on a manual clock."""
+    clock = ManualClock()
+    config = RuntimeConfig(mode=mode, max_in_flight=3, adaptive_in_flight=adaptive,
+                           in_flight_control=InFlightConfig(window=4), max_frames=600)
+    pipeline = Pipeline(ListSource(10**6, fps=100), [Busy(clock, 30), Busy(clock, 0, "sink")],
+                        config, clock=clock)
+    return asyncio.run(pipeline.run())
+
+
+def test_the_live_limit_follows_the_controller_down_to_what_pays():
+    adaptive, fixed = _busy_run(adaptive=True), _busy_run(adaptive=False)
+    limits = adaptive.metrics.in_flight.limits
+    # It starts where the fixed limiter is; the work cannot overlap, so the
+    # first verdict (a window of 4) cuts to one frame, which holds the rate.
+    assert limits[:4] == [3] * 4 and set(limits[4:]) == {1}
+    assert adaptive.metrics.in_flight_summary()["in_flight_limit_last"] == 1
+    assert adaptive.metrics.fps_out() == fixed.metrics.fps_out()
+    assert "in flight   mean 1.00, limit p50 1, last 1" in format_summary(adaptive)
+
+
+def test_the_fixed_limit_stays_fixed_when_adaptation_is_off():
+    report = _busy_run(adaptive=False)
+    gauge = report.metrics.in_flight
+    assert set(gauge.limits) == {3}
+    assert report.metrics.in_flight_summary()["in_flight_limit_last"] == 3
+
+
+def test_offline_runs_keep_the_fixed_limit_even_with_adaptation_on():
+    sink = Collect()
+    config = RuntimeConfig(mode=RunMode.OFFLINE, max_in_flight=2,
+                           in_flight_control=InFlightConfig(window=4))
+    pipeline = Pipeline(ListSource(200), [MakesBox(), sink], config)
+    report = asyncio.run(pipeline.run())
+    assert config.adaptive_in_flight and not config.adaptive
+    assert pipeline.in_flight_controller is None
+    assert sink.seqs == list(range(200))
+    assert set(report.metrics.in_flight.limits) == {2}
+
+
+def test_head_refusals_reach_the_controller():
+    gate, sink, source = Gate(), Collect(), ListSource(10)
+    config = RuntimeConfig(mode=RunMode.LIVE, max_in_flight=1)
+    pipeline = Pipeline(source, [gate, sink], config)
+
+    def release_when_all_read() -> None:
+        assert gate.entered.acquire(timeout=10)
+        deadline = time.monotonic() + 10
+        while pipeline.metrics.frames_in < 10 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        gate.open.set()
+
+    helper = threading.Thread(target=release_when_all_read)
+    helper.start()
+    report = asyncio.run(pipeline.run())
+    helper.join()
+    # As with the fixed limit, frame 0 held the only token and 1..9 were refused;
+    # the controller was told the limit binds (its window is not over yet).
+    assert sink.seqs == [0] and report.metrics.drops["head"] == 9
+    controller = pipeline.in_flight_controller
+    assert controller is not None and controller.binding and controller.limit == 1

@@ -32,7 +32,13 @@ from pipeline.app.endpoint_options import (
     source_spec,
 )
 from pipeline.app.model_options import add_model_options, model_spec, open_model
-from pipeline.app.options import add_json_option, print_status, size, write_text
+from pipeline.app.options import (
+    add_in_flight_option,
+    add_json_option,
+    print_status,
+    size,
+    write_text,
+)
 from pipeline.app.real_faces import run_notice, warn
 from pipeline.errors import UserError
 
@@ -63,6 +69,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                              "video file")
     add_sink_option(parser, DEFAULT_SINK)
     parser.add_argument("--mode", choices=("live", "offline"), default="live")
+    add_in_flight_option(parser)
     add_run_length_options(parser)
     add_json_option(parser, "the run's metrics")
     parser.add_argument("--no-status", action="store_true", help="no live one-line status")
@@ -106,7 +113,8 @@ def avatar_config(args: argparse.Namespace) -> AvatarRunConfig:
             avatars=tuple(args.avatar) or (DEFAULT_AVATAR,), driver=args.driver or DEFAULT_DRIVER,
             model=spec, sink=args.sink, output=OutputMode(args.output_mode),
             mode=RunMode(args.mode), seconds=args.seconds, frames=args.frames, fps=args.fps,
-            loop=args.loop, output_size=args.output_size)
+            loop=args.loop, output_size=args.output_size, max_in_flight=args.max_in_flight,
+            adaptive_in_flight=args.max_in_flight is None)
     except ValueError as exc:
         raise UserError(str(exc)) from exc
 

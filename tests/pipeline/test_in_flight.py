@@ -1,0 +1,174 @@
+"""The adaptive in-flight limit against a simulated graph and scripted windows.
+
+The plant (tests/pipeline/plant.py) runs in model time: no test sleeps or
+reads a real clock. Figures are taken over the settled part of each run.
+"""
+
+import itertools
+import random
+import statistics
+
+import pytest
+
+from pipeline.in_flight import InFlightConfig, InFlightController
+from tests.pipeline.plant import FixedLimit, Plant, constant, step
+
+MS = 1e-3
+
+
+def _plant(costs_ms, fps, controller, cores=None):
+    costs = [c if callable(c) else constant(c * MS) for c in costs_ms]
+    plant = Plant(costs, fps, controller)
+    if cores is not None:
+        plant.cores = cores
+    return plant
+
+
+def _median_limit(plant, start, end):
+    return statistics.median(plant.limits(start, end))
+
+
+def _latency(plant, start, end):
+    return statistics.median(d.latency for d in plant.between(start, end))
+
+
+def test_saturated_bottleneck_settles_at_one_frame_without_losing_throughput():
+    # 1 + 28 + 1 ms behind a 100 fps camera: the middle stage is saturated with
+    # one frame in flight; more frames mostly wait in front of it.
+    adaptive = _plant([1, 28, 1], 100, InFlightController(3)).run(60)
+    fixed = _plant([1, 28, 1], 100, FixedLimit(3)).run(60)
+    assert fixed.waiting(20, 60) > 1.15  # the fixed limit makes frames wait
+    assert adaptive.share_at(1, 20, 60) > 0.9
+    assert adaptive.waiting(20, 60) == pytest.approx(1.0, abs=0.05)
+    assert adaptive.throughput(20, 60) >= 0.9 * fixed.throughput(20, 60)
+    assert _latency(adaptive, 20, 60) <= 0.85 * _latency(fixed, 20, 60)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_noisy_stage_times_do_not_make_the_limit_swing(seed):
+    # The same saturated bottleneck with every stage time drawn from +-30 %.
+    rng = random.Random(seed)
+
+    def noisy(ms):
+        return lambda _t: ms * MS * rng.uniform(0.7, 1.3)
+
+    plant = _plant([noisy(2), noisy(30)], 60, InFlightController(3)).run(60)
+    limits = plant.limits(10, 60)
+    changes = sum(a != b for a, b in itertools.pairwise(limits))
+    assert statistics.median(limits) == 1 and plant.share_at(1, 10, 60) > 0.75
+    assert changes <= len(limits) / 15 / 3  # at most one change every third window
+
+
+def test_a_stage_that_slows_down_lowers_the_limit_and_its_recovery_raises_it():
+    slow_b = step(20 * MS, 300 * MS, at=30, back_at=90)
+    plant = _plant([20, slow_b], 60, InFlightController(3), cores=lambda _t: 2).run(150)
+    assert _median_limit(plant, 10, 30) >= 2
+    assert _median_limit(plant, 45, 90) == 1
+    assert plant.waiting(45, 90) == pytest.approx(1.0, abs=0.05)
+    assert _median_limit(plant, 110, 150) >= 2
+
+
+def test_a_neighbour_taking_a_core_lowers_the_limit_until_it_leaves():
+    # With one core left the two stages' frames share it: overlap buys nothing
+    # and the waiting hides inside the stage times; latency must come back to
+    # the service time of one frame on its own (40 ms).
+    cores = step(2, 1, at=30, back_at=90)
+    plant = _plant([20, 20], 60, InFlightController(3), cores=cores).run(150)
+    assert _median_limit(plant, 10, 30) >= 2
+    assert _median_limit(plant, 45, 90) == 1
+    assert _latency(plant, 45, 90) == pytest.approx(40 * MS, rel=0.05)
+    assert _median_limit(plant, 110, 150) >= 2
+
+
+def test_overlap_that_pays_raises_the_limit_and_the_throughput():
+    # Two equal stages on free cores, a camera faster than one frame's 40 ms.
+    adaptive = _plant([20, 20], 60, InFlightController(4, start=1), cores=lambda _t: 2).run(40)
+    one = _plant([20, 20], 60, FixedLimit(1), cores=lambda _t: 2).run(40)
+    assert _median_limit(adaptive, 10, 40) >= 2
+    assert adaptive.throughput(10, 40) >= 1.5 * one.throughput(10, 40)
+    assert adaptive.waiting(10, 40) < 1.25
+
+
+class Script:
+    """Feeds a controller whole windows of identical frames on a fake clock.
+
+    Each window starts one latency after the last: its frames were admitted
+    after any change the previous window made, so all of them count.
+    """
+
+    def __init__(self, controller: InFlightController) -> None:
+        self.controller = controller
+        self.now = 0.0
+
+    def window(self, fps: float, latency_s: float, service_s: float, *, refused: bool) -> int:
+        if refused:
+            self.controller.note_refused()
+        self.now += latency_s
+        for _ in range(self.controller.config.window):
+            self.now += 1.0 / fps
+            self.controller.observe(latency_s, service_s, self.now)
+        return self.controller.limit
+
+
+def test_a_raise_that_does_not_pay_is_undone_and_held_off():
+    script = Script(InFlightController(3, start=1))
+    assert script.window(20, 0.040, 0.040, refused=True) == 2  # binding, no waiting: raise
+    # Same throughput, frames now share the cores (service and latency grow).
+    assert script.window(20, 0.060, 0.060, refused=True) == 1  # undone
+    assert script.window(20, 0.040, 0.040, refused=True) == 1  # held off one window
+    assert script.window(20, 0.040, 0.040, refused=True) == 2  # probed again
+    assert script.window(20, 0.060, 0.060, refused=True) == 1  # undone again
+    limits = [script.window(20, 0.040, 0.040, refused=True) for _ in range(3)]
+    assert limits == [1, 1, 2]  # the hold doubled
+
+
+def test_a_raise_that_pays_is_kept():
+    script = Script(InFlightController(3, start=1))
+    assert script.window(20, 0.040, 0.040, refused=True) == 2
+    assert script.window(40, 0.042, 0.040, refused=True) == 2  # twice the frames, same latency
+
+
+def test_waiting_frames_cut_the_limit_and_a_cut_that_loses_is_undone():
+    script = Script(InFlightController(4, start=4))
+    assert script.window(40, 0.080, 0.040, refused=False) == 2  # frames wait: halve
+    assert script.window(40, 0.080, 0.040, refused=False) == 2  # as fast: the cut stays
+    assert script.window(40, 0.080, 0.040, refused=False) == 1  # still waiting: cut again
+    assert script.window(15, 0.040, 0.040, refused=True) == 2   # power fell: undone
+    assert script.window(40, 0.080, 0.040, refused=False) == 2  # cuts held off one window
+    assert script.window(40, 0.080, 0.040, refused=False) == 1  # then tried again
+
+
+def test_the_cap_and_the_floor_hold():
+    # Four equal stages on free cores would use four frames; the cap is 2.
+    capped = InFlightController(2, start=1)
+    plant = _plant([10, 10, 10, 10], 120, capped, cores=lambda _t: 4).run(30)
+    assert max(plant.limits(0, 30)) <= 2 and capped.limit <= 2
+    assert _median_limit(plant, 10, 30) == 2
+    # A single slow stage: frames wait at any limit; the limit stops at 1.
+    floored = InFlightController(3)
+    plant = _plant([50], 100, floored).run(30)
+    assert min(plant.limits(0, 30)) >= 1 and floored.limit >= 1
+    assert _median_limit(plant, 10, 30) == 1
+
+
+def test_start_is_clamped_and_bad_settings_are_refused():
+    assert InFlightController(3, start=9).limit == 3
+    assert InFlightController(3, start=0).limit == 1
+    assert InFlightController(2).limit == 2  # the fixed limiter's behaviour at first
+    with pytest.raises(ValueError, match="cap must be >= 1"):
+        InFlightController(0)
+    with pytest.raises(ValueError, match="window"):
+        InFlightConfig(window=1)
+    with pytest.raises(ValueError, match="wait_low"):
+        InFlightConfig(wait_low=1.5, wait_high=1.2)
+
+
+def test_frames_admitted_before_a_change_do_not_count_for_the_new_limit():
+    controller = InFlightController(3, InFlightConfig(window=2), start=1)
+    controller.note_refused()
+    controller.observe(0.04, 0.04, 1.00)
+    controller.observe(0.04, 0.04, 1.05)
+    assert controller.limit == 2  # raised at t = 1.05
+    controller.observe(0.04, 0.04, 1.06)  # admitted at 1.02, under the old limit
+    controller.observe(0.04, 0.04, 1.07)
+    assert controller.limit == 2  # one frame counted, no verdict yet
