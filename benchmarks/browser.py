@@ -138,6 +138,9 @@ class BrowserRunConfig:
         connect_timeout_s: how long the page may take to show the first frame.
         chromium: browser executable; ``None`` = `find_chromium`.
         camera: what the fake camera shows (`CameraClip`).
+        cpus: the cores Chromium (and every process it starts) may run on;
+            ``None`` = any. A benchmark pins the browser and the server to
+            different cores, as they are on different machines in use.
     """
 
     seconds: float = 10.0
@@ -149,6 +152,7 @@ class BrowserRunConfig:
     connect_timeout_s: float = 60.0
     chromium: str | None = None
     camera: CameraClip = "pattern"
+    cpus: tuple[int, ...] | None = None
 
 
 @dataclass
@@ -161,7 +165,9 @@ class BrowserRunResult:
     ``latency_unmatched`` counts stamped returned frames whose capture could
     not be told apart from a loop older (``stages/webrtc/static/latency.js``).
     ``freezes`` is the change of getStats' ``freezeCount`` (``None`` when the
-    browser does not report it).
+    browser does not report it); ``stalls`` and ``stall_ms`` count the gaps
+    over 100 ms between displayed returned frames and their summed length
+    (``static/stalls.js``, the page's own counter).
     """
 
     frames_decoded: int
@@ -173,6 +179,8 @@ class BrowserRunResult:
     server: dict[str, Any] = field(default_factory=dict)
     console_errors: list[str] = field(default_factory=list)
     latency_unmatched: int = 0
+    stalls: int = 0
+    stall_ms: float = 0.0
 
     @property
     def fps(self) -> float:
@@ -197,7 +205,21 @@ def run_browser_peer(url: str, config: BrowserRunConfig | None = None, *,
         clip = write_stamped_y4m(Path(tmp) / "camera.y4m", config.width, config.height,
                                  config.fps, frames, config.camera)
         args = [*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={clip}"]
+        if config.cpus is not None:
+            chromium = pinned_executable(chromium, config.cpus, Path(tmp))
         return _drive(chromium, args, _autostart(url), config, interact)
+
+
+def pinned_executable(executable: str, cpus: tuple[int, ...], folder: Path) -> str:
+    """A launcher that runs ``executable`` on ``cpus`` only (its children inherit it)."""
+    taskset = shutil.which("taskset")
+    if taskset is None:
+        raise BrowserUnavailableError("pinning the browser needs taskset (util-linux)")
+    launcher = folder / "chromium-pinned"
+    cores = ",".join(str(c) for c in cpus)
+    launcher.write_text(f'#!/bin/sh\nexec {taskset} -c {cores} {executable} "$@"\n')
+    launcher.chmod(0o755)
+    return str(launcher)
 
 
 def _autostart(url: str) -> str:
@@ -262,4 +284,6 @@ def _result(start: dict[str, Any], end: dict[str, Any], samples: list[list[float
         server=end.get("server") or {},
         console_errors=errors,
         latency_unmatched=unmatched,
+        stalls=int(end["stalls"]["count"]) - int(start["stalls"]["count"]),
+        stall_ms=float(end["stalls"]["totalMs"]) - float(start["stalls"]["totalMs"]),
     )

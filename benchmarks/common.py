@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import platform
+import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,11 +25,49 @@ def machine_info() -> dict[str, Any]:
     }
     with contextlib.suppress(OSError):
         info["loadavg_1m"] = round(os.getloadavg()[0], 2)
+    info["versions"] = package_versions()
     torch = sys.modules.get("torch")
     if torch is not None:
         info["torch"] = torch.__version__
         info["cuda"] = bool(torch.cuda.is_available())
     return info
+
+
+VERSIONED = ("vicocam", "torch", "onnxruntime", "numpy", "opencv-python", "av", "aiortc")
+
+
+def package_versions() -> dict[str, str | None]:
+    """Installed versions of what the figures depend on (``None``: not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found: dict[str, str | None] = {}
+    for name in VERSIONED:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def median_of_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One record for several runs: each numeric figure's median, its spread
+    (``spread[key] = [min, max]``) and every run's figures under ``runs``.
+
+    Non-numeric figures keep the first run's value (they describe the setup).
+    """
+    merged: dict[str, Any] = dict(runs[0])
+    spread: dict[str, list[float]] = {}
+    for key in runs[0]:
+        values = [run.get(key) for run in runs]
+        numbers = [float(v) for v in values if isinstance(v, int | float) and _numeric(v)]
+        if len(numbers) == len(values):
+            merged[key] = statistics.median(numbers)
+            spread[key] = [min(numbers), max(numbers)]
+    return {**merged, "spread": spread, "runs": runs}
+
+
+def _numeric(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def shared_media_dir() -> Path:

@@ -1,11 +1,14 @@
-"""Adapters from ``vicocam bench NAME --seconds S`` to each benchmark's own knobs."""
+"""Adapters from ``vicocam bench NAME [--seconds S] [--no-pin]`` to each benchmark's knobs."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from benchmarks.registry import BenchOptions
 
-def overhead(seconds: float | None) -> dict[str, Any]:
+
+def overhead(options: BenchOptions) -> dict[str, Any]:
+    seconds = options.seconds
     from benchmarks.runtime import bench_overhead
 
     # ~1.5 ms per frame through 8 threaded hops: scale the frame count to the time asked.
@@ -13,40 +16,46 @@ def overhead(seconds: float | None) -> dict[str, Any]:
     return bench_overhead(stages=8, frames=frames)
 
 
-def overload(seconds: float | None) -> dict[str, Any]:
+def overload(options: BenchOptions) -> dict[str, Any]:
+    seconds = options.seconds
     from benchmarks.runtime import bench_overload
 
     return bench_overload(seconds=seconds or 15.0)
 
 
-def pipelining(seconds: float | None) -> dict[str, Any]:
+def pipelining(options: BenchOptions) -> dict[str, Any]:
+    seconds = options.seconds
     from benchmarks.runtime import bench_pipelining
 
     frames = 150 if seconds is None else max(30, int(seconds * 25))
     return bench_pipelining(frames=frames)
 
 
-def lossless(seconds: float | None) -> dict[str, Any]:
+def lossless(options: BenchOptions) -> dict[str, Any]:
+    seconds = options.seconds
     from benchmarks.runtime import bench_lossless
 
     frames = 1200 if seconds is None else max(1000, int(seconds * 100))
     return bench_lossless(frames=frames)
 
 
-def live(seconds: float | None) -> dict[str, Any]:
+def live(options: BenchOptions) -> dict[str, Any]:
+    seconds = options.seconds
     from benchmarks.live import run_live_bench
 
     return run_live_bench(seconds=seconds or 20.0)
 
 
-def backends(seconds: float | None) -> dict[str, Any]:
+def backends(options: BenchOptions) -> dict[str, Any]:
+    seconds = options.seconds
     from benchmarks.live import run_backend_bench
 
     # Two engines per backend at ~5-50 ms a call: scale the calls to the time asked.
     return run_backend_bench(frames=60 if seconds is None else max(10, int(seconds * 5)))
 
 
-def track(seconds: float | None) -> dict[str, Any]:
+def track(options: BenchOptions) -> dict[str, Any]:
+    seconds = options.seconds
     from benchmarks.common import shared_media_dir
     from benchmarks.track import run_track_bench
     from pipeline.errors import UserError
@@ -60,33 +69,46 @@ def track(seconds: float | None) -> dict[str, Any]:
     return run_track_bench(media, seconds=seconds or 12.0)
 
 
-def webrtc(seconds: float | None) -> dict[str, Any]:
+def webrtc(options: BenchOptions) -> dict[str, Any]:
+    seconds = options.seconds
     from benchmarks.webrtc import run_webrtc_bench
 
     # Measured seconds after a 3 s warm-up; the browser start and the clip add ~10 s.
-    return run_webrtc_bench(seconds=seconds or 30.0, stage="identity")
+    return run_webrtc_bench(seconds=seconds or 30.0, stage="identity", pin=options.pin)
 
 
-def webrtc_face(seconds: float | None) -> dict[str, Any]:
+def webrtc_face(options: BenchOptions) -> dict[str, Any]:
+    seconds = options.seconds
     from benchmarks.webrtc import run_webrtc_bench
 
-    return run_webrtc_bench(seconds=seconds or 30.0, stage="identity", camera="person")
+    return run_webrtc_bench(seconds=seconds or 30.0, stage="identity", camera="person",
+                            pin=options.pin)
 
 
-def webrtc_model(seconds: float | None) -> dict[str, Any]:
+def webrtc_model(options: BenchOptions) -> dict[str, Any]:
+    seconds = options.seconds
     from benchmarks.webrtc import MODEL, run_webrtc_bench
 
-    return run_webrtc_bench(seconds=seconds or 30.0, stage=MODEL)
+    return run_webrtc_bench(seconds=seconds or 30.0, stage=MODEL, pin=options.pin)
 
 
-def model(seconds: float | None) -> dict[str, Any]:
+def model(options: BenchOptions) -> dict[str, Any]:
+    seconds = options.seconds
     from benchmarks.model import run_model_bench
 
     # The budget is for timed frames; exporting and checking the six models adds ~4 min.
     return run_model_bench(seconds=seconds)
 
 
-def train(seconds: float | None) -> dict[str, Any]:
+def train(options: BenchOptions) -> dict[str, Any]:
+    seconds = options.seconds
     from benchmarks.train import run_train_bench
 
     return run_train_bench(seconds)
+
+
+def contention(options: BenchOptions) -> dict[str, Any]:
+    from benchmarks.contention import run_contention_bench
+
+    # Four burner counts x two limiters, each measured for `seconds` after a warm-up.
+    return run_contention_bench(seconds=options.seconds or 12.0)

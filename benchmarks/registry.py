@@ -1,6 +1,6 @@
 """The benchmarks `vicocam bench NAME` knows, resolved lazily by name.
 
-Each entry names a function ``fn(seconds: float | None) -> dict`` so that a
+Each entry names a function ``fn(options: BenchOptions) -> dict`` so that a
 benchmark's heavy imports happen only when it runs.
 """
 
@@ -14,14 +14,29 @@ from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
+class BenchOptions:
+    """What ``vicocam bench`` passes every benchmark; each takes what applies to it.
+
+    Attributes:
+        seconds: rough run time (``None``: the benchmark's own default).
+        pin: WebRTC benchmarks run the browser and the server on separate
+            cores (as on separate machines); ``False`` lets them share all
+            cores (the same-laptop worst case).
+    """
+
+    seconds: float | None = None
+    pin: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class BenchSpec:
     name: str
     target: str  # "module:function"
     help: str
 
-    def load(self) -> Callable[[float | None], dict[str, Any]]:
+    def load(self) -> Callable[[BenchOptions], dict[str, Any]]:
         module, _, func = self.target.partition(":")
-        fn: Callable[[float | None], dict[str, Any]] = getattr(
+        fn: Callable[[BenchOptions], dict[str, Any]] = getattr(
             importlib.import_module(module), func
         )
         return fn
@@ -39,6 +54,11 @@ _SPECS = (
     BenchSpec("lossless", "benchmarks.entry:lossless", "offline file render: count and order"),
     BenchSpec(
         "live", "benchmarks.entry:live", "live avatar path at 640x480@30: rate, latency, drops"
+    ),
+    BenchSpec(
+        "contention",
+        "benchmarks.entry:contention",
+        "live avatar path beside 0-6 CPU burners: adaptive vs fixed head limiter",
     ),
     BenchSpec("track", "benchmarks.entry:track", "face tracker on real clips in a moving canvas"),
     BenchSpec(

@@ -22,6 +22,11 @@ Figures (flat):
         browser counts a freeze when the gap between two rendered frames
         exceeds max(3 x the average frame duration, average + 150 ms)
         (W3C webrtc-stats). ``None`` if the browser does not report it.
+    stalls_100ms, stall_ms_total, stalls_per_min: gaps over 100 ms between
+        displayed returned frames (the page's own counter, ``static/stalls.js``):
+        the hitches a person sees that ``freezes`` does not count.
+    pinned: the cores the browser and the server ran on (``None``: unpinned).
+        Pinned is the default: in use they run on different machines.
     latency_*_ms: capture (the fake camera's frame, local preview) to
         display (the returned frame) per stamped frame; ``first_third`` and
         ``last_third`` split the window by time, to show drift.
@@ -37,8 +42,10 @@ from __future__ import annotations
 import contextlib
 import importlib
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from benchmarks.browser import BrowserRunResult, CameraClip
@@ -125,24 +132,56 @@ def run_webrtc_bench(seconds: float = 30.0,
                      stage: str | StageFactory = "identity", *,
                      width: int = 640, height: int = 480, fps: int = 30,
                      warmup_s: float = 3.0, chromium: str | None = None,
-                     camera: CameraClip | None = None) -> dict[str, Any]:
+                     camera: CameraClip | None = None, pin: bool = True) -> dict[str, Any]:
     """Measure one browser session for ``seconds`` (after ``warmup_s``); flat figures.
 
     ``stage``: ``"identity"``, ``"model"`` (see the module docstring), a
     ``module:function`` factory or a factory itself. ``camera`` overrides what
-    the fake camera shows (the stage's own choice by default).
+    the fake camera shows (the stage's own choice by default). ``pin``: the
+    browser on one core, this process (the server) on the others.
     """
     from benchmarks.browser import BrowserRunConfig, run_browser_peer
     from stages.webrtc.server import ServerThread
 
-    with _served(stage) as served:
+    cores = split_cores() if pin else None
+    with pinned(cores[1] if cores else None), _served(stage) as served:
         browser = BrowserRunConfig(seconds=seconds, warmup_s=warmup_s, width=width,
                                    height=height, fps=fps, clip_s=4.0, chromium=chromium,
-                                   camera=camera or served.camera)
+                                   camera=camera or served.camera,
+                                   cpus=cores[0] if cores else None)
         with ServerThread(served.server) as url:
             result = run_browser_peer(url, browser)
-    return {"stage": _stage_name(stage), "camera": browser.camera, **served.facts,
-            **_figures(result, width, height, fps)}
+    placement = None if cores is None else {"browser": cores[0], "server": cores[1]}
+    return {"stage": _stage_name(stage), "camera": browser.camera, "pinned": placement,
+            **served.facts, **_figures(result, width, height, fps)}
+
+
+def split_cores() -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    """``(browser cores, server cores)``: the first core for the browser, the rest for
+    the server; ``None`` with fewer than two cores (nothing to split)."""
+    cores = sorted(os.sched_getaffinity(0))
+    return None if len(cores) < 2 else ((cores[0],), tuple(cores[1:]))
+
+
+@contextlib.contextmanager
+def pinned(cpus: tuple[int, ...] | None) -> Iterator[None]:
+    """Run every thread of this process (and the ones it starts) on ``cpus``, then restore."""
+    if cpus is None:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    _set_all_threads(set(cpus))
+    try:
+        yield
+    finally:
+        _set_all_threads(before)
+
+
+def _set_all_threads(cpus: set[int]) -> None:
+    # Linux applies affinity per thread; threads started later inherit their creator's.
+    for task in Path("/proc/self/task").iterdir():
+        with contextlib.suppress(ProcessLookupError):
+            os.sched_setaffinity(int(task.name), cpus)
 
 
 def _stage_name(stage: str | StageFactory) -> str:
@@ -162,6 +201,9 @@ def _figures(result: BrowserRunResult, width: int, height: int, fps: int) -> dic
         "fps": round(result.fps, 2),
         "freezes": result.freezes,
         "freeze_definition": FREEZE_DEFINITION,
+        "stalls_100ms": result.stalls,
+        "stall_ms_total": round(result.stall_ms, 1),
+        "stalls_per_min": round(result.stalls * 60 / result.seconds, 2) if result.seconds else None,
         **latency_figures(result.latencies),
         "latency_unmatched": result.latency_unmatched,
         "received_width": result.inbound.get("frameWidth"),

@@ -1,4 +1,4 @@
-"""``vicocam bench NAME [--seconds S] [--json PATH]``."""
+"""``vicocam bench NAME [--seconds S] [--runs N] [--no-pin] [--json PATH]``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import shlex
 import sys
 
-from pipeline.app.options import add_json_option, positive_float
+from pipeline.app.options import add_json_option, positive_float, positive_int
 from pipeline.errors import UserError
 
 
@@ -22,18 +22,27 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("name", metavar="NAME", help="benchmark name (see above)")
     parser.add_argument("--seconds", type=positive_float, default=None, help="rough run time")
+    parser.add_argument("--runs", type=positive_int, default=1,
+                        help="run it N times; the figures are the medians, with each run's "
+                             "figures and the spread (min, max) beside them (1)")
+    parser.add_argument("--no-pin", dest="pin", action="store_false",
+                        help="WebRTC benchmarks: let the browser and the server share every core "
+                             "(default: browser on one core, server on the others)")
     add_json_option(parser)
     parser.set_defaults(handler=run_bench)
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    from benchmarks.common import write_result
-    from benchmarks.registry import BENCHMARKS
+    from benchmarks.common import median_of_runs, write_result
+    from benchmarks.registry import BENCHMARKS, BenchOptions
 
     spec = BENCHMARKS.get(args.name)
     if spec is None:
         raise UserError(f"unknown benchmark {args.name!r}; choose one of: {', '.join(BENCHMARKS)}")
-    figures = spec.load()(args.seconds)
+    run = spec.load()
+    options = BenchOptions(seconds=args.seconds, pin=args.pin)
+    runs = [run(options) for _ in range(args.runs)]
+    figures = runs[0] if args.runs == 1 else median_of_runs(runs)
     command = (
         "vicocam " + shlex.join(sys.argv[1:]) if sys.argv[1:] else f"vicocam bench {spec.name}"
     )

@@ -3,6 +3,7 @@
 // (used by the automated browser test and the benchmark).
 
 import { LatencyMatcher } from "./latency.js";
+import { StallCounter } from "./stalls.js";
 import { StampReader } from "./stamp.js";
 
 const $ = (id) => document.getElementById(id);
@@ -17,6 +18,7 @@ const state = {
   session: null,
   latencies: [], // {t, ms, index}: capture -> display of stamped frames
   latencyDropped: 0, // returned stamped frames that matched no capture
+  stalls: new StallCounter(), // gaps over 100 ms between displayed returned frames
   inbound: {},
   outbound: {},
   server: {},
@@ -31,6 +33,7 @@ state.snapshot = async () => {
   if (state.session) state.server = await sessionApi("/stats").catch(() => state.server);
   return {
     now: performance.now(), inbound: state.inbound, outbound: state.outbound, server: state.server,
+    stalls: state.stalls.snapshot(),
   };
 };
 
@@ -131,6 +134,7 @@ async function start() {
     await sendControls();
     $("stop").disabled = false;
     watchLatency();
+    watchStalls();
     pollStats();
   } catch (err) {
     say(`could not start: ${err.message}`, true);
@@ -195,6 +199,17 @@ function watchLatency() {
   remote.requestVideoFrameCallback(onRemote);
 }
 
+// ---- stalls of the returned video (any camera, stamped or not) ---------------------
+function watchStalls() {
+  const remote = $("remote");
+  if (!("requestVideoFrameCallback" in HTMLVideoElement.prototype)) return;
+  const onFrame = (now, meta) => {
+    state.stalls.frame(meta.expectedDisplayTime ?? now);
+    remote.requestVideoFrameCallback(onFrame);
+  };
+  remote.requestVideoFrameCallback(onFrame);
+}
+
 function median(values) {
   if (!values.length) return null;
   const sorted = [...values].sort((a, b) => a - b);
@@ -236,6 +251,8 @@ function showStats() {
   $("stat-fps").textContent = fmt(inbound.framesPerSecond, 1);
   $("stat-decoded").textContent = fmt(inbound.framesDecoded);
   $("stat-freezes").textContent = fmt(inbound.freezeCount);
+  const stalls = state.stalls.snapshot();
+  $("stat-stalls").textContent = `${stalls.count} (${fmt(stalls.totalMs / 1000, 1)} s)`;
   $("stat-sent").textContent = outbound.frameWidth
     ? `${outbound.frameWidth}x${outbound.frameHeight} @ ${fmt(outbound.framesPerSecond, 0)}` : "–";
   const recent = state.latencies.slice(-60).map((s) => s.ms);

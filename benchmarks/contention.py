@@ -1,0 +1,97 @@
+"""``vicocam bench contention``: the live avatar path beside CPU-hungry neighbours.
+
+Question answered: when other programs take the cores (a browser, a call app,
+a compile), does the head limiter keep latency near the service time of one
+frame, and at what frame rate? On a laptop vicocam shares its cores with the
+camera, the call and everything else.
+
+For each number of burners (processes that spin on a core, started before
+and stopped after each measurement) the avatar path runs live into a null
+sink, once with the adaptive limiter and once with the fixed one, back to
+back, driven as in ``vicocam bench live`` (the shared clip at 640x480@30, or
+the synthetic person). Figures per burner count and limiter: output fps,
+end-to-end latency p50/p95, the sum of the stages' p50s and the ratio of the
+latency p50 to it (1.0: no frame waited between stages), frames in flight,
+drops; and per burner count the adaptive limiter's latency and fps as
+ratios of the fixed one's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from typing import Any
+
+from benchmarks.live import FRAME_SIZE, WARMUP_S, _figures, _live, open_bench_driver
+from pipeline.app.avatar_run import AvatarRunConfig
+from pipeline.metrics import Metrics
+from stages.reenact.output_mode import OutputMode
+from trt_engines.bundle import ModelBundle, ModelSpec, open_bundle
+
+BURNERS = (0, 1, 2, 6)
+LIMITERS = ("adaptive", "fixed")
+
+
+def _burn() -> None:  # pragma: no cover - runs in a child process until terminated
+    while True:
+        pass
+
+
+@contextlib.contextmanager
+def burners(count: int) -> Iterator[None]:
+    """``count`` processes spinning on the CPU for the duration of the block."""
+    context = multiprocessing.get_context("spawn")
+    procs = [context.Process(target=_burn, daemon=True, name=f"burner-{i}") for i in range(count)]
+    for proc in procs:
+        proc.start()
+    try:
+        yield
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.join(timeout=5)
+
+
+def run_contention_bench(seconds: float = 12.0, counts: Sequence[int] = BURNERS,
+                         driver: str | None = None) -> dict[str, Any]:
+    """Measure every burner count with both limiters (see the module docstring)."""
+    bundle = open_bundle(ModelSpec())
+    config = AvatarRunConfig(avatars=("person:1",), output=OutputMode.PASTE, sink="null",
+                             output_size=FRAME_SIZE)
+    try:
+        rows = {f"burners_{n}": _condition(config, bundle, n, seconds, driver) for n in counts}
+    finally:
+        bundle.close()
+    return {"model": bundle.label, "seconds_per_run": seconds,
+            "driver": open_bench_driver(driver)[1], **rows}
+
+
+def _condition(config: AvatarRunConfig, bundle: ModelBundle, count: int, seconds: float,
+               driver: str | None) -> dict[str, Any]:
+    with burners(count):
+        runs = {mode: _one(config, bundle, mode, seconds, driver) for mode in LIMITERS}
+    adaptive, fixed = runs["adaptive"], runs["fixed"]
+    return {**runs,
+            "adaptive_fps_vs_fixed": adaptive["output_fps"] / fixed["output_fps"],
+            "adaptive_p50_vs_fixed": adaptive["latency_p50_ms"] / fixed["latency_p50_ms"]}
+
+
+def _one(config: AvatarRunConfig, bundle: ModelBundle, mode: str, seconds: float,
+         driver: str | None) -> dict[str, Any]:
+    run_config = replace(config, adaptive_in_flight=mode == "adaptive")
+    source, _ = open_bench_driver(driver)
+    metrics = _live(run_config, bundle, source, seconds + WARMUP_S)
+    figures = _figures(metrics, float("inf"), seconds)
+    return {key: figures[key] for key in ("output_fps", "latency_p50_ms", "latency_p95_ms",
+                                          "frames_dropped")} | _service(figures, metrics)
+
+
+def _service(figures: dict[str, Any], metrics: Metrics) -> dict[str, Any]:
+    stages = sum(v for k, v in figures.items() if k.startswith("stage_") and k.endswith("_p50_ms"))
+    in_flight = metrics.in_flight_summary()
+    return {"stages_p50_sum_ms": stages,
+            "latency_p50_vs_stages": figures["latency_p50_ms"] / stages if stages else None,
+            **in_flight}
