@@ -73,7 +73,7 @@ class AvatarRunConfig:
     loop: bool = False
     output_size: tuple[int, int] | None = None
     max_in_flight: int | None = None
-    adaptive_in_flight: bool = True
+    adaptive_in_flight: bool = False
     path: AvatarPathConfig = field(default_factory=AvatarPathConfig)
 
     def __post_init__(self) -> None:

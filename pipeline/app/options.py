@@ -83,12 +83,15 @@ def choices(values: Any) -> list[str]:
     return [str(value) for value in values]
 
 
-def add_in_flight_option(parser: argparse.ArgumentParser) -> None:
-    """``--max-in-flight N``: a fixed head limit instead of the adaptive one."""
+def add_in_flight_options(parser: argparse.ArgumentParser) -> None:
+    """``--max-in-flight N`` and ``--adaptive-in-flight`` (the head limiter)."""
     parser.add_argument("--max-in-flight", type=positive_int, default=None, metavar="N",
-                        help="hold exactly N frames in flight (default: live runs adapt "
-                             "between 1 and one per working stage, to what raises the frame "
-                             "rate without adding latency)")
+                        help="frames admitted and not yet out (default: one per working stage "
+                             "plus one, at most one per core plus one)")
+    parser.add_argument("--adaptive-in-flight", action="store_true",
+                        help="let live runs move the limit between 1 and --max-in-flight, to "
+                             "what raises the frame rate (experimental: it lost frame rate "
+                             "beside busy programs in 'vicocam bench contention')")
 
 
 def add_json_option(parser: argparse.ArgumentParser, what: str = "the figures") -> None:

@@ -123,7 +123,7 @@ class SessionConfig:
     ice_servers: tuple[str, ...] = ()
     ice_allowed: tuple[str, ...] | None = None
     max_in_flight: int | None = None
-    adaptive_in_flight: bool = True
+    adaptive_in_flight: bool = False
     playout_delay: PlayoutDelay | None = field(default_factory=PlayoutDelay)
     min_remb_bps: int | None = DEFAULT_FLOOR_BPS
     start_bitrate_kbps: int | None = 1000

@@ -239,7 +239,7 @@ def test_the_fixed_limit_stays_fixed_when_adaptation_is_off():
 
 def test_offline_runs_keep_the_fixed_limit_even_with_adaptation_on():
     sink = Collect()
-    config = RuntimeConfig(mode=RunMode.OFFLINE, max_in_flight=2,
+    config = RuntimeConfig(mode=RunMode.OFFLINE, max_in_flight=2, adaptive_in_flight=True,
                            in_flight_control=InFlightConfig(window=4))
     pipeline = Pipeline(ListSource(200), [MakesBox(), sink], config)
     report = asyncio.run(pipeline.run())
@@ -251,7 +251,7 @@ def test_offline_runs_keep_the_fixed_limit_even_with_adaptation_on():
 
 def test_head_refusals_reach_the_controller():
     gate, sink, source = Gate(), Collect(), ListSource(10)
-    config = RuntimeConfig(mode=RunMode.LIVE, max_in_flight=1)
+    config = RuntimeConfig(mode=RunMode.LIVE, max_in_flight=1, adaptive_in_flight=True)
     pipeline = Pipeline(source, [gate, sink], config)
 
     def release_when_all_read() -> None:

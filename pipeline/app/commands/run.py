@@ -33,7 +33,7 @@ from pipeline.app.endpoint_options import (
 )
 from pipeline.app.model_options import add_model_options, model_spec, open_model
 from pipeline.app.options import (
-    add_in_flight_option,
+    add_in_flight_options,
     add_json_option,
     print_status,
     size,
@@ -69,7 +69,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                              "video file")
     add_sink_option(parser, DEFAULT_SINK)
     parser.add_argument("--mode", choices=("live", "offline"), default="live")
-    add_in_flight_option(parser)
+    add_in_flight_options(parser)
     add_run_length_options(parser)
     add_json_option(parser, "the run's metrics")
     parser.add_argument("--no-status", action="store_true", help="no live one-line status")
@@ -114,7 +114,7 @@ def avatar_config(args: argparse.Namespace) -> AvatarRunConfig:
             model=spec, sink=args.sink, output=OutputMode(args.output_mode),
             mode=RunMode(args.mode), seconds=args.seconds, frames=args.frames, fps=args.fps,
             loop=args.loop, output_size=args.output_size, max_in_flight=args.max_in_flight,
-            adaptive_in_flight=args.max_in_flight is None)
+            adaptive_in_flight=args.adaptive_in_flight)
     except ValueError as exc:
         raise UserError(str(exc)) from exc
 

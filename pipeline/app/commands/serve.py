@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from pipeline.app.endpoint_options import add_avatar_options
 from pipeline.app.model_options import add_model_options, model_spec, open_model
-from pipeline.app.options import add_in_flight_option
+from pipeline.app.options import add_in_flight_options
 from pipeline.app.real_faces import serve_notice, warn
 from pipeline.errors import UserError
 
@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _server_arguments(parser)
     _avatar_arguments(parser)
     add_model_options(parser)
-    add_in_flight_option(parser)
+    add_in_flight_options(parser)
     parser.set_defaults(handler=handle_serve)
 
 
@@ -124,7 +124,7 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
     try:
         session = SessionConfig(stall_timeout_s=args.stall_timeout, ice_servers=tuple(args.stun),
                                 max_in_flight=args.max_in_flight,
-                                adaptive_in_flight=args.max_in_flight is None,
+                                adaptive_in_flight=args.adaptive_in_flight,
                                 playout_delay=parse_playout_delay(args.playout_delay),
                                 start_bitrate_kbps=_positive_or_none(args.upload_start_kbps,
                                                                      "--upload-start-kbps"),
