@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -55,7 +54,8 @@ class AvatarRunConfig:
         output_size: fixed output ``(width, height)``; ``None`` derives it
             from the first driver frame.
         max_in_flight: frames admitted and not yet delivered; ``None`` =
-            `default_in_flight`. With ``adaptive_in_flight`` it is the cap.
+            `pipeline.runtime.default_in_flight`. With ``adaptive_in_flight`` it
+            is the cap.
         adaptive_in_flight: live runs let the head limiter follow what pays
             (`pipeline.in_flight`); ``False`` keeps ``max_in_flight`` fixed.
         path: fixed settings of the avatar path.
@@ -116,24 +116,9 @@ def default_seconds(config: AvatarRunConfig) -> float | None:
     return DEFAULT_SECONDS if is_endless(config.driver, config.loop) else None
 
 
-def default_in_flight(blocking_stages: int, cpus: int | None = None) -> int:
-    """One frame per CPU core working plus one waiting, at most one per blocking stage + 1.
-
-    On a CPU no more stages can run at once than there are cores; further
-    frames in flight only wait in the edges, and after a hiccup (another
-    process taking the cores) each of them is delivered late. (On the shared
-    2-core test machine, interleaved live-benchmark runs could not separate
-    3 in flight from the runtime's default of 6: median p95 92-96 ms for
-    both at 26-28 fps; the cap rests on the argument above.)
-    """
-    cores = cpus if cpus is not None else os.cpu_count() or 1
-    return max(2, min(blocking_stages + 1, cores + 1))
-
-
 def runtime_config(config: AvatarRunConfig, status: bool, blocking_stages: int) -> RuntimeConfig:
-    in_flight = config.max_in_flight or default_in_flight(blocking_stages)
     return RuntimeConfig(mode=config.mode, duration_s=default_seconds(config),
-                         max_frames=config.frames, max_in_flight=in_flight,
+                         max_frames=config.frames, max_in_flight=config.max_in_flight,
                          adaptive_in_flight=config.adaptive_in_flight,
                          status_interval_s=1.0 if status else 0.0)
 

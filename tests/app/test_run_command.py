@@ -125,7 +125,7 @@ def test_a_portrait_without_a_face_fails_at_start_with_advice(in_tmp, capsys):
 
 
 def test_frames_in_flight_follow_the_cores():
-    from pipeline.app.avatar_run import default_in_flight
+    from pipeline.runtime import default_in_flight
 
     assert default_in_flight(5, cpus=2) == 3
     assert default_in_flight(5, cpus=16) == 6  # never more than the stages can hold
