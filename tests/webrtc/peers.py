@@ -157,3 +157,22 @@ def browser_marks() -> list[pytest.MarkDecorator]:
         pytest.mark.skipif(find_chromium() is None, reason=f"no Chromium; {INSTALL_HINT}"),
         pytest.mark.skipif(not playwright_available(), reason=f"no playwright; {INSTALL_HINT}"),
     ]
+
+
+def evaluate_on_page(script: str) -> object:
+    """Run ``script`` (a JS function) in headless Chromium on the served page; its result."""
+    from playwright.sync_api import sync_playwright
+
+    from benchmarks.browser import CHROMIUM_ARGS, find_chromium
+    from stages.webrtc.server import ServerConfig, ServerThread, WebRTCServer
+
+    server = WebRTCServer(ServerConfig(port=0, ice_host="127.0.0.1"))
+    with ServerThread(server) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=find_chromium(), headless=True,
+                                    args=list(CHROMIUM_ARGS))
+        try:
+            page = browser.new_page()
+            page.goto(url)
+            return page.evaluate(script)
+        finally:
+            browser.close()

@@ -6,9 +6,7 @@ import pytest
 
 pytest.importorskip("aiortc")
 
-from benchmarks.browser import CHROMIUM_ARGS, find_chromium
-from stages.webrtc.server import ServerConfig, ServerThread, WebRTCServer
-from tests.webrtc.peers import browser_marks
+from tests.webrtc.peers import browser_marks, evaluate_on_page
 
 pytestmark = browser_marks()
 
@@ -32,18 +30,7 @@ SCENARIO = """async () => {
 
 
 def test_frames_match_their_own_pass_and_ambiguous_ones_are_dropped():
-    from playwright.sync_api import sync_playwright
-
-    server = WebRTCServer(ServerConfig(port=0, ice_host="127.0.0.1"))
-    with ServerThread(server) as url, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=find_chromium(), headless=True,
-                                    args=list(CHROMIUM_ARGS))
-        try:
-            page = browser.new_page()
-            page.goto(url)
-            result = page.evaluate(SCENARIO)
-        finally:
-            browser.close()
+    result = evaluate_on_page(SCENARIO)
     assert result["early"] == 0
     assert result["loop"] == 2000
     assert result["samples"] == [[5, 60], [19, 150], [13, 50]]

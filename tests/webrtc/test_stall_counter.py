@@ -6,9 +6,7 @@ import pytest
 
 pytest.importorskip("aiortc")
 
-from benchmarks.browser import CHROMIUM_ARGS, find_chromium
-from stages.webrtc.server import ServerConfig, ServerThread, WebRTCServer
-from tests.webrtc.peers import browser_marks
+from tests.webrtc.peers import browser_marks, evaluate_on_page
 
 pytestmark = browser_marks()
 
@@ -25,16 +23,5 @@ SCENARIO = """async () => {
 
 
 def test_gaps_over_100_ms_between_displayed_frames_are_stalls():
-    from playwright.sync_api import sync_playwright
-
-    server = WebRTCServer(ServerConfig(port=0, ice_host="127.0.0.1"))
-    with ServerThread(server) as url, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=find_chromium(), headless=True,
-                                    args=list(CHROMIUM_ARGS))
-        try:
-            page = browser.new_page()
-            page.goto(url)
-            result = page.evaluate(SCENARIO)
-        finally:
-            browser.close()
+    result = evaluate_on_page(SCENARIO)
     assert result == {"count": 2, "totalMs": 150 + 400, "frames": 13}
