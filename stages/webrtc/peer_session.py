@@ -20,7 +20,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +40,7 @@ from stages.webrtc.aiortc_patches import (
     install_patches,
 )
 from stages.webrtc.ice import filter_candidates
+from stages.webrtc.offers import OfferError
 from stages.webrtc.tracks import (
     DelayedAudioTrack,
     OutgoingVideoTrack,
@@ -76,10 +77,6 @@ def identity_factory(settings: LiveSettingsBox) -> list[Stage]:
     debugging the transport and measuring it without a model).
     """
     return [IdentityStage()]
-
-
-class OfferError(ValueError):
-    """The peer's offer cannot be answered; the message is for the peer's user."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,27 +163,45 @@ class Session:
 
     # ---- start ------------------------------------------------------------------
     async def answer(self, offer_sdp: str) -> str:
-        """Answer the peer's offer and start processing; return the answer SDP."""
-        ice = [RTCIceServer(urls=url) for url in self.config.ice_servers]
-        pc = self._pc = RTCPeerConnection(RTCConfiguration(iceServers=ice))
-        pc.on("track", self._on_track)
-        pc.on("connectionstatechange", self._on_connection_state)
-        if self.config.ice_allowed is not None:
-            offer_sdp = filter_candidates(offer_sdp, self.config.ice_allowed)
-        try:
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
-        except Exception as exc:  # aiortc raises ValueError, KeyError... on bad SDP
-            raise OfferError(f"the offer's SDP could not be used: {exc}") from exc
-        if self._video_in is None or self._video_out is None:
-            raise OfferError("the offer has no video track; send a camera")
-        install_patches(pc, self.config.patches(), offer_sdp)
+        """Answer the peer's offer and start processing; return the answer SDP.
+
+        The pipeline is built only once aiortc has made the answer, so an offer
+        it refuses costs no stages (the factory may open engines). Raises
+        `OfferError` for an offer aiortc cannot negotiate.
+        """
+        answer = await self._negotiate(offer_sdp)
+        source, out = self._video_pair()
         # Off the event loop: a factory may prepare engines, and other peers' media waits.
-        self._pipeline = await asyncio.to_thread(self._build_pipeline, self._video_in,
-                                                 self._video_out)
-        await pc.setLocalDescription(await pc.createAnswer())
+        self._pipeline = await asyncio.to_thread(self._build_pipeline, source, out)
         self._pipeline_task = asyncio.create_task(self._run_pipeline(), name=f"{self.id}:pipeline")
         self._tasks.append(asyncio.create_task(self._watch(), name=f"{self.id}:watchdog"))
+        return answer
+
+    async def _negotiate(self, offer_sdp: str) -> str:
+        """Take the offer into a new peer connection and set its answer; the answer SDP."""
+        pc = self._pc = self._peer_connection()
+        if self.config.ice_allowed is not None:
+            offer_sdp = filter_candidates(offer_sdp, self.config.ice_allowed)
+        with _refusing("its description was refused"):
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+        self._video_pair()
+        install_patches(pc, self.config.patches(), offer_sdp)
+        with _refusing("no answer could be made to it"):
+            await pc.setLocalDescription(await pc.createAnswer())
         return str(pc.localDescription.sdp)
+
+    def _video_pair(self) -> tuple[TrackSource, OutgoingVideoTrack]:
+        """The received video and the track that returns it; `OfferError` if none came."""
+        if self._video_in is None or self._video_out is None:
+            raise OfferError("the offer has no video track; send a camera")
+        return self._video_in, self._video_out
+
+    def _peer_connection(self) -> RTCPeerConnection:
+        ice = [RTCIceServer(urls=url) for url in self.config.ice_servers]
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=ice))
+        pc.on("track", self._on_track)
+        pc.on("connectionstatechange", self._on_connection_state)
+        return pc
 
     def _build_pipeline(self, source: TrackSource, out: OutgoingVideoTrack) -> Pipeline:
         stages = [*self._factory(self.settings), TrackSink(out)]
@@ -320,6 +335,21 @@ class Session:
         if self._pipeline is not None:
             out.update(_pipeline_stats(self._pipeline))
         return out
+
+
+@contextlib.contextmanager
+def _refusing(reason: str) -> Iterator[None]:
+    """Turn whatever aiortc raises on a peer's SDP into an `OfferError` with a fixed ``reason``.
+
+    aiortc raises ValueError, KeyError, AssertionError, InvalidStateError...
+    with texts that describe its internals, not what the user should change:
+    they are logged here and never sent back.
+    """
+    try:
+        yield
+    except Exception as exc:
+        log.info("an offer could not be negotiated (%s): %r", reason, exc)
+        raise OfferError(f"the offer could not be negotiated: {reason}") from exc
 
 
 def _pipeline_stats(pipeline: Pipeline) -> dict[str, Any]:

@@ -1,17 +1,22 @@
-"""Access control for ``vicocam serve``: tokens and per-client rate limits.
+"""Access control for ``vicocam serve``: Host names, tokens and per-client rate limits.
 
 The server binds 127.0.0.1 by default, where only local programs reach it.
 Any other address exposes a camera-processing service to the network, so it
 requires an access token (given with ``--token`` or generated and printed at
 start); the page passes it on every API call.
+
+A loopback server needs no token, so it checks who is asking another way: the
+``Host`` header must name the machine itself (`host_allowlist`), which a page
+of another site cannot arrange even when its DNS name points at 127.0.0.1.
 """
 
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from stages.webrtc.ice import is_loopback
@@ -35,6 +40,51 @@ def bearer_token(authorization: str | None) -> str | None:
         return None
     scheme, _, value = authorization.partition(" ")
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+# ``[v6-literal]`` or a name/IPv4 address, each with an optional ``:port``.
+_HOST_HEADER = re.compile(r"(?:\[(?P<ip6>[0-9a-f:.]+)\]|(?P<name>[a-z0-9._-]+))(?::[0-9]*)?")
+
+
+def host_name(value: str) -> str | None:
+    """The name in a ``Host`` value, without port or brackets, lowercased; ``None`` if malformed.
+
+    ``"LocalHost:8080"`` -> ``"localhost"``, ``"[::1]:8080"`` -> ``"::1"``.
+    """
+    match = _HOST_HEADER.fullmatch(value.strip().lower())
+    return None if match is None else match["ip6"] or match["name"]
+
+
+class HostAllowlist:
+    """The ``Host`` names a server answers to: loopback ones plus ``names``.
+
+    This is the defence against DNS rebinding: a page of ``attacker.example``
+    whose name is made to resolve to 127.0.0.1 reaches a loopback server with
+    ``Host: attacker.example`` (and a matching ``Origin``), so only the name
+    tells it from the user's own ``localhost`` tab. The port is not compared:
+    a rebound page can use any port, but never a loopback name.
+    """
+
+    def __init__(self, names: Iterable[str] = ()) -> None:
+        self.names = frozenset(n for n in map(host_name, names) if n is not None)
+
+    def allows(self, host: str | None) -> bool:
+        """Whether a request whose ``Host`` header is ``host`` (``None``: missing) may go on."""
+        name = host_name(host) if host else None
+        return name is not None and (is_loopback(name) or name in self.names)
+
+
+def host_allowlist(bind: str, names: Iterable[str]) -> HostAllowlist | None:
+    """The Host check of a server bound to ``bind``; ``None`` = any Host is accepted.
+
+    Loopback binds always check: they need no token, so the Host name is all
+    that keeps other sites' pages out. Other binds check only when ``names``
+    were given: their token already keeps strangers out, and the names they
+    are reached by (an address, a DNS alias, a proxy's name) are not known in
+    advance, so a fixed list would mostly lock out their own users.
+    """
+    names = tuple(names)
+    return HostAllowlist(names) if names or is_loopback(bind) else None
 
 
 @dataclass

@@ -17,6 +17,13 @@ Routes (the API answers JSON; errors are ``{"error": "..."}`` with a status)::
     GET    /api/sessions/{id}/stats       live counters of the session
     DELETE /api/sessions/{id}             hang up
 
+Before any handler runs (the page included), a request whose ``Host`` header
+names neither this machine nor a name given with ``allowed_hosts``
+(``--allow-host``) gets 403: on a loopback bind always, since no token guards
+it there and a page of another site whose DNS name was rebound to 127.0.0.1
+sends its own name, with a matching ``Origin``; on other binds only when
+names were given (see `stages.webrtc.security.host_allowlist`).
+
 Guards on every ``/api`` request, in order: a cross-site ``Origin`` is refused
 (a web page the user visits must not drive a local server), the access token
 (required off loopback, see `stages.webrtc.security`), then a per-client rate
@@ -46,6 +53,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from networks.motion import MotionMode
 from stages.reenact.live_settings import (
@@ -56,6 +64,7 @@ from stages.reenact.live_settings import (
     OutputMode,
 )
 from stages.webrtc.ice import ice_host_addresses
+from stages.webrtc.offers import check_offer
 from stages.webrtc.peer_session import (
     OfferError,
     Session,
@@ -63,7 +72,14 @@ from stages.webrtc.peer_session import (
     StageFactory,
     identity_factory,
 )
-from stages.webrtc.security import RateLimiter, bearer_token, resolve_token, token_matches
+from stages.webrtc.security import (
+    RateLimiter,
+    bearer_token,
+    host_allowlist,
+    host_name,
+    resolve_token,
+    token_matches,
+)
 from stages.webrtc.uploads import AvatarError, AvatarLimits, decode_avatar
 
 log = logging.getLogger(__name__)
@@ -97,6 +113,11 @@ class ServerConfig:
         notice: one line the page shows and ``vicocam client`` prints, e.g. that
             the model does not fit real faces and what to use instead (the
             application layer words it); ``None`` = nothing to say.
+        allowed_hosts: ``Host`` names accepted besides loopback ones
+            (``localhost``, ``127.x.x.x``, ``[::1]``), without ports, e.g. a
+            LAN name a browser uses. ``()`` = loopback names only on a loopback
+            bind, and any name elsewhere (the token guards those); once given,
+            every bind accepts only loopback names and these.
     """
 
     host: str = "127.0.0.1"
@@ -114,16 +135,47 @@ class ServerConfig:
     session: SessionConfig = field(default_factory=SessionConfig)
     settings: LiveSettings = field(default_factory=lambda: LiveSettings(output=OutputMode.PASTE))
     notice: str | None = None
+    allowed_hosts: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.max_sessions < 1:
             raise ValueError("max_sessions must be >= 1")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be within 0-65535, got {self.port}")
+        bad = [name for name in self.allowed_hosts if host_name(name) is None]
+        if bad:
+            raise ValueError(f"allowed hosts must be names or addresses such as gpu-box.local "
+                             f"or 192.168.1.5, got {bad}")
+
+
+OFFER_FAILED = "the session could not start (a server error; its log has the details)"
 
 
 def _error(status: int, message: str, **headers: str) -> web.Response:
     return web.json_response({"error": message}, status=status, headers=headers or None)
+
+
+HOST_REFUSED = ("this server does not answer to the Host name of this request (a guard "
+                "against DNS rebinding); open it as localhost or 127.0.0.1, or allow the "
+                "name with 'vicocam serve --allow-host NAME'")
+
+
+def _host_guard(config: ServerConfig) -> Middleware:
+    """A middleware that refuses requests for a foreign ``Host`` before any handler runs.
+
+    It sits outside the API guards and covers the page and static files too:
+    a rebound page must not read anything, not even the preset avatars. The
+    message is fixed, so nothing of the request is echoed back.
+    """
+    allowlist = host_allowlist(config.host, config.allowed_hosts)
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if allowlist is None or allowlist.allows(request.headers.get("Host")):
+            return await handler(request)
+        return _error(403, HOST_REFUSED)
+
+    return guard
 
 
 class WebRTCServer:
@@ -157,7 +209,8 @@ class WebRTCServer:
     # ---- the app ----------------------------------------------------------------
     def build_app(self) -> web.Application:
         client_max = self.config.avatar_limits.max_bytes + 64 * 1024
-        app = web.Application(middlewares=[self._guard], client_max_size=client_max)
+        app = web.Application(middlewares=[_host_guard(self.config), self._guard],
+                              client_max_size=client_max)
         r = app.router
         r.add_get("/", self._index)
         r.add_static("/static/", STATIC_DIR)
@@ -223,6 +276,16 @@ class WebRTCServer:
 
     # ---- signalling --------------------------------------------------------------------
     async def _offer(self, request: web.Request) -> web.Response:
+        """`_answer_offer`, with a fixed 500 for what nobody foresaw (logged with its traceback)."""
+        try:
+            return await self._answer_offer(request)
+        except web.HTTPException:
+            raise
+        except Exception:
+            log.exception("an offer could not be handled")
+            return _error(500, OFFER_FAILED)
+
+    async def _answer_offer(self, request: web.Request) -> web.Response:
         wait = self._offer_limit.check(_client_key(request))
         if wait > 0:
             return _error(429, "too many connection attempts; wait and retry",
@@ -254,11 +317,7 @@ class WebRTCServer:
         sdp = body.get("sdp")
         if not isinstance(sdp, str) or not sdp.startswith("v=0"):
             raise OfferError("the offer's sdp must be a session description starting with v=0")
-        if len(sdp.encode()) > limit:
-            raise OfferError(f"the offer's SDP is too large ({len(sdp.encode())} bytes; "
-                             f"the limit is {limit})")
-        if "\nm=video" not in sdp:
-            raise OfferError("the offer has no video track; send a camera")
+        check_offer(sdp, limit)
         return sdp
 
     async def _start_session(self, sdp: str) -> web.Response:
@@ -271,10 +330,10 @@ class WebRTCServer:
         except OfferError as exc:
             await session.close(f"bad offer: {exc}")
             return _error(400, str(exc))
-        except Exception as exc:
+        except Exception:
             log.exception("session %s could not start", session_id)
-            await session.close(f"failed to start: {exc}")
-            return _error(500, f"the session could not start: {exc}")
+            await session.close("failed to start")
+            return _error(500, OFFER_FAILED)
         log.info("session %s: started (%d in use)", session_id, len(self.sessions))
         return web.json_response({"sdp": answer, "type": "answer", "session": session_id})
 

@@ -116,6 +116,15 @@ def test_serve_sets_the_browsers_playout_delay_and_upload_bitrates():
     assert off.playout_delay is None and off.min_remb_bps is None
 
 
+def test_serve_passes_allowed_host_names_to_the_server():
+    assert build_server(serve_args("--identity"))[0].config.allowed_hosts == ()
+    server = build_server(serve_args("--identity", "--allow-host", "vicocam.test",
+                                     "--allow-host", "gpu-box.local"))[0]
+    assert server.config.allowed_hosts == ("vicocam.test", "gpu-box.local")
+    with pytest.raises(UserError, match="allowed hosts"):
+        build_server(serve_args("--identity", "--allow-host", "http://gpu-box/"))
+
+
 @pytest.mark.parametrize("flags", [["--playout-delay", "soon"], ["--playout-delay", "15"],
                                    ["--upload-floor-kbps", "-1"], ["--upload-start-kbps", "-5"]])
 def test_serve_refuses_bad_webrtc_tuning_as_user_errors(flags):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import struct
@@ -11,6 +12,7 @@ import zlib
 import cv2
 import numpy as np
 import pytest
+from aiohttp import web
 
 pytest.importorskip("aiortc")
 pytest.importorskip("aiohttp")
@@ -20,7 +22,7 @@ from pipeline.stage import Stage
 from stages.reenact.live_settings import AvatarKey, LiveSettings, LiveSettingsBox, OutputMode
 from stages.webrtc.ice import ice_host_addresses
 from stages.webrtc.peer_session import Session, SessionConfig, identity_factory
-from stages.webrtc.server import ServerConfig, WebRTCServer
+from stages.webrtc.server import HOST_REFUSED, ServerConfig, WebRTCServer
 from stages.webrtc.uploads import AvatarLimits
 from tests.webrtc.peers import TestPeer, api_client, post_offer, wait_for
 
@@ -65,7 +67,7 @@ def run(coro):
                      "type": "offer"}).encode(), "no video"),
         (json.dumps({"sdp": MINIMAL_SDP + "m=video 9 UDP/TLS/RTP/SAVPF 96\r\n"
                             "a=rtpmap:96 VP8/90000\r\n",
-                     "type": "offer"}).encode(), "could not be used"),
+                     "type": "offer"}).encode(), "ice-ufrag"),
     ],
 )
 def test_malformed_offers_get_400_with_the_reason(body, expected):
@@ -177,6 +179,112 @@ def test_offers_have_their_own_stricter_limit():
             return first.status, second.status, config.status
 
     assert run(scenario()) == (400, 429, 200)
+
+
+# ---- Host names (DNS rebinding) ------------------------------------------------------------
+REBOUND = {"Host": "attacker.example:8080"}
+VIDEO_SDP = MINIMAL_SDP + "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\n"
+
+
+def test_a_rebound_host_is_refused_before_any_handler_runs(tmp_path):
+    (tmp_path / "mona.png").write_bytes(png_bytes(100, 120))
+    built: list[list[Stage]] = []
+    server = WebRTCServer(ServerConfig(avatars_dir=tmp_path, offer_rate_per_s=0.1,
+                                       offer_burst=1), counting_factory(built),
+                          clock=ManualTime())
+    ran: list[str] = []
+
+    async def probe(request: web.Request) -> web.Response:
+        ran.append(request.path)
+        return web.Response(text="ran")
+
+    async def scenario():
+        app = server.build_app()
+        app.router.add_get("/probe", probe)
+        # Under rebinding the page's Origin matches its Host: the Origin check passes.
+        same_origin = {**REBOUND, "Origin": "http://attacker.example:8080"}
+        async with api_client(app) as client:
+            refused = [await client.get("/", headers=REBOUND),
+                       await client.get("/static/app.js", headers=REBOUND),
+                       await client.get("/api/config", headers=same_origin),
+                       await client.get("/api/avatars/mona.png", headers=same_origin),
+                       await client.post("/api/offer", headers=same_origin,
+                                         json={"sdp": VIDEO_SDP, "type": "offer"}),
+                       await client.get("/probe", headers=REBOUND)]
+            replies = [(r.status, await r.json()) for r in refused]
+            own_offer = await client.post("/api/offer", data=b"x")
+            return replies, own_offer.status
+
+    replies, own_offer = run(scenario())
+    assert replies == [(403, {"error": HOST_REFUSED})] * 6
+    assert "Host" in HOST_REFUSED and "--allow-host" in HOST_REFUSED
+    assert ran == [] and built == [] and server.sessions == {}
+    # 400, not 429: the refused offer never took the offer handler's only token.
+    assert own_offer == 400
+
+
+@pytest.mark.parametrize("name", ["localhost", "127.0.0.1", "[::1]", "127.1.2.3", "LocalHost"])
+def test_loopback_host_names_are_accepted_with_or_without_the_port(name):
+    server = WebRTCServer(ServerConfig())
+
+    async def scenario():
+        async with api_client(server.build_app()) as client:
+            hosts = (name, f"{name}:{client.port}")
+            return [(await client.get(path, headers={"Host": host})).status
+                    for host in hosts for path in ("/", "/api/config")]
+
+    assert run(scenario()) == [200] * 4
+
+
+def test_a_request_without_a_host_header_is_refused():
+    server = WebRTCServer(ServerConfig())
+
+    async def scenario():
+        async with api_client(server.build_app()) as client:
+            reader, writer = await asyncio.open_connection(client.host, client.port)
+            writer.write(b"GET /api/config HTTP/1.0\r\n\r\n")  # HTTP/1.0 needs no Host
+            await writer.drain()
+            reply = await reader.read()
+            writer.close()
+            await writer.wait_closed()
+            return reply
+
+    reply = run(scenario())
+    assert reply.startswith(b"HTTP/1.0 403") or reply.startswith(b"HTTP/1.1 403")
+
+
+def test_names_given_with_allow_host_are_accepted():
+    server = WebRTCServer(ServerConfig(allowed_hosts=("vicocam.test", "Laptop.Local:8080")))
+
+    async def scenario():
+        async with api_client(server.build_app()) as client:
+            hosts = ["vicocam.test", f"VICOCAM.test:{client.port}", "laptop.local:9",
+                     "localhost", "other.test", "test"]
+            return [(await client.get("/api/config", headers={"Host": h})).status
+                    for h in hosts]
+
+    assert run(scenario()) == [200, 200, 200, 200, 403, 403]
+
+
+def test_off_loopback_the_host_is_checked_only_when_names_were_given():
+    auth = {"Authorization": "Bearer s3cret"}
+    hosts = ["gpu-box:8080", "attacker.example", "localhost"]
+
+    async def statuses(config: ServerConfig) -> list[int]:
+        async with api_client(WebRTCServer(config).build_app()) as client:
+            return [(await client.get("/api/config", headers={**auth, "Host": h})).status
+                    for h in hosts]
+
+    open_to_all = ServerConfig(host="0.0.0.0", token="s3cret")
+    limited = dataclasses.replace(open_to_all, allowed_hosts=("gpu-box",))
+    assert run(statuses(open_to_all)) == [200, 200, 200]  # the token guards it
+    assert run(statuses(limited)) == [200, 403, 200]
+
+
+@pytest.mark.parametrize("name", ["", "http://gpu-box/", "gpu box", "[::1"])
+def test_allowed_hosts_must_be_host_names(name):
+    with pytest.raises(ValueError, match="allowed hosts"):
+        ServerConfig(allowed_hosts=(name,))
 
 
 # ---- settings and avatars -----------------------------------------------------------------

@@ -45,6 +45,11 @@ def _server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     parser.add_argument("--port", type=int, default=8080, help="port (8080; 0 = any free)")
     parser.add_argument("--token", default=None, help="access token required from clients")
+    parser.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                        help="also answer to browsers that reach the server as NAME "
+                             "(repeatable). A loopback server refuses Host names other than "
+                             "localhost, 127.x.x.x and [::1] (DNS rebinding); once names are "
+                             "given, a server on any address accepts only those and these")
     parser.add_argument("--max-sessions", type=int, default=4, help="peers at once (4)")
     parser.add_argument("--avatars", type=Path, default=None,
                         help="folder of preset avatar pictures the page offers")
@@ -131,7 +136,8 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
                                 min_remb_bps=_kbps_to_bps(args.upload_floor_kbps))
         config = ServerConfig(host=args.host, port=args.port, token=args.token,
                               max_sessions=args.max_sessions, avatars_dir=args.avatars,
-                              ice_host=args.ice_host, session=session)
+                              ice_host=args.ice_host, session=session,
+                              allowed_hosts=tuple(args.allow_host))
     except ValueError as exc:
         raise UserError(str(exc)) from exc
     if config.avatars_dir is not None and not config.avatars_dir.is_dir():
