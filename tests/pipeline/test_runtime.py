@@ -43,21 +43,28 @@ def test_offline_run_keeps_every_frame_in_order():
     assert report.order_preserved
 
 
-def test_live_run_drops_the_oldest_and_processes_the_newest():
-    gate, sink, source = Gate(), Collect(), ListSource(10)
-    pipeline = Pipeline(source, [gate, sink], RuntimeConfig(mode=RunMode.LIVE))
+def run_gated(pipeline: Pipeline, gate: Gate, frames: int):
+    """Run ``pipeline`` with ``gate`` held shut until the source has read ``frames``."""
 
     def release_when_all_read() -> None:
         assert gate.entered.acquire(timeout=10)
         deadline = time.monotonic() + 10
-        while pipeline.metrics.frames_in < 10 and time.monotonic() < deadline:
+        while pipeline.metrics.frames_in < frames and time.monotonic() < deadline:
             time.sleep(0.001)
         gate.open.set()
 
     helper = threading.Thread(target=release_when_all_read)
     helper.start()
-    report = asyncio.run(pipeline.run())
-    helper.join()
+    try:
+        return asyncio.run(pipeline.run())
+    finally:
+        helper.join()
+
+
+def test_live_run_drops_the_oldest_and_processes_the_newest():
+    gate, sink, source = Gate(), Collect(), ListSource(10)
+    pipeline = Pipeline(source, [gate, sink], RuntimeConfig(mode=RunMode.LIVE))
+    report = run_gated(pipeline, gate, 10)
     m = report.metrics
     # Frame 0 was in the gate; 1..8 were each replaced by a newer one; 9 ran last.
     assert sink.seqs == [0, 9]
@@ -68,18 +75,7 @@ def test_live_run_drops_the_oldest_and_processes_the_newest():
 def test_head_drops_are_the_limiters_and_every_report_shows_the_same_counts():
     gate, sink, source = Gate(), Collect(), ListSource(10)
     pipeline = Pipeline(source, [gate, sink], RuntimeConfig(mode=RunMode.LIVE, max_in_flight=1))
-
-    def release_when_all_read() -> None:
-        assert gate.entered.acquire(timeout=10)
-        deadline = time.monotonic() + 10
-        while pipeline.metrics.frames_in < 10 and time.monotonic() < deadline:
-            time.sleep(0.001)
-        gate.open.set()
-
-    helper = threading.Thread(target=release_when_all_read)
-    helper.start()
-    report = asyncio.run(pipeline.run())
-    helper.join()
+    report = run_gated(pipeline, gate, 10)
     m = report.metrics
     # Frame 0 held the only token in the gate; 1..9 found none and nothing to replace.
     assert sink.seqs == [0]
@@ -253,18 +249,7 @@ def test_head_refusals_reach_the_controller():
     gate, sink, source = Gate(), Collect(), ListSource(10)
     config = RuntimeConfig(mode=RunMode.LIVE, max_in_flight=1, adaptive_in_flight=True)
     pipeline = Pipeline(source, [gate, sink], config)
-
-    def release_when_all_read() -> None:
-        assert gate.entered.acquire(timeout=10)
-        deadline = time.monotonic() + 10
-        while pipeline.metrics.frames_in < 10 and time.monotonic() < deadline:
-            time.sleep(0.001)
-        gate.open.set()
-
-    helper = threading.Thread(target=release_when_all_read)
-    helper.start()
-    report = asyncio.run(pipeline.run())
-    helper.join()
+    report = run_gated(pipeline, gate, 10)
     # As with the fixed limit, frame 0 held the only token and 1..9 were refused;
     # the controller was told the limit binds (its window is not over yet).
     assert sink.seqs == [0] and report.metrics.drops["head"] == 9
