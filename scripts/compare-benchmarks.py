@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -34,7 +35,9 @@ FIGURES = {
 
 def run_one(tree: Path, name: str, seconds: float | None, out: Path) -> dict:
     entry = "pipeline.app" if (tree / "pipeline" / "app" / "cli.py").is_file() else "pipeline.cli"
-    command = [sys.executable, "-m", entry, "bench", name, "--json", str(out.resolve())]
+    # Relative to the tree it runs in: the recorded command names no machine path.
+    target = os.path.relpath(out.resolve(), tree.resolve())
+    command = [sys.executable, "-m", entry, "bench", name, "--json", target]
     if seconds is not None:
         command += ["--seconds", str(seconds)]
     subprocess.run(command, cwd=tree, check=True, stdout=subprocess.DEVNULL)
