@@ -40,13 +40,13 @@ from typing import Any
 
 import torch
 
+from trt_engines.backends import CPU_BACKENDS
 from trt_engines.engine import Engine
 from trt_engines.graph_export import ExportOptions, ExportReport, GraphCase, case_feeds
 from trt_engines.model_graphs import model_cases
 from trt_engines.ort_engine import OrtEngine, OrtOptions
 from trt_engines.torch_engine import TorchEngine, torch_threads
 
-CPU_BACKENDS = ("torch", "onnxruntime")
 DEFAULT_SECONDS = 120.0
 Clock = Callable[[], float]
 

@@ -30,6 +30,9 @@ class Precision(StrEnum):
     FP16 = "fp16"
 
 
+CPU_BACKENDS: tuple[str, ...] = (BackendName.TORCH.value, BackendName.ONNXRUNTIME.value)
+"""The backends that run on a CPU (what ``model info`` and ``bench model`` time)."""
+
 SHAREABLE_BACKENDS = frozenset({BackendName.TORCH, BackendName.ONNXRUNTIME})
 """Backends whose engines several threads may call at once.
 

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from pipeline.app.endpoint_options import DEFAULT_SECONDS, DEFAULT_SINK
 from pipeline.control import SettingsBox
 from pipeline.runtime import Pipeline, RunMode, RunReport, RuntimeConfig
 from pipeline.stage import Source, Stage
@@ -29,8 +30,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_AVATAR = f"person:{DEFAULT_AVATAR_IDENTITY}"
 DEFAULT_DRIVER = "person"
-DEFAULT_SINK = "out/vicocam.mp4"
-DEFAULT_SECONDS = 10.0
 
 
 @dataclass(frozen=True, slots=True)

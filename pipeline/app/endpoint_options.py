@@ -12,6 +12,13 @@ import argparse
 
 from pipeline.app.options import choices, deprecation, positive_float, positive_int
 
+DEFAULT_SINK = "out/vicocam.mp4"
+"""Where ``vicocam run`` writes when no sink is given."""
+
+DEFAULT_SECONDS = 10.0
+"""How long a run from a source that never ends by itself lasts when neither
+``--seconds`` nor ``--frames`` is given."""
+
 
 def renamed_endpoint(text: str, new_name: str, flag: str) -> str:
     """``text`` with the old name ``synthetic`` replaced by ``new_name`` (and a deprecation)."""

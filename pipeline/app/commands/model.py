@@ -8,9 +8,7 @@ from typing import Any
 
 from pipeline.app.options import positive_float, positive_int
 from pipeline.errors import UserError
-from trt_engines.backends import BackendName
-
-CPU_BACKENDS = (BackendName.TORCH, BackendName.ONNXRUNTIME)
+from trt_engines.backends import CPU_BACKENDS
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.app.endpoint_options import (
+    DEFAULT_SECONDS,
+    DEFAULT_SINK,
     add_avatar_options,
     add_run_length_options,
     add_sink_option,
@@ -45,8 +47,6 @@ from pipeline.errors import UserError
 if TYPE_CHECKING:
     from pipeline.app.avatar_run import AvatarRun, AvatarRunConfig
     from pipeline.runtime import Pipeline, RunReport
-
-DEFAULT_SINK = "out/vicocam.mp4"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -189,7 +189,7 @@ def _frames_pipeline(args: argparse.Namespace, status: bool) -> Pipeline:
         raise UserError(str(exc)) from exc
     seconds = args.seconds
     if seconds is None and args.frames is None and is_endless(args.source, args.loop):
-        seconds = 10.0
+        seconds = DEFAULT_SECONDS
     runtime = RuntimeConfig(mode=RunMode(args.mode), duration_s=seconds,
                             status_interval_s=1.0 if status else 0.0)
     return Pipeline(source, [sink], runtime, on_status=print_status)
