@@ -25,10 +25,11 @@ configuration (the message lists missing, unexpected and mis-shaped tensors).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import enum
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -413,27 +414,28 @@ def checkpoint_domain(path: str | Path) -> TrainingDomain:
     return _domain(meta)
 
 
-def _read_safetensors_metadata(path: Path) -> dict[str, str]:
+@contextlib.contextmanager
+def _safetensors_file(path: Path) -> Iterator[Any]:
+    """An open safetensors file; any failure reading it is one `CheckpointError`."""
     try:
         with _safetensors().safe_open(str(path), framework="pt", device="cpu") as handle:
-            return dict(handle.metadata() or {})
+            yield handle
     except Exception as exc:
         raise CheckpointError(
             f"cannot read {path}: the file is corrupt or truncated ({exc}). Copy it again."
         ) from None
+
+
+def _read_safetensors_metadata(path: Path) -> dict[str, str]:
+    with _safetensors_file(path) as handle:
+        return dict(handle.metadata() or {})
 
 
 def _read_safetensors(path: Path) -> tuple[dict[str, str], StateDict]:
-    st = _safetensors()
-    try:
-        with st.safe_open(str(path), framework="pt", device="cpu") as handle:
-            meta = dict(handle.metadata() or {})
-            # safe_open handles have keys() but are not iterable.
-            tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
-    except Exception as exc:
-        raise CheckpointError(
-            f"cannot read {path}: the file is corrupt or truncated ({exc}). Copy it again."
-        ) from None
+    with _safetensors_file(path) as handle:
+        meta = dict(handle.metadata() or {})
+        # safe_open handles have keys() but are not iterable.
+        tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
     return meta, tensors
 
 
