@@ -11,9 +11,9 @@ Shape of a run::
 * Edges are `LiveEdge` (capacity 1, drop oldest) in live mode and
   `LosslessEdge` (bounded, blocking) in offline mode. The flow limiter at the
   head bounds the frames in flight; in live mode a new frame replaces the one
-  waiting at the head, so the graph always works on the newest picture, and
-  (by default) an `InFlightController` moves the limit to the smallest value
-  that holds the throughput: frames in flight beyond it only add latency.
+  waiting at the head, so the graph always works on the newest picture.
+  Optionally (``adaptive_in_flight``) an `InFlightController` moves the limit
+  to the smallest value that holds the throughput.
 * A failure on one frame is logged with the stage name, the frame is dropped
   and counted, and the stream goes on; ``max_consecutive_errors`` failures in
   a row stop the run with `StageFailedError`.
@@ -86,9 +86,9 @@ class RuntimeConfig:
     Attributes:
         mode: live (drop to stay real time) or offline (lose nothing).
         max_in_flight: frames admitted at the head and not yet delivered or
-            dropped. ``None`` = one per blocking stage plus one waiting, which
-            lets every stage work on a frame at once (pipelining) while
-            bounding latency to about one pass through the graph. The fixed
+            dropped. ``None`` = `default_in_flight`: as many frames as the
+            stages can work on at once (pipelining), no more than the
+            machine's cores can run, plus one waiting. The fixed
             limit when ``adaptive_in_flight`` is off or the run is offline;
             otherwise the cap of the adaptive limit.
         adaptive_in_flight: live mode only: let an `InFlightController` move
