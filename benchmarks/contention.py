@@ -24,7 +24,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
-from benchmarks.live import FRAME_SIZE, WARMUP_S, _figures, _live, open_bench_driver
+from benchmarks.live import FRAME_SIZE, WARMUP_S, live_figures, live_metrics, open_bench_driver
 from pipeline.app.avatar_run import AvatarRunConfig
 from pipeline.metrics import Metrics
 from stages.reenact.output_mode import OutputMode
@@ -83,8 +83,8 @@ def _one(config: AvatarRunConfig, bundle: ModelBundle, mode: str, seconds: float
          driver: str | None) -> dict[str, Any]:
     run_config = replace(config, adaptive_in_flight=mode == "adaptive")
     source, _ = open_bench_driver(driver)
-    metrics = _live(run_config, bundle, source, seconds + WARMUP_S)
-    figures = _figures(metrics, float("inf"), seconds)
+    metrics = live_metrics(run_config, bundle, source, seconds + WARMUP_S)
+    figures = live_figures(metrics, float("inf"), seconds)
     return {key: figures[key] for key in ("output_fps", "latency_p50_ms", "latency_p95_ms",
                                           "frames_dropped")} | _service(figures, metrics)
 

@@ -152,10 +152,10 @@ def run_live_bench(
         frames = _first_frames(source, config.bare_frames)
         bare_fps = _bare_loop_fps(run_config, bundle, frames)
         source, _ = open_bench_driver(config.driver)
-        metrics = _live(run_config, bundle, source, seconds + WARMUP_S)
+        metrics = live_metrics(run_config, bundle, source, seconds + WARMUP_S)
     finally:
         bundle.close()
-    figures = _figures(metrics, bare_fps, seconds)
+    figures = live_figures(metrics, bare_fps, seconds)
     return {
         "driver": described,
         "model": bundle.label,
@@ -204,14 +204,17 @@ def _through(stages: Sequence[Stage], seq: int, image: Image) -> None:
         frame = stage.process(frame)
 
 
-def _live(config: AvatarRunConfig, bundle: ModelBundle, source: Source, seconds: float) -> Metrics:
+def live_metrics(config: AvatarRunConfig, bundle: ModelBundle, source: Source,
+                 seconds: float) -> Metrics:
+    """The avatar path as ``vicocam run`` builds it, live from ``source`` for ``seconds``."""
     run = build_avatar_run(config, bundle=bundle, sink=NullSink())
     runtime = replace(run.pipeline.config, duration_s=seconds, max_frames=None)
     pipeline = Pipeline(source, run.pipeline.stages, runtime)
     return asyncio.run(pipeline.run()).metrics
 
 
-def _figures(m: Metrics, bare_fps: float, seconds: float) -> dict[str, Any]:
+def live_figures(m: Metrics, bare_fps: float, seconds: float) -> dict[str, Any]:
+    """The flat figures of a live run's last ``seconds`` (after the warm-up)."""
     steady = _steady(m, seconds)
     output_fps = _rate(steady) if len(steady) >= 2 else m.fps_out()
     stage_p50 = {
