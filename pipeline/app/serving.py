@@ -16,6 +16,7 @@ from stages.reenact.build import AvatarPathConfig
 from stages.reenact.live_settings import AvatarKey, LiveSettings, OutputMode
 from stages.reenact.person import avatar_loaders
 from stages.reenact.shared_sessions import SessionFactory, session_factory
+from trt_engines.batching import BatchConfig
 from trt_engines.bundle import ModelBundle, ModelSpec, open_bundle
 
 
@@ -30,12 +31,16 @@ class ServeConfig:
             ``person:N`` for a held-out synthetic person).
         output: the output mode a session starts with.
         path: fixed settings of each session's avatar path.
+        batching: how the engine calls of all sessions are batched
+            (`trt_engines.batching`); ``None`` = each session calls the
+            engines itself.
     """
 
     model: ModelSpec = field(default_factory=ModelSpec)
     avatar: str = DEFAULT_AVATAR
     output: OutputMode = OutputMode.PASTE
     path: AvatarPathConfig = field(default_factory=AvatarPathConfig)
+    batching: BatchConfig | None = field(default_factory=BatchConfig)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -70,7 +75,7 @@ def open_avatar_service(config: ServeConfig,
     bundle = bundle or open_bundle(config.model)
     avatar = AvatarKey(config.avatar)
     factory = session_factory(bundle, config.path, loaders=avatar_loaders(), initial=avatar,
-                              engines=config.model)
+                              engines=config.model, batching=config.batching)
     try:
         factory.prepare(avatar)
     except Exception:

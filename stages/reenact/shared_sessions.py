@@ -8,8 +8,14 @@ loaded once and shared:
 * the weights (`ModelBundle.reenactor`) and the prepared avatars
   (`SharedAvatars`: each portrait is detected, cropped and encoded once for
   all sessions) are read-only once built;
-* the per-frame engines are shared when they say they may be
-  (`Engine.shareable`: ONNX Runtime and torch engines, see
+* with batching (``batching``, what ``vicocam serve`` does by default) each
+  engine is wrapped in one `EngineBatcher`: every session joins it and its
+  stages call their own `BatchMember`, so the motion and generate requests
+  of all sessions due at once become one engine call. Any backend goes
+  through it, TensorRT included (one engine, one execution context: only
+  the batcher calls it, one batch at a time);
+* without batching the per-frame engines are shared when they say they may
+  be (`Engine.shareable`: ONNX Runtime and torch engines, see
   `trt_engines.backends.SHAREABLE_BACKENDS`). A TensorRT engine returns views
   of its own buffers, valid until its next ``run``: with it each session
   opens its own engines (from the same exported graphs and engine cache) and
@@ -32,6 +38,7 @@ from pipeline.stage import Stage, StageBase
 from stages.reenact.avatar import AvatarPreparer, PortraitLoader, PreparedAvatar
 from stages.reenact.build import AvatarPathConfig, build_avatar_stages
 from stages.reenact.live_settings import AvatarKey, LiveSettingsBox
+from trt_engines.batching import BatchConfig, EngineBatcher
 from trt_engines.bundle import ModelBundle, ModelSpec, open_model_engines
 from trt_engines.engine import Engine
 
@@ -77,7 +84,7 @@ class SharedAvatars:
 
 
 class ReleaseEngines(StageBase):
-    """Passes frames on and closes a session's own engines when the session stops."""
+    """Passes frames on and closes a session's own engines (or leaves its batchers) at stop."""
 
     name = "release_engines"
     blocking: ClassVar[bool] = False  # nothing to compute
@@ -105,34 +112,48 @@ class SessionFactory:
             engines cannot be shared (`ModelBundle.shareable`); ``None`` = the
             bundle's engines are shared whatever the backend.
         keep_avatars: prepared avatars kept for all sessions.
+        batching: batch the engine calls of all sessions (`EngineBatcher`);
+            ``None`` = every session calls the engines itself.
     """
 
     def __init__(self, bundle: ModelBundle, config: AvatarPathConfig | None = None, *,
                  loaders: Mapping[str, PortraitLoader] | None = None,
                  initial: AvatarKey | None = None, engines: ModelSpec | None = None,
-                 keep_avatars: int = 8) -> None:
+                 keep_avatars: int = 8, batching: BatchConfig | None = None) -> None:
         self.bundle = bundle
         self.config = config or AvatarPathConfig()
         self.initial = initial
         self._engines = engines
         preparer = AvatarPreparer(bundle.reenactor, bundle.device, self.config.avatar, loaders)
         self.avatars = SharedAvatars(preparer, keep_avatars)
+        self.batchers: tuple[EngineBatcher, EngineBatcher] | None = None
+        if batching is not None:
+            self.batchers = (EngineBatcher(bundle.motion, batching),
+                             EngineBatcher(bundle.generate, batching))
 
     @property
     def per_session_engines(self) -> bool:
-        """Whether each session opens its own engines (an unshareable backend)."""
-        return self._engines is not None and not self.bundle.shareable
+        """Whether each session opens its own engines (an unshareable backend, no batching)."""
+        return self.batchers is None and self._engines is not None and not self.bundle.shareable
 
     def prepare(self, key: AvatarKey) -> PreparedAvatar:
         """Prepare ``key`` now (e.g. the default avatar at server start, to fail early)."""
         return self.avatars(key)
 
     def __call__(self, settings: LiveSettingsBox) -> list[Stage]:
-        if not self.per_session_engines or self._engines is None:
+        engines = self._own_engines()
+        if engines is None:
             return self._stages(settings, self.bundle)
-        motion, generate = open_model_engines(self.bundle.reenactor, self._engines)
-        own = dataclasses.replace(self.bundle, motion=motion, generate=generate)
-        return [*self._stages(settings, own), ReleaseEngines((motion, generate))]
+        own = dataclasses.replace(self.bundle, motion=engines[0], generate=engines[1])
+        return [*self._stages(settings, own), ReleaseEngines(engines)]
+
+    def _own_engines(self) -> tuple[Engine, Engine] | None:
+        """A session's members of the batchers, its own engines, or ``None`` (share the bundle's)."""
+        if self.batchers is not None:
+            return self.batchers[0].join(), self.batchers[1].join()
+        if not self.per_session_engines or self._engines is None:
+            return None
+        return open_model_engines(self.bundle.reenactor, self._engines)
 
     def _stages(self, settings: LiveSettingsBox, bundle: ModelBundle) -> list[Stage]:
         return build_avatar_stages(settings, bundle, self.config, preparer=self.avatars,
@@ -146,6 +167,8 @@ def session_factory(
     loaders: Mapping[str, PortraitLoader] | None = None,
     initial: AvatarKey | None = None,
     engines: ModelSpec | None = None,
+    batching: BatchConfig | None = None,
 ) -> SessionFactory:
     """A `SessionFactory` for ``bundle``: ``factory(settings_box) -> list[Stage]``."""
-    return SessionFactory(bundle, config, loaders=loaders, initial=initial, engines=engines)
+    return SessionFactory(bundle, config, loaders=loaders, initial=initial, engines=engines,
+                          batching=batching)

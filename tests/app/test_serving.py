@@ -76,7 +76,9 @@ def test_the_service_prepares_the_default_avatar_once_at_start(shared_media):
     assert service.settings == LiveSettings(avatar=AvatarKey(portrait), output=OutputMode.CROP)
     assert len(service.factory.avatars) == 1
     stages = service.factory(SettingsBox(service.settings))
-    assert [s.name for s in stages][-1] == "composite"
+    # Serve batches by default: each session ends by leaving the engines' batchers.
+    assert [s.name for s in stages][-2:] == ["composite", "release_engines"]
+    assert service.factory.batchers is not None
 
 
 def test_a_default_avatar_without_a_face_fails_the_start(tmp_path):

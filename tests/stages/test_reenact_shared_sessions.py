@@ -16,6 +16,7 @@ from stages.reenact.live_settings import AvatarKey, LiveSettings
 from stages.reenact.shared_sessions import ReleaseEngines, SharedAvatars, session_factory
 from stages.reenact.stages import AvatarStage, DriverMotionStage, GenerateStage
 from trt_engines.backends import SHAREABLE_BACKENDS, BackendName
+from trt_engines.batching import BatchConfig, BatchMember
 from trt_engines.bundle import ModelBundle, ModelSpec, open_model_engines, torch_engines
 from trt_engines.torch_engine import TorchEngine
 
@@ -145,3 +146,60 @@ def test_shareable_engines_give_concurrent_callers_their_own_results(backend, tm
         thread.join(timeout=60)
     motion.close()
     assert wrong == []
+
+
+def test_batched_sessions_share_one_batcher_per_engine_and_leave_it_at_stop():
+    bundle = _bundle(shareable=False)  # an engine nobody may share, as TensorRT's
+    factory = session_factory(bundle, initial=AvatarKey("grey:1"), batching=BatchConfig())
+    assert factory.batchers is not None and not factory.per_session_engines
+    first, second = factory(SettingsBox(LiveSettings())), factory(SettingsBox(LiveSettings()))
+    members = [_stage(s, GenerateStage).engine for s in (first, second)]
+    assert isinstance(members[0], BatchMember) and members[0] is not members[1]
+    assert all(m.batcher is factory.batchers[1] for m in members)
+    assert factory.batchers[1].members_active == 2
+    release = first[-1]
+    assert isinstance(release, ReleaseEngines)
+    release.stop()
+    assert factory.batchers[1].members_active == 1
+    with pytest.raises(RuntimeError, match="closed"):  # the member, not the shared engine
+        members[0].run({})
+    motion = _stage(second, DriverMotionStage).engine
+    assert motion.run({"driver": torch.zeros(1, 3, 16, 16)})["coeffs"].shape[0] == 1
+
+
+def test_sessions_with_different_avatars_and_strengths_batch_together():
+    """Avatar features and strengths are inputs: a batched frame is each session's own."""
+    bundle = _bundle()
+    factory = session_factory(bundle, initial=AvatarKey("grey:1"), loaders={"grey": Portraits()},
+                              batching=BatchConfig(max_wait_s=5.0, active_window_s=60))
+    boxes = [SettingsBox(LiveSettings(avatar=AvatarKey(f"grey:{i}"), strength=s))
+             for i, s in ((1, 1.0), (3, 0.4))]
+    sessions = [factory(box) for box in boxes]
+    for stages in sessions:
+        _stage(stages, AvatarStage).start()
+    feeds = []
+    for stages, box in zip(sessions, boxes, strict=True):
+        avatar = _stage(stages, AvatarStage).library.current
+        torch.manual_seed(len(feeds))
+        width = next(s.shape[1] for s in bundle.generate.inputs if s.name == "alpha")
+        alpha = torch.randn(1, width) * box.get().strength
+        feeds.append({**avatar.feeds, "alpha": alpha})
+    alone = [bundle.generate.run(f)["image"].clone() for f in feeds]
+    members = [_stage(s, GenerateStage).engine for s in sessions]
+    got: list = [None, None]
+
+    def call(i: int) -> None:
+        start.wait()
+        got[i] = members[i].run(feeds[i])["image"]
+
+    for _ in range(3):  # in step: from the third round on, each waits for the other
+        start = threading.Barrier(2)
+        threads = [threading.Thread(target=call, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+    assert factory.batchers is not None and factory.batchers[1].batch_sizes()[-1] == 2
+    for mine, ref in zip(got, alone, strict=True):
+        assert torch.allclose(mine, ref, atol=1e-5)
+    assert not torch.allclose(got[0], got[1])
