@@ -41,9 +41,20 @@ def lossless(options: BenchOptions) -> dict[str, Any]:
 
 def live(options: BenchOptions) -> dict[str, Any]:
     seconds = options.seconds
-    from benchmarks.live import run_live_bench
+    from benchmarks.live import LiveBenchConfig, run_live_bench
 
-    return run_live_bench(seconds=seconds or 20.0)
+    config = LiveBenchConfig() if options.model is None else LiveBenchConfig(model=options.model)
+    return run_live_bench(seconds=seconds or 20.0, config=config)
+
+
+def sessions(options: BenchOptions) -> dict[str, Any]:
+    from benchmarks.sessions import SessionsBenchConfig, run_sessions_bench
+
+    config = SessionsBenchConfig()
+    changes: dict[str, Any] = {"seconds": options.seconds or config.seconds,
+                               "max_sessions": options.max_sessions or config.max_sessions,
+                               "model": options.model or config.model}
+    return run_sessions_bench(SessionsBenchConfig(**changes), options.json_path)
 
 
 def backends(options: BenchOptions) -> dict[str, Any]:

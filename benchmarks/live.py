@@ -215,12 +215,10 @@ def live_metrics(config: AvatarRunConfig, bundle: ModelBundle, source: Source,
 
 def live_figures(m: Metrics, bare_fps: float, seconds: float) -> dict[str, Any]:
     """The flat figures of a live run's last ``seconds`` (after the warm-up)."""
-    steady = _steady(m, seconds)
-    output_fps = _rate(steady) if len(steady) >= 2 else m.fps_out()
+    output_fps, latency = steady_latencies(m, seconds)
     stage_p50 = {
         f"stage_{name}_p50_ms": percentile(c.durations_ms, 50) for name, c in m.stages.items()
     }
-    latency = [ms for _, ms in steady]
     return {
         "input_fps": m.fps_in(),
         "output_fps": output_fps,
@@ -236,6 +234,13 @@ def live_figures(m: Metrics, bare_fps: float, seconds: float) -> dict[str, Any]:
         "bare_loop_fps": bare_fps,
         "throughput_vs_bare_loop": output_fps / min(bare_fps, m.fps_in() or FPS),
     }
+
+
+def steady_latencies(m: Metrics, seconds: float) -> tuple[float, list[float]]:
+    """The output rate and the end-to-end latencies (ms) of a run's last ``seconds``."""
+    steady = _steady(m, seconds)
+    rate = _rate(steady) if len(steady) >= 2 else m.fps_out()
+    return rate, [ms for _, ms in steady]
 
 
 def _steady(m: Metrics, seconds: float) -> list[tuple[int, float]]:

@@ -9,8 +9,12 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from trt_engines.bundle import ModelSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,10 +26,18 @@ class BenchOptions:
         pin: WebRTC benchmarks run the browser and the server on separate
             cores (as on separate machines); ``False`` lets them share all
             cores (the same-laptop worst case).
+        model: the model (``--backend``, ``--device``, ``--precision``...) for
+            the benchmarks that run one model (live, sessions); ``None`` =
+            their default (the bundled model on the CPU).
+        max_sessions: the sessions benchmark's largest N (``None``: its default).
+        json_path: where the figures go; benchmarks that draw a chart put it beside.
     """
 
     seconds: float | None = None
     pin: bool = True
+    model: ModelSpec | None = None
+    max_sessions: int | None = None
+    json_path: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +66,11 @@ _SPECS = (
     BenchSpec("lossless", "benchmarks.entry:lossless", "offline file render: count and order"),
     BenchSpec(
         "live", "benchmarks.entry:live", "live avatar path at 640x480@30: rate, latency, drops"
+    ),
+    BenchSpec(
+        "sessions",
+        "benchmarks.entry:sessions",
+        "1, 2, ... avatar sessions at once as serve builds them: batched vs unbatched",
     ),
     BenchSpec(
         "contention",

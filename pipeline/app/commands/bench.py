@@ -6,6 +6,7 @@ import argparse
 import shlex
 import sys
 
+from pipeline.app.model_options import add_model_options, model_spec
 from pipeline.app.options import add_json_option, positive_float, positive_int
 from pipeline.errors import UserError
 
@@ -28,6 +29,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--no-pin", dest="pin", action="store_false",
                         help="WebRTC benchmarks: let the browser and the server share every core "
                              "(default: browser on one core, server on the others)")
+    parser.add_argument("--max-sessions", type=positive_int, default=None, metavar="N",
+                        help="sessions benchmark: the most sessions at once to try (8)")
+    model = parser.add_argument_group(
+        "model", "for the benchmarks that run one model (live, sessions): the bundled model "
+                 "on the CPU unless given")
+    add_model_options(model)
     add_json_option(parser)
     parser.set_defaults(handler=run_bench)
 
@@ -40,7 +47,8 @@ def run_bench(args: argparse.Namespace) -> int:
     if spec is None:
         raise UserError(f"unknown benchmark {args.name!r}; choose one of: {', '.join(BENCHMARKS)}")
     run = spec.load()
-    options = BenchOptions(seconds=args.seconds, pin=args.pin)
+    options = BenchOptions(seconds=args.seconds, pin=args.pin, model=model_spec(args),
+                           max_sessions=args.max_sessions, json_path=args.json)
     runs = [run(options) for _ in range(args.runs)]
     figures = runs[0] if args.runs == 1 else median_of_runs(runs)
     command = (
