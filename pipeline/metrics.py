@@ -42,6 +42,10 @@ def summarize(values: Sequence[float]) -> dict[str, float]:
     }
 
 
+INPUT_STALL_S = 1.0
+"""Silence of the source, in seconds, after which the status line flags it."""
+
+
 class DropCounter(Protocol):
     """The owner of a drop count: an edge or the flow limiter."""
 
@@ -180,6 +184,13 @@ class Metrics:
     def fps_out(self) -> float:
         return _rate(self.frames_out, self.first_out_ns, self.last_out_ns)
 
+    def _stall_note(self, now_ns: int | None) -> list[str]:
+        """``["NO INPUT for N s"]`` when the source is silent for over `INPUT_STALL_S`."""
+        if now_ns is None or self.last_in_ns is None:
+            return []
+        silent = (now_ns - self.last_in_ns) / 1e9
+        return [f"NO INPUT for {silent:.1f} s"] if silent > INPUT_STALL_S else []
+
     def latency_ms(self) -> list[float]:
         return [ms for _, ms in self.latencies]
 
@@ -213,10 +224,14 @@ class Metrics:
     def to_json(self) -> str:
         return json.dumps(finite_json(self.to_dict()), indent=2)
 
-    def status_line(self, window: int = 60) -> str:
-        """One line for a terminal: rates, recent latency, drops, per-stage p50."""
+    def status_line(self, window: int = 60, now_ns: int | None = None) -> str:
+        """One line for a terminal: rates, recent latency, drops, per-stage p50.
+
+        Given ``now_ns``, a source silent for over `INPUT_STALL_S` is flagged
+        first ("NO INPUT for 3.2 s": a camera unplugged, a peer stalled).
+        """
         recent = [ms for _, ms in self.latencies[-window:]]
-        parts = [
+        parts = [*self._stall_note(now_ns),
             f"in {self.fps_in():5.1f} fps",
             f"out {self.fps_out():5.1f} fps",
             f"e2e p50 {percentile(recent, 50):6.1f} ms p95 {percentile(recent, 95):6.1f} ms",

@@ -537,7 +537,7 @@ class Pipeline:
         assert self._on_status is not None
         while True:
             await asyncio.sleep(self.config.status_interval_s)
-            self._on_status(self.metrics.status_line())
+            self._on_status(self.metrics.status_line(now_ns=self.clock.now_ns()))
 
 
 def _pace_interval_ns(info: SourceInfo) -> int | None:

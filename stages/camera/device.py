@@ -78,8 +78,31 @@ def open_cv2_device(request: DeviceRequest) -> VideoDevice:
     if name not in CAPTURE_BACKENDS:
         raise ValueError(f"unknown camera backend {name!r}; use auto or one of "
                          f"{', '.join(CAPTURE_BACKENDS)}")
+    if name == "v4l2" and not linux_device_path(request.device).exists():
+        # An unplugged camera is retried every fraction of a second; OpenCV would
+        # print three warnings per attempt for a device node that is not there.
+        return _AbsentDevice()
     api = int(getattr(cv2, CAPTURE_BACKENDS[name]))
     return _Cv2Device(cv2.VideoCapture(request.device, api))
+
+
+class _AbsentDevice:
+    """A V4L2 device whose node does not exist: never opened, nothing to release."""
+
+    def isOpened(self) -> bool:  # noqa: N802 (cv2.VideoCapture's name)
+        return False
+
+    def read(self) -> tuple[bool, npt.NDArray[np.uint8] | None]:
+        return False, None
+
+    def release(self) -> None:
+        return None
+
+    def set(self, prop: int, value: float) -> bool:
+        return False
+
+    def get(self, prop: int) -> float:
+        return 0.0
 
 
 class _Cv2Device:

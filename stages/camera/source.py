@@ -11,13 +11,18 @@ never makes the camera buffer up (latency cannot grow). Colour conversion
 (BGR -> RGB) happens in ``read()``, only for frames the graph takes.
 
 Unplugging: after ``lost_after_failures`` failed reads in a row (or when the
-device reports it is closed) the capture thread releases the device, logs a
-warning and tries to reopen it with exponential backoff (``reconnect_s`` up to
-``reconnect_max_s``). Meanwhile ``read()`` keeps blocking: it wakes every
+device reports it is closed) the capture thread releases the device, logs
+that the camera is lost and tries to reopen it, first after ``reconnect_s``,
+then with the wait doubling up to ``reconnect_max_s`` (`reconnect_delays`).
+The longest wait is kept short (0.5 s) because it bounds how late a camera
+that comes back is picked up; a failed attempt on a missing device costs
+next to nothing. Meanwhile ``read()`` keeps blocking: it wakes every
 ``read_timeout_s`` to log that it is still waiting, and never returns ``None``
-just because the camera is gone, so the runtime keeps the stream (and a
-WebRTC peer or virtual camera downstream) alive and the picture resumes by
-itself when the camera comes back. Only ``close()`` ends the stream.
+just because the camera is gone, so the runtime keeps the stream alive (a
+virtual camera downstream keeps sending on its own: see
+`stages.virtualcam.keepalive`) and the picture resumes by itself when the
+camera comes back, which is logged with the length of the loss. Only
+``close()`` ends the stream.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import cv2
@@ -71,7 +77,8 @@ class CameraConfig:
             frame came (it then keeps waiting; see the module docstring).
         lost_after_failures: failed reads in a row that count as unplugged.
         reconnect_s, reconnect_max_s: first and longest wait between reopen
-            attempts (doubling in between).
+            attempts (doubling in between). ``reconnect_max_s`` bounds how
+            long a camera that is back goes unnoticed.
         name: source name in the graph.
     """
 
@@ -83,8 +90,8 @@ class CameraConfig:
     backend: str = "auto"
     read_timeout_s: float = 2.0
     lost_after_failures: int = 5
-    reconnect_s: float = 0.5
-    reconnect_max_s: float = 5.0
+    reconnect_s: float = 0.25
+    reconnect_max_s: float = 0.5
     name: str = "camera"
 
     def __post_init__(self) -> None:
@@ -103,6 +110,8 @@ class CameraConfig:
             raise ValueError("camera timeouts must be > 0")
         if self.lost_after_failures < 1:
             raise ValueError("lost_after_failures must be >= 1")
+        if self.reconnect_max_s < self.reconnect_s:
+            raise ValueError("reconnect_max_s must be >= reconnect_s")
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +148,7 @@ class CameraSource:
         self._last_number = 0
         self._start_ns = 0
         self._resize_warned = False
+        self._lost_ns = 0
         self.negotiated: Negotiated | None = None
         self.reconnects = 0
 
@@ -265,23 +275,25 @@ class CameraSource:
                 self._closing.wait(0.01)  # a timeout or a hiccup: do not spin
 
     def _lose(self, device: VideoDevice) -> None:
-        log.warning("%s %r: the camera stopped delivering frames (unplugged or taken by another "
-                    "program); retrying every %.1f-%.1f s", self.name, self.config.device,
-                    self.config.reconnect_s, self.config.reconnect_max_s)
+        log.warning("%s %r: camera lost (no frames: unplugged or taken by another program); "
+                    "trying to reopen it every %g s", self.name, self.config.device,
+                    self.config.reconnect_max_s)
+        self._lost_ns = time.monotonic_ns()
         self._device = None
         _release(device)
 
     def _reconnect(self) -> VideoDevice | None:
-        """Reopen the device with backoff; ``None`` once the source is closing."""
-        delay = self.config.reconnect_s
-        while not self._closing.wait(delay):
+        """Reopen the device (`reconnect_delays`); ``None`` once the source is closing."""
+        for delay in reconnect_delays(self.config.reconnect_s, self.config.reconnect_max_s):
+            if self._closing.wait(delay):
+                return None
             device = self._try_reopen()
             if device is not None:
                 self.reconnects += 1
-                log.warning("%s %r: the camera is back", self.name, self.config.device)
+                log.warning("%s %r: camera back after %.1f s", self.name, self.config.device,
+                            (time.monotonic_ns() - self._lost_ns) / 1e9)
                 return device
-            delay = min(2 * delay, self.config.reconnect_max_s)
-        return None
+        return None  # not reached: the delays never end
 
     def _try_reopen(self) -> VideoDevice | None:
         try:
@@ -314,6 +326,14 @@ class CameraSource:
                             image.shape[1], image.shape[0], n.width, n.height)
             image = np.asarray(cv2.resize(image, (n.width, n.height)), dtype=np.uint8)
         return image
+
+
+def reconnect_delays(first_s: float, longest_s: float) -> Iterator[float]:
+    """Waits before each reopen attempt: ``first_s``, doubling, then ``longest_s`` forever."""
+    delay = first_s
+    while True:
+        yield delay
+        delay = min(2 * delay, longest_s)
 
 
 def _safe_read(device: VideoDevice) -> tuple[bool, npt.NDArray[np.uint8] | None]:

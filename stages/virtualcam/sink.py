@@ -29,6 +29,13 @@ until the next ``1/fps`` slot before each send, so a file plays at its real
 rate, like pyvirtualcam's ``sleep_until_next_frame``; a late frame is sent at
 once and the schedule restarts from it rather than bursting to catch up.
 
+Keep-alive. While no frame comes (the camera unplugged, a peer stalled), a
+live sink (``pacing="arrival"``) keeps the virtual camera fed at its rate:
+the last frame again after a few frame intervals, then a "camera lost" card
+after ``card_after_s`` (1 s), until frames come back; a frozen virtual camera
+would make Zoom or Meet drop it. See `stages.virtualcam.keepalive`. Frames
+that do come are still sent the moment they arrive.
+
 Conversion. Frames are ``(H, W, 3)`` RGB; each is fitted to the camera's
 fixed size (``letterbox`` keeps the aspect ratio with black bars, ``crop``
 fills and trims, ``stretch`` ignores the aspect ratio) and sent as RGB;
@@ -40,7 +47,7 @@ from __future__ import annotations
 import logging
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Protocol
 
@@ -50,6 +57,7 @@ import numpy as np
 from pipeline.frame import Frame, Image, check_image
 from pipeline.stage import StageBase
 from stages.io.errors import SinkError
+from stages.virtualcam.keepalive import Heartbeat, KeepAlive, KeepAliveConfig, render_card
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +108,9 @@ class VirtualCamConfig:
         fit: how a frame of another aspect ratio is fitted (`FIT_MODES`).
         pacing: ``"arrival"`` (live) or ``"fixed"`` (offline); see the
             module docstring.
+        keepalive: how the camera is kept fed while no frame comes (live
+            pacing only: an offline run sends exactly its frames); ``None``
+            sends only the frames that arrive.
         name: stage name in the graph.
     """
 
@@ -110,6 +121,7 @@ class VirtualCamConfig:
     device: str | None = None
     fit: str = "letterbox"
     pacing: str = "arrival"
+    keepalive: KeepAliveConfig | None = field(default_factory=KeepAliveConfig)
     name: str = "virtualcam"
 
     def __post_init__(self) -> None:
@@ -152,8 +164,9 @@ def _resize(image: Image, width: int, height: int) -> Image:
 class VirtualCamSink(StageBase):
     """Sends every frame's picture to a virtual camera; returns the frame unchanged.
 
-    ``frames_sent`` counts frames sent; ``backend_name``/``device`` say what
-    was opened (after ``start``).
+    ``frames_sent`` counts the frames of the stream sent; ``keepalive`` (after
+    ``start``, ``None`` when off) counts the fills sent between them;
+    ``backend_name``/``device`` say what was opened (after ``start``).
     """
 
     def __init__(self, config: VirtualCamConfig | None = None,
@@ -164,6 +177,7 @@ class VirtualCamSink(StageBase):
         self._interval_ns = round(1e9 / self.config.fps)
         self._next_due: int | None = None
         self._camera: Any = None
+        self.keepalive: KeepAlive | None = None
         self.frames_sent = 0
         self.backend_name: str | None = None
         self.device: str | None = None
@@ -174,6 +188,9 @@ class VirtualCamSink(StageBase):
         self.device = str(self._camera.device)
         log.info("%s: sending %dx%d@%g to %s (%s backend)", self.name, self.config.width,
                  self.config.height, self.config.fps, self.device, self.backend_name)
+        self.keepalive = self._keepalive()
+        if self.keepalive is not None:
+            self.keepalive.start()
 
     def process(self, frame: Frame) -> Frame:
         if self._camera is None:
@@ -183,14 +200,30 @@ class VirtualCamSink(StageBase):
         fitted = fit_image(image, c.width, c.height, c.fit)
         if c.pacing == "fixed":
             self._wait_for_slot()
-        self._camera.send(fitted)
+        if self.keepalive is not None:
+            self.keepalive.send(fitted)
+        else:
+            self._camera.send(fitted)
         self.frames_sent += 1
         return frame
 
     def stop(self) -> None:
+        if self.keepalive is not None:
+            self.keepalive.stop()  # before the camera closes: no fill after it
         camera, self._camera = self._camera, None
         if camera is not None:
             camera.close()
+
+    def _keepalive(self) -> KeepAlive | None:
+        """The keep-alive around the opened camera, or ``None`` (off, or fixed pacing)."""
+        c = self.config
+        if c.keepalive is None or c.pacing != "arrival":
+            return None
+        k = c.keepalive
+        heartbeat = Heartbeat(self._interval_ns, k.repeat_after_ns(c.fps),
+                              round(k.card_after_s * 1e9))
+        card = render_card(c.width, c.height, k.card_title, k.card_detail)
+        return KeepAlive(self._camera, heartbeat, card, self._clock, self.name)
 
     def _wait_for_slot(self) -> None:
         now = self._clock.now_ns()

@@ -70,6 +70,15 @@ def test_metrics_read_drops_from_their_owners():
     assert "dropped 5" in m.status_line()
 
 
+def test_status_line_flags_a_silent_source():
+    m = Metrics()
+    assert "NO INPUT" not in m.status_line(now_ns=5_000_000_000)  # nothing read yet
+    m.record_in(1_000_000_000)
+    assert "NO INPUT" not in m.status_line(now_ns=1_900_000_000)
+    assert m.status_line(now_ns=4_250_000_000).startswith("NO INPUT for 3.2 s | in ")
+    assert "NO INPUT" not in m.status_line()  # no time given: no judgement
+
+
 @dataclass(frozen=True)
 class Knobs:
     strength: float = 1.0

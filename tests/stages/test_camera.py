@@ -3,77 +3,18 @@ and surviving an unplug / replug without ending the stream."""
 
 from __future__ import annotations
 
-import queue
+import platform
 import threading
 import time
 from typing import Any
 
-import numpy as np
 import pytest
 
 from stages.camera import CameraConfig, CameraError, CameraSource, DeviceRequest
-from stages.camera.device import explain_open_failure, list_linux_cameras
-from stages.stamp import read_stamp, stamp
-
-W, H = 160, 120
-
-
-class FakeWorld:
-    """A camera that can be unplugged; frames are pushed by the test."""
-
-    def __init__(self, size=(W, H), fps=30.0):
-        self.size = size
-        self.fps = fps
-        self.frames: queue.Queue[np.ndarray] = queue.Queue()
-        self.plugged = threading.Event()
-        self.plugged.set()
-        self.opened: list[FakeDevice] = []
-        self.requests: list[DeviceRequest] = []
-
-    def push(self, index: int) -> None:
-        image = np.zeros((self.size[1], self.size[0], 3), np.uint8)
-        image[..., 0] = 200  # blue in BGR
-        stamp(image, index)
-        self.frames.put(image)
-
-    def opener(self, request: DeviceRequest) -> FakeDevice:
-        self.requests.append(request)
-        device = FakeDevice(self, opened=self.plugged.is_set())
-        self.opened.append(device)
-        return device
-
-
-class FakeDevice:
-    """The read/isOpened/release/get/set calls of cv2.VideoCapture."""
-
-    def __init__(self, world: FakeWorld, opened: bool):
-        self.world = world
-        self._opened = opened
-        self.released = False
-        self.props: dict[int, float] = {}
-
-    def isOpened(self) -> bool:  # noqa: N802
-        return self._opened and not self.released and self.world.plugged.is_set()
-
-    def read(self):
-        if not self.isOpened():
-            return False, None
-        try:
-            return True, self.world.frames.get(timeout=0.05)
-        except queue.Empty:
-            return False, None
-
-    def release(self) -> None:
-        self.released = True
-
-    def set(self, prop: int, value: float) -> bool:
-        self.props[prop] = value
-        return True
-
-    def get(self, prop: int) -> float:
-        import cv2
-
-        return self.world.fps if prop == cv2.CAP_PROP_FPS else 0.0
+from stages.camera.device import explain_open_failure, list_linux_cameras, open_cv2_device
+from stages.camera.source import reconnect_delays
+from stages.stamp import read_stamp
+from tests.stages.fake_camera import FakeWorld, H, W
 
 
 def make_source(world: FakeWorld, **overrides) -> CameraSource:
@@ -246,3 +187,19 @@ def test_linux_listing_skips_metadata_nodes_and_flags_loopback(tmp_path):
 def test_config_rejects_half_a_size():
     with pytest.raises(ValueError, match="both"):
         CameraConfig(width=640, height=None)
+
+
+@pytest.mark.skipif(platform.system() != "Linux", reason="V4L2 device nodes are Linux's")
+def test_a_missing_v4l2_node_is_not_opened_and_opencv_stays_quiet(capfd):
+    device = open_cv2_device(DeviceRequest("/dev/video-vicocam-missing", "v4l2"))
+    assert not device.isOpened() and device.read() == (False, None)
+    device.release()
+    assert "WARN" not in capfd.readouterr().err
+
+
+def test_reconnect_waits_double_up_to_the_longest():
+    delays = reconnect_delays(0.25, 0.5)
+    assert [next(delays) for _ in range(4)] == [0.25, 0.5, 0.5, 0.5]
+    assert CameraConfig().reconnect_max_s <= 0.5  # a camera back is seen within 0.5 s
+    with pytest.raises(ValueError, match="reconnect_max_s"):
+        CameraConfig(reconnect_s=1.0, reconnect_max_s=0.5)
