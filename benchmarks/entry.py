@@ -65,6 +65,13 @@ def backends(options: BenchOptions) -> dict[str, Any]:
     return run_backend_bench(frames=60 if seconds is None else max(10, int(seconds * 5)))
 
 
+def camera_loss(options: BenchOptions) -> dict[str, Any]:
+    from benchmarks.camera_loss import run_camera_loss_bench
+
+    # `seconds` is how long the camera stays unplugged; 2 s before and 2 s after add to it.
+    return run_camera_loss_bench(seconds=options.seconds or 5.0)
+
+
 def track(options: BenchOptions) -> dict[str, Any]:
     seconds = options.seconds
     from benchmarks.common import shared_media_dir

@@ -17,6 +17,10 @@ if TYPE_CHECKING:
     from trt_engines.bundle import ModelSpec
 
 
+MAX_SESSIONS = 8
+"""The sessions benchmark's largest N unless ``--max-sessions`` says otherwise."""
+
+
 @dataclass(frozen=True, slots=True)
 class BenchOptions:
     """What ``vicocam bench`` passes every benchmark; each takes what applies to it.
@@ -76,6 +80,11 @@ _SPECS = (
         "contention",
         "benchmarks.entry:contention",
         "live avatar path beside 0-6 CPU burners: adaptive vs fixed head limiter",
+    ),
+    BenchSpec(
+        "camera-loss",
+        "benchmarks.entry:camera_loss",
+        "virtual camera through a camera unplugged for --seconds (5): rate, card, resume",
     ),
     BenchSpec("track", "benchmarks.entry:track", "face tracker on real clips in a moving canvas"),
     BenchSpec(

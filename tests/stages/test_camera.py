@@ -12,9 +12,11 @@ import pytest
 
 from stages.camera import CameraConfig, CameraError, CameraSource, DeviceRequest
 from stages.camera.device import explain_open_failure, list_linux_cameras, open_cv2_device
+from stages.camera.fake import FAKE_SIZE, FakeWorld
 from stages.camera.source import reconnect_delays
 from stages.stamp import read_stamp
-from tests.stages.fake_camera import FakeWorld, H, W
+
+W, H = FAKE_SIZE
 
 
 def make_source(world: FakeWorld, **overrides) -> CameraSource:

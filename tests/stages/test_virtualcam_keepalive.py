@@ -3,41 +3,42 @@
 The schedule (`Heartbeat`) is checked with made-up times; the whole path runs
 for real: a fake camera behind `CameraSource` that is unplugged and plugged
 back, the runtime, and `VirtualCamSink` into a pyvirtualcam backend
-registered by the test that records when each frame was sent. Bands are
-generous (a shared 2-core machine): the figures themselves are measured by
-`measure_camera_loss`.
+that records when each frame was sent. That harness is the camera-loss
+benchmark's (`benchmarks.camera_loss`), so the tests and the published figures
+run the same code. Bands are generous (a shared 2-core machine): the figures
+themselves come from ``vicocam bench camera-loss``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import functools
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
 
-pyvirtualcam = pytest.importorskip("pyvirtualcam")
+pytest.importorskip("pyvirtualcam")
 
-from pipeline.runtime import Pipeline, RunMode, RunReport, RuntimeConfig  # noqa: E402
-from stages.camera import CameraConfig, CameraSource  # noqa: E402
-from stages.stamp import read_stamp  # noqa: E402
-from stages.virtualcam import (  # noqa: E402
+from benchmarks.camera_loss import (
+    CARD,
+    RECORDER_BACKEND,
+    LossConfig,
+    live_run,
+    recording_backend,
+    run_camera_loss,
+)
+from stages.camera.fake import FAKE_SIZE, FakeWorld
+from stages.stamp import read_stamp
+from stages.virtualcam import (
     KeepAliveConfig,
     VirtualCamConfig,
     VirtualCamSink,
     render_card,
 )
-from stages.virtualcam.keepalive import CARD_BACKGROUND, Fill, Heartbeat, KeepAlive  # noqa: E402
-from tests.stages.fake_camera import FakeWorld, H, LiveFeed, W  # noqa: E402
+from stages.virtualcam.keepalive import CARD_BACKGROUND, Fill, Heartbeat, KeepAlive
 
-BACKEND = "vicocam-test-timed"
+W, H = FAKE_SIZE
 MS = 1_000_000
-CARD = "card"
 
 
 # ---- the schedule -------------------------------------------------------------------
@@ -123,115 +124,16 @@ def test_keepalive_stops_cleanly_before_any_frame_and_repeats_a_copy():
 # ---- the whole path: camera -> runtime -> virtual camera ------------------------------
 
 
-class TimedRecorder:
-    """A pyvirtualcam backend that keeps every frame sent, with its send time."""
-
-    def __init__(self, *, width, height, fps, fourcc, device, sent: list, **kw):
-        self.shape = (height, width, 3)
-        self._device = device or "fake-timed0"
-        self.sent = sent
-        self.closed = False
-
-    def send(self, frame):
-        self.sent.append((time.monotonic_ns(), frame.reshape(self.shape).copy()))
-
-    def close(self):
-        self.closed = True
-
-    def device(self):
-        return self._device
-
-    def native_fourcc(self):
-        return None
-
-
 @pytest.fixture
 def sent():
-    frames: list[tuple[int, np.ndarray]] = []
-    pyvirtualcam.register_backend(BACKEND, functools.partial(TimedRecorder, sent=frames))
-    yield frames
-    pyvirtualcam.camera.BACKENDS.pop(BACKEND, None)
+    with recording_backend() as frames:
+        yield frames
 
 
-@dataclass
-class LossRun:
-    """What a run with the camera pulled for a while sent, and when.
-
-    ``kinds``: per frame sent, its stamp (a camera frame, live or repeated)
-    or ``"card"``. ``first_new_index``: the first stamp the camera gave once
-    plugged back.
-    """
-
-    fps: float
-    unplugged_ns: int
-    replugged_ns: int
-    first_new_index: int
-    sent: list[tuple[int, np.ndarray]]
-    report: RunReport
-    sink: VirtualCamSink
-    kinds: list[int | str | None] = field(default_factory=list)
-
-    def times_s(self, kind_test=lambda kind: True) -> list[float]:
-        return [t / 1e9 for (t, _), kind in zip(self.sent, self.kinds, strict=True)
-                if kind_test(kind)]
-
-    def count_between(self, start_ns: int, end_ns: int) -> int:
-        return sum(1 for t, _ in self.sent if start_ns <= t < end_ns)
-
-    def first_new_frame_ns(self) -> int:
-        """When the first frame of the camera plugged back was sent."""
-        return min(t for (t, _), k in zip(self.sent, self.kinds, strict=True)
-                   if isinstance(k, int) and k >= self.first_new_index)
-
-
-def classify(image: np.ndarray, card: np.ndarray) -> int | str | None:
-    if np.array_equal(image, card):
-        return CARD
-    return read_stamp(image)
-
-
-@contextlib.contextmanager
-def live_run(world: FakeWorld, keepalive: KeepAliveConfig
-             ) -> Iterator[tuple[VirtualCamSink, list[RunReport], LiveFeed]]:
-    """The fake camera -> runtime (live) -> virtual camera, running in a thread."""
-    fps = world.fps
-    source = CameraSource(CameraConfig(width=W, height=H, fps=fps), opener=world.opener)
-    sink = VirtualCamSink(VirtualCamConfig(width=W, height=H, fps=fps, backend=BACKEND,
-                                           keepalive=keepalive))
-    pipeline = Pipeline(source, [sink], RuntimeConfig(mode=RunMode.LIVE))
-    reports: list[RunReport] = []
-    runner = threading.Thread(target=lambda: reports.append(asyncio.run(pipeline.run())))
-    with LiveFeed(world) as feed:
-        runner.start()
-        try:
-            yield sink, reports, feed
-        finally:
-            pipeline.request_stop()
-            runner.join(timeout=30)
-
-
-def run_camera_loss(sent: list, *, loss_s: float, card_after_s: float = 1.0,
-                    before_s: float = 1.0, after_s: float = 1.5, fps: float = 30) -> LossRun:
-    """Run camera -> virtual camera live, pull the camera for ``loss_s``, plug it back."""
-    world = FakeWorld(size=(W, H), fps=fps)
-    keepalive = KeepAliveConfig(card_after_s=card_after_s)
-    with live_run(world, keepalive) as (sink, reports, feed):
-        time.sleep(before_s)
-        unplugged = feed.unplug()
-        first_new_index = feed.next_index
-        time.sleep(loss_s)
-        replugged = feed.replug()
-        time.sleep(after_s)
-    card = render_card(W, H, keepalive.card_title, keepalive.card_detail)
-    run = LossRun(fps, unplugged, replugged, first_new_index, list(sent), reports[0], sink)
-    run.kinds = [classify(image, card) for _, image in run.sent]
-    return run
-
-
-def test_a_lost_camera_keeps_the_virtual_camera_sending_then_resumes(sent):
-    run = run_camera_loss(sent, loss_s=2.0, card_after_s=0.5)
+def test_a_lost_camera_keeps_the_virtual_camera_sending_then_resumes():
+    run = run_camera_loss(LossConfig(loss_s=2.0, card_after_s=0.5, before_s=1.0, after_s=1.5))
     loss_frames = run.count_between(run.unplugged_ns, run.replugged_ns)
-    assert loss_frames >= 0.8 * 2.0 * run.fps  # about the nominal rate through the loss
+    assert loss_frames >= 0.8 * 2.0 * run.config.fps  # about the nominal rate through the loss
     assert None not in run.kinds  # every frame is a camera frame or the card
     # the card only once the silence passed card_after_s, and it did appear
     last_live = max(t for t, _ in run.sent if t < run.unplugged_ns)
@@ -261,36 +163,10 @@ def test_flowing_frames_are_sent_as_they_come_without_fills(sent):
 
 
 def test_offline_runs_send_exactly_their_frames(sent):
-    sink = VirtualCamSink(VirtualCamConfig(width=W, height=H, backend=BACKEND, pacing="fixed"))
+    sink = VirtualCamSink(VirtualCamConfig(width=W, height=H, backend=RECORDER_BACKEND,
+                                           pacing="fixed"))
     sink.start()
     try:
         assert sink.keepalive is None
     finally:
         sink.stop()
-
-
-def measure_camera_loss(loss_s: float = 5.0, fps: float = 30) -> dict[str, float]:
-    """The issue's figure: output rate through a ``loss_s`` loss and time to new frames.
-
-    For a one-off measurement (``python -c``): registers the recorder itself.
-    """
-    frames: list[tuple[int, np.ndarray]] = []
-    pyvirtualcam.register_backend(BACKEND, functools.partial(TimedRecorder, sent=frames))
-    try:
-        run = run_camera_loss(frames, loss_s=loss_s, before_s=2.0, after_s=2.0, fps=fps)
-    finally:
-        pyvirtualcam.camera.BACKENDS.pop(BACKEND, None)
-    before = run.count_between(run.unplugged_ns - 1_000_000_000, run.unplugged_ns)
-    during = run.count_between(run.unplugged_ns, run.replugged_ns)
-    first_card = min(run.times_s(lambda kind: kind == CARD))
-    return {
-        "nominal_fps": fps,
-        "fps_before_loss": before / 1.0,
-        "fps_during_loss": during / loss_s,
-        "rate_during_loss_pct_of_nominal": 100 * during / loss_s / fps,
-        "card_after_s": first_card - run.unplugged_ns / 1e9,
-        "new_camera_frame_after_replug_s": (run.first_new_frame_ns() - run.replugged_ns) / 1e9,
-        "frames_sent": len(run.sent),
-        "repeats": run.sink.keepalive.repeats if run.sink.keepalive else 0,
-        "cards": run.sink.keepalive.cards if run.sink.keepalive else 0,
-    }
