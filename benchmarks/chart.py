@@ -6,6 +6,7 @@ dashed goal line, axes with round ticks and a legend, and writes a PNG.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -100,7 +101,7 @@ def _draw_grid(image: np.ndarray, axes: _Axes) -> None:
 
 def _draw_series(image: np.ndarray, axes: _Axes, series: Series, colour: tuple[int, ...]) -> None:
     points = [axes.to_pixel(x, y) for x, y in series.points if math.isfinite(y)]
-    for a, b in zip(points, points[1:], strict=False):
+    for a, b in itertools.pairwise(points):
         cv2.line(image, a, b, colour, 2, cv2.LINE_AA)
     for p in points:
         cv2.circle(image, p, 4, colour, -1, cv2.LINE_AA)

@@ -17,7 +17,8 @@ Figures per N and mode: per-session output fps (min, mean), latency p50/p95
 time per delivered frame (what batching saves, less noisy than the rates on
 a shared machine); and the largest N each mode holds
 (``max_sessions_batched``, ``max_sessions_unbatched``), their ratio, and what
-the batcher costs a lone session (its p50 batched minus unbatched). With a JSON path, a chart of fps and p95 against N is written beside it.
+the batcher costs a lone session (its p50 batched minus unbatched). With a
+JSON path, a chart of fps and p95 against N is written beside it.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from typing import Any
 
 from benchmarks.chart import Series, line_chart
 from benchmarks.live import FPS, FRAME_SIZE, WARMUP_S, steady_latencies
+from benchmarks.registry import MAX_SESSIONS
 from pipeline.control import SettingsBox
 from pipeline.frame import Image
 from pipeline.metrics import Metrics, percentile
@@ -63,7 +65,7 @@ class SessionsBenchConfig:
     """
 
     seconds: float = 8.0
-    max_sessions: int = 8
+    max_sessions: int = MAX_SESSIONS
     model: ModelSpec = field(default_factory=ModelSpec)
     batch: BatchConfig = field(default_factory=BatchConfig)
     past_limit: int = 1

@@ -104,7 +104,7 @@ class _Pace:
 class _Request:
     """One member's feeds, and its result or error once a call has run."""
 
-    __slots__ = ("member", "feeds", "done", "outputs", "error")
+    __slots__ = ("done", "error", "feeds", "member", "outputs")
 
     def __init__(self, member: int, feeds: Feeds) -> None:
         self.member = member

@@ -7,8 +7,9 @@ portrait) and two `Engine`s for the per-frame work: ``motion`` (driver crop
 engines, never the backend behind them.
 
 Every command that takes a model describes it with one `ModelSpec`
-(checkpoint or configuration, backend, device, threads, precision) and loads
-it with `open_bundle` (weights and engines) or `load_weights` (weights only).
+(checkpoint or configuration, backend, device, threads, precision, largest
+batch) and loads it with `open_bundle` (weights and engines) or
+`load_weights` (weights only).
 Weights come from a checkpoint, by default the demo model bundled under
 ``networks/pretrained/`` when it is present; a configuration name instead
 builds that model with random weights, and the bundle says so (``trained`` is
@@ -17,8 +18,12 @@ the weights were trained on (``domain``, from the checkpoint), so the
 commands can warn when a model of the synthetic world meets real faces.
 
 ONNX-based backends export the graphs once per weights into the cache folder
-(`default_cache_dir`, named by `weights_digest`); ``vicocam engines build``
-writes its TensorRT plans under the same folder and names, so a run finds them.
+(`default_cache_dir`, named by `weights_digest`). `engine_sources` is the one
+place that says what each engine is made from (ONNX file, precision, batch
+range from `engine_batch`, builder options): ``vicocam run``/``serve`` open
+their engines from it and ``vicocam engines build`` builds its TensorRT plans
+from it, so both compute the same plan keys and a run finds the plans a
+build made.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from trt_engines.engine import Engine, TensorSpec
 from trt_engines.graph_export import GraphCase
 from trt_engines.model_graphs import model_cases
 from trt_engines.ort_engine import OrtOptions
+from trt_engines.profiles import BatchRange
 from trt_engines.registry import EngineSource, open_engine, select_backend
 from trt_engines.torch_engine import TorchEngine
 
@@ -54,6 +60,11 @@ DEFAULT_RANDOM_CONFIG = "vicoface-64s"
 CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth")
 BUNDLED_NAME = "vicoface-64s-world.safetensors"
 """The demo model the training work ships under ``networks/pretrained/``."""
+
+DEFAULT_MAX_BATCH = 4
+"""The live engines' largest batch unless a command says otherwise: ``vicocam
+serve``'s default session limit (one engine call may carry a frame of every
+session) and ``vicocam engines build``'s default ``--max-batch``."""
 
 DEFAULT_CPU_BACKEND = BackendName.ONNXRUNTIME
 """The CPU default, measured with ``vicocam bench backends`` (vicoface-64s, one
@@ -204,7 +215,12 @@ class ModelSpec:
         device: where the graphs compute (``"cpu"`` or ``"cuda:N"``).
         threads: intra-op threads per engine. One is right on a small CPU:
             the stages already run in parallel threads, one per stage.
-        precision: FP32, or FP16 (TensorRT only: FP16-typed graph and plan).
+        precision: FP32, or FP16 (TensorRT only: FP16-typed graph and plan);
+            ``None`` = FP16 when the backend resolves to TensorRT (a CUDA
+            device), else FP32 (see `resolved_precision`).
+        max_batch: the largest batch one engine call takes (a TensorRT
+            engine's optimisation profile is ``1..max_batch``, see
+            `engine_batch`; a batcher of several sessions reads it too).
         allow_fallback: use the next available backend (logged) when the
             requested one cannot run here, instead of failing.
         cache_dir: where exported graphs and plans are kept between runs
@@ -217,7 +233,8 @@ class ModelSpec:
     backend: BackendName | None = None
     device: str = "cpu"
     threads: int = 1
-    precision: Precision = Precision.FP32
+    precision: Precision | None = None
+    max_batch: int = DEFAULT_MAX_BATCH
     allow_fallback: bool = True
     cache_dir: Path | None = None
     ort_graph_optimization: str = field(default="all")
@@ -228,6 +245,8 @@ class ModelSpec:
                              "configuration, not both")
         if self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
+        if self.max_batch < 1:
+            raise ValueError(f"the largest batch must be >= 1, got {self.max_batch}")
         if self.precision is Precision.FP16 and self.resolved_backend is not BackendName.TENSORRT:
             raise ValueError(f"FP16 runs on TensorRT only (backend {self.resolved_backend}); "
                              "use --precision fp32, or --backend tensorrt on a CUDA device")
@@ -238,6 +257,18 @@ class ModelSpec:
             return BackendName(self.backend)
         return BackendName.TENSORRT if torch.device(self.device).type == "cuda" \
             else DEFAULT_CPU_BACKEND
+
+    @property
+    def resolved_precision(self) -> Precision:
+        """The precision asked for: the explicit one, else FP16 on TensorRT, else FP32.
+
+        What runs also depends on the backend that opens: a TensorRT request
+        that falls back to another backend computes in FP32 (`effective_precision`).
+        """
+        if self.precision is not None:
+            return Precision(self.precision)
+        fp16 = self.resolved_backend is BackendName.TENSORRT
+        return Precision.FP16 if fp16 else Precision.FP32
 
     def weights_file(self) -> Path | None:
         """The checkpoint to load: the explicit one, else the bundled model (``None``: random)."""
@@ -267,6 +298,23 @@ def weights_digest(module: nn.Module, config: ModelConfig) -> str:
     return digest.hexdigest()[:16]
 
 
+def engine_batch(spec: ModelSpec) -> BatchRange:
+    """The batch range of the live engines: ``1..spec.max_batch``, tuned for 1.
+
+    Part of a TensorRT plan's key: ``vicocam run``, ``serve`` and ``engines
+    build`` all take it from here. Tuned for batch 1, the single-session
+    path, so a batcher's larger calls never slow the common case down.
+    """
+    return BatchRange(1, 1, spec.max_batch)
+
+
+def effective_precision(spec: ModelSpec, backend: str) -> Precision:
+    """What ``spec``'s engines compute in on ``backend``: FP16 only on TensorRT."""
+    if backend == BackendName.TENSORRT:
+        return spec.resolved_precision
+    return Precision.FP32
+
+
 def open_model_engines(reenactor: Reenactor, options: ModelSpec) -> tuple[Engine, Engine]:
     """``(motion, generate)`` engines for ``reenactor`` on the requested backend.
 
@@ -280,26 +328,36 @@ def open_model_engines(reenactor: Reenactor, options: ModelSpec) -> tuple[Engine
             "GPU; run with --device cpu, or install a CUDA build of PyTorch for your driver"
         )
     backend = select_backend(options.resolved_backend, allow_fallback=options.allow_fallback)
-    fp16 = options.precision is Precision.FP16 and backend.name == BackendName.TENSORRT
-    graphs: dict[str, MotionGraph | GenerateGraph] = {
-        "motion": reenactor.motion_graph,
-        "generate": reenactor.generate_graph,
-    }
+    motion, generate = engine_sources(reenactor, options, backend.name)
+    return open_engine(motion, backend.name), open_engine(generate, backend.name)
+
+
+def engine_sources(reenactor: Reenactor, spec: ModelSpec,
+                   backend: str) -> tuple[EngineSource, EngineSource]:
+    """What ``(motion, generate)`` engines of ``spec`` on ``backend`` are made from.
+
+    Exports the ONNX graphs (and the FP16-typed ones for FP16 on TensorRT)
+    into the model's cache folder unless they are there; the torch backend
+    needs none. The only recipe for the live engines (see the module doc).
+    """
+    precision = effective_precision(spec, backend)
     folder: Path | None = None
     onnx_paths: dict[str, Path] = {}
-    if backend.name != "torch":
-        folder = _onnx_folder(model_folder(reenactor, options.cache_dir))
-        onnx_paths = {case.name: _exported(case, folder) for case in model_cases(reenactor)}
-        if fp16:
-            onnx_paths |= {f"{name}.fp16": _fp16(path) for name, path in list(onnx_paths.items())}
-    engines = [
-        open_engine(
-            _engine_source(role, graph, device, folder, onnx_paths, options, fp16),
-            backend.name,
-        )
-        for role, graph in graphs.items()
-    ]
-    return engines[0], engines[1]
+    if backend != BackendName.TORCH:
+        folder = _onnx_folder(model_folder(reenactor, spec.cache_dir))
+        onnx_paths = _onnx_files(reenactor, folder, precision)
+    return (
+        _engine_source("motion", reenactor.motion_graph, folder, onnx_paths, spec, precision),
+        _engine_source("generate", reenactor.generate_graph, folder, onnx_paths, spec, precision),
+    )
+
+
+def _onnx_files(reenactor: Reenactor, folder: Path, precision: Precision) -> dict[str, Path]:
+    """``{"motion": ..., "generate": ...}`` plus ``"motion.fp16"``... for FP16."""
+    paths = {case.name: _exported(case, folder) for case in model_cases(reenactor)}
+    if precision is Precision.FP16:
+        paths |= {f"{name}.fp16": _fp16(path) for name, path in list(paths.items())}
+    return paths
 
 
 def model_folder(reenactor: Reenactor, cache_dir: Path | None = None) -> Path:
@@ -317,10 +375,10 @@ def _onnx_folder(folder: Path) -> Path:
     return folder
 
 
-def _engine_source(role: str, graph: MotionGraph | GenerateGraph, device: torch.device,
-                   folder: Path | None, onnx_paths: dict[str, Path],
-                   options: ModelSpec, fp16: bool) -> EngineSource:
-    """What the registry needs for one graph; the name is the one `engines build` uses."""
+def _engine_source(role: str, graph: MotionGraph | GenerateGraph, folder: Path | None,
+                   onnx_paths: dict[str, Path], spec: ModelSpec,
+                   precision: Precision) -> EngineSource:
+    """What the registry needs for one graph, named ``ROLE:CONFIG`` (plan file names)."""
     from trt_engines.trt_build import BuildOptions
 
     inputs, outputs = engine_specs(graph)
@@ -328,14 +386,28 @@ def _engine_source(role: str, graph: MotionGraph | GenerateGraph, device: torch.
         name=f"{role}:{graph.config.name}",
         inputs=tuple(inputs),
         outputs=tuple(outputs),
-        device=device,
+        device=torch.device(spec.device),
         module=lambda: graph,
         onnx_path=onnx_paths.get(role),
         onnx_fp16_path=onnx_paths.get(f"{role}.fp16"),
-        trt_options=BuildOptions(trt_precision(options.precision)),
+        batch=engine_batch(spec),
+        trt_options=BuildOptions(trt_precision(precision)),
         cache_dir=None if folder is None else folder / "tensorrt",
-        ort_options=OrtOptions(intra_op_threads=options.threads,
-                               graph_optimization=options.ort_graph_optimization),
+        ort_options=ort_options(spec),
+    )
+
+
+def ort_options(spec: ModelSpec) -> OrtOptions:
+    """ONNX Runtime's session options for ``spec``: on a CUDA device its CUDA provider
+    first (on that GPU), the CPU after it; on the CPU, the CPU provider only."""
+    device = torch.device(spec.device)
+    cuda = device.type == "cuda"
+    return OrtOptions(
+        providers=("CUDAExecutionProvider", "CPUExecutionProvider") if cuda
+        else ("CPUExecutionProvider",),
+        intra_op_threads=spec.threads,
+        graph_optimization=spec.ort_graph_optimization,
+        cuda_device=(device.index or 0) if cuda else None,
     )
 
 
@@ -380,7 +452,8 @@ def open_bundle(spec: ModelSpec, seed: int = 0) -> ModelBundle:
     torch.set_num_threads(spec.threads)
     weights = load_weights(spec, seed)
     motion, generate = open_model_engines(weights.reenactor, spec)
-    precision = f", {spec.precision}" if spec.precision is not Precision.FP32 else ""
+    precision = effective_precision(spec, motion.backend)
+    shown = f", {precision}" if precision is not Precision.FP32 else ""
     return ModelBundle(weights.reenactor, motion, generate,
-                       f"{weights.label}, {motion.backend} backend{precision}", weights.trained,
+                       f"{weights.label}, {motion.backend} backend{shown}", weights.trained,
                        weights.domain)

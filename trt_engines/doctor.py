@@ -8,9 +8,11 @@ capture code.
 `gpu_selftest` builds TensorRT engines from ONNX graphs, checks them against
 the torch reference with the project's gates (FP32 without TF32: max abs
 <= 1e-3; FP16: mean abs <= 5e-3 and PSNR >= 35 dB, max abs logged only),
-checks that bad inputs are refused, and measures ms per call. Without
-TensorRT or CUDA it refuses with `BackendUnavailableError` naming what to
-install.
+checks that bad inputs are refused, and measures ms per call. Each graph is
+checked and timed on a stream of its own (`BenchConfig.stream`; on CUDA a
+``torch.cuda.Stream``, timed with its events), never on the legacy default
+stream, on which TensorRT adds device syncs. Without TensorRT or CUDA it
+refuses with `BackendUnavailableError` naming what to install.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from trt_engines.onnx_fp16 import convert_to_fp16
 from trt_engines.parity import Comparator, FeedMaker, ParityReport, Tolerance, random_feeds
 from trt_engines.profiles import BatchRange
 from trt_engines.registry import probe_tensorrt
+from trt_engines.streams import DeviceStream, make_stream
 from trt_engines.trt_build import BuildOptions
 from trt_engines.trt_engine import TrtSource, open_trt_engine
 
@@ -299,13 +302,28 @@ OpenEngine = Callable[[SelfTestGraph, str, Path], Engine]
 """(graph, precision, cache_dir) -> engine under test."""
 
 
+StreamMaker = Callable[[torch.device, Callable[[], float]], DeviceStream]
+"""(device, clock) -> the stream a graph is checked and timed on."""
+
+
 @dataclass(frozen=True)
 class BenchConfig:
-    """Timing loop settings; ``clock`` is injectable for tests."""
+    """Timing loop settings.
+
+    Attributes:
+        iterations: timed calls per engine.
+        warmup: untimed calls first.
+        clock: the CPU stand-in's clock (on CUDA the stream's events time
+            the work on the GPU); injectable for tests.
+        stream: makes each graph's stream: by default `make_stream`, a CUDA
+            stream of its own (never the legacy default stream, on which
+            TensorRT adds device syncs), or the CPU stand-in.
+    """
 
     iterations: int = 50
     warmup: int = 5
     clock: Callable[[], float] = time.perf_counter
+    stream: StreamMaker = make_stream
 
 
 def gpu_selftest(
@@ -349,16 +367,18 @@ def _test_one(
     bench: BenchConfig,
     device: torch.device,
 ) -> SelfTestRow:
+    stream = bench.stream(device, bench.clock)
     reference = graph.reference()
     engine = opener(graph, precision, cache_dir)
     try:
-        batches = sorted({graph.batch.min, graph.batch.opt, graph.batch.max})
-        gate = PRECISION_GATES[precision]
-        report = Comparator([reference, engine], gate, feeds=graph.feeds).run(batches)
-        refusals = _refusal_problems(engine, graph)
+        with stream.activate():
+            batches = sorted({graph.batch.min, graph.batch.opt, graph.batch.max})
+            gate = PRECISION_GATES[precision]
+            report = Comparator([reference, engine], gate, feeds=graph.feeds).run(batches)
+            refusals = _refusal_problems(engine, graph)
         feeds = random_feeds(graph.inputs, graph.batch.opt)
-        ms_engine = benchmark(engine, feeds, bench, device)
-        ms_reference = benchmark(reference, feeds, bench, device)
+        ms_engine = benchmark(engine, feeds, bench, stream)
+        ms_reference = benchmark(reference, feeds, bench, stream)
     finally:
         engine.close()
         reference.close()
@@ -412,26 +432,23 @@ def _refusal_problems(engine: Engine, graph: SelfTestGraph) -> list[str]:
 
 
 def benchmark(
-    engine: Engine, feeds: Mapping[str, torch.Tensor], bench: BenchConfig, device: torch.device
+    engine: Engine, feeds: Mapping[str, torch.Tensor], bench: BenchConfig, stream: DeviceStream
 ) -> float:
-    """Mean milliseconds per `run` after ``bench.warmup`` untimed calls."""
-    engine_device = engine.device
-    placed = {k: v.to(engine_device) for k, v in feeds.items()}
-    sync = _synchronizer(device)
-    for _ in range(bench.warmup):
-        engine.run(placed)
-    sync()
-    start = bench.clock()
-    for _ in range(bench.iterations):
-        engine.run(placed)
-    sync()
-    return (bench.clock() - start) * 1000 / max(bench.iterations, 1)
+    """Mean milliseconds per `run` on ``stream`` after ``bench.warmup`` untimed calls.
 
-
-def _synchronizer(device: torch.device) -> Callable[[], None]:
-    if device.type == "cuda":
-        return lambda: torch.cuda.synchronize(device)
-    return lambda: None
+    Everything (the copy of the feeds too) is enqueued on ``stream``; the
+    time is between two timing events recorded on it (see
+    `trt_engines.streams`).
+    """
+    with stream.activate():
+        placed = {k: v.to(engine.device) for k, v in feeds.items()}
+        for _ in range(bench.warmup):
+            engine.run(placed)
+        start = stream.record(stream.new_event(timing=True))
+        for _ in range(bench.iterations):
+            engine.run(placed)
+        end = stream.record(stream.new_event(timing=True))
+    return stream.elapsed_ms(start, end) / max(bench.iterations, 1)
 
 
 def _trt_opener(device: torch.device) -> OpenEngine:

@@ -11,7 +11,10 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-TRT_INSTALL_HINT = "pip install 'vicocam[trt]' (TensorRT 10.12+ for CUDA 12, with cuda-python)"
+TRT_INSTALL_HINT = (
+    "pip install 'vicocam[trt]' (TensorRT 10.12+ for CUDA 12) beside a CUDA build of "
+    "PyTorch"
+)
 CUDA_TORCH_HINT = (
     "install a CUDA build of PyTorch that matches your driver "
     "(see https://pytorch.org/get-started/locally/) and make sure `nvidia-smi` sees the GPU"

@@ -1,11 +1,14 @@
 """`OrtEngine`: an ONNX Runtime backend (CPU by default).
 
 ``onnxruntime`` is a core dependency but is still imported lazily so that
-importing `trt_engines` stays cheap.
+importing `trt_engines` stays cheap. On a GPU machine ``onnxruntime-gpu``
+(in place of ``onnxruntime``) adds the CUDA provider; ORT silently drops a
+provider it cannot load, so `make_session` says so in the log.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +22,9 @@ from trt_engines.engine import EngineBase, TensorSpec, validate_feeds
 from trt_engines.errors import require
 
 ORT_HINT = "pip install onnxruntime (CPU) or onnxruntime-gpu"
+CUDA_PROVIDER = "CUDAExecutionProvider"
+
+log = logging.getLogger(__name__)
 
 ORT_TYPES: dict[str, torch.dtype] = {
     "tensor(float)": torch.float32,
@@ -43,11 +49,14 @@ class OrtOptions:
             cores), which on a shared machine is rarely what you want.
         graph_optimization: ``"all"`` (default), ``"extended"``, ``"basic"``
             or ``"disabled"``.
+        cuda_device: the GPU index the CUDA provider runs on (``None``:
+            ORT's default, GPU 0).
     """
 
     providers: tuple[str, ...] = ("CPUExecutionProvider",)
     intra_op_threads: int | None = None
     graph_optimization: str = "all"
+    cuda_device: int | None = None
 
 
 def make_session(model: str | Path | bytes, options: OrtOptions) -> Any:
@@ -58,7 +67,39 @@ def make_session(model: str | Path | bytes, options: OrtOptions) -> Any:
         sess_options.intra_op_num_threads = options.intra_op_threads
     sess_options.graph_optimization_level = _optimization_level(ort, options.graph_optimization)
     source = model if isinstance(model, bytes) else str(model)
-    return ort.InferenceSession(source, sess_options, providers=list(options.providers))
+    if CUDA_PROVIDER in options.providers:
+        _preload_cuda_libraries(ort)
+    session = ort.InferenceSession(source, sess_options, providers=provider_list(options))
+    _warn_dropped(options.providers, session.get_providers())
+    return session
+
+
+def provider_list(options: OrtOptions) -> list[str | tuple[str, dict[str, Any]]]:
+    """The ``providers`` argument of ``InferenceSession``: names, the CUDA one with its GPU."""
+    return [
+        (name, {"device_id": options.cuda_device})
+        if name == CUDA_PROVIDER and options.cuda_device is not None else name
+        for name in options.providers
+    ]
+
+
+def _preload_cuda_libraries(ort: Any) -> None:
+    """Let ORT find CUDA/cuDNN (from the pip packages torch brought) before a CUDA session."""
+    preload = getattr(ort, "preload_dlls", None)  # onnxruntime-gpu 1.21+
+    if preload is None:
+        return
+    try:
+        preload()
+    except Exception as exc:  # the session below then says what is missing
+        log.warning("onnxruntime.preload_dlls() failed: %s", exc)
+
+
+def _warn_dropped(asked: tuple[str, ...], used: list[str]) -> None:
+    dropped = [p for p in asked if p not in used]
+    if dropped:
+        log.warning("ONNX Runtime could not use %s (running on %s); for the CUDA provider "
+                    "install onnxruntime-gpu in place of onnxruntime, for the CUDA and cuDNN "
+                    "versions of your torch build", ", ".join(dropped), ", ".join(used))
 
 
 def _optimization_level(ort: Any, name: str) -> Any:

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -27,6 +28,9 @@ from trt_engines.ort_engine import ORT_HINT, OrtEngine, OrtOptions
 from trt_engines.profiles import BatchRange
 from trt_engines.torch_engine import TorchEngine
 from trt_engines.trt_build import BuildOptions
+
+if TYPE_CHECKING:
+    from trt_engines.trt_engine import TrtSource
 
 log = logging.getLogger(__name__)
 
@@ -76,19 +80,22 @@ class Backend:
 
 
 def probe_tensorrt() -> list[str]:
-    """Reasons TensorRT cannot run here, each with its remedy."""
+    """Reasons TensorRT cannot run here (the package, then CUDA), each with its remedy."""
     reasons = []
     try:
         importlib.import_module("tensorrt")
     except ImportError as exc:
         reasons.append(f"the TensorRT Python package is not importable ({exc}): {TRT_INSTALL_HINT}")
-    if not torch.cuda.is_available():
-        build = torch.version.cuda or "none: a CPU-only build"
-        reasons.append(
-            f"no CUDA GPU is visible to torch {torch.__version__} (CUDA build: {build}): "
-            f"{CUDA_TORCH_HINT}"
-        )
-    return reasons
+    return reasons + probe_cuda()
+
+
+def probe_cuda() -> list[str]:
+    """Why torch cannot compute on a CUDA GPU here (``[]``: it can), with the remedy."""
+    if torch.cuda.is_available():
+        return []
+    build = torch.version.cuda or "none: a CPU-only build"
+    return [f"no CUDA GPU is visible to torch {torch.__version__} (CUDA build: {build}): "
+            f"{CUDA_TORCH_HINT}"]
 
 
 def probe_onnxruntime() -> list[str]:
@@ -120,17 +127,29 @@ def _create_onnxruntime(source: EngineSource) -> Engine:
 
 
 def _create_tensorrt(source: EngineSource) -> Engine:
-    from trt_engines.trt_engine import TrtSource, open_trt_engine
+    from trt_engines.trt_engine import open_trt_engine
+
+    return open_trt_engine(trt_source(source), trt_cache(source), source.device)
+
+
+def trt_source(source: EngineSource) -> TrtSource:
+    """What TensorRT builds for ``source``: the ONNX of its precision, its batch range,
+    its builder options (together with the GPU and TensorRT version: the plan's key)."""
+    from trt_engines.trt_engine import TrtSource
 
     fp16 = source.trt_options.precision == "fp16-strong"
     onnx_path = source.onnx_fp16_path if fp16 else source.onnx_path
-    if onnx_path is None or source.cache_dir is None:
-        raise ValueError(
-            f"{source.name}: the tensorrt backend needs cache_dir and "
-            f"{'onnx_fp16_path' if fp16 else 'onnx_path'}"
-        )
-    trt_source = TrtSource(source.name, onnx_path, source.inputs, source.batch, source.trt_options)
-    return open_trt_engine(trt_source, EngineCache(source.cache_dir), source.device)
+    if onnx_path is None:
+        raise ValueError(f"{source.name}: the tensorrt backend needs "
+                         f"{'onnx_fp16_path' if fp16 else 'onnx_path'}")
+    return TrtSource(source.name, onnx_path, source.inputs, source.batch, source.trt_options)
+
+
+def trt_cache(source: EngineSource) -> EngineCache:
+    """The plan cache of ``source`` (`ValueError` without a ``cache_dir``)."""
+    if source.cache_dir is None:
+        raise ValueError(f"{source.name}: the tensorrt backend needs cache_dir")
+    return EngineCache(source.cache_dir)
 
 
 def default_backends() -> tuple[Backend, ...]:

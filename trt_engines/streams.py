@@ -11,13 +11,19 @@ no-op, which would turn a producer/consumer race into wrong pixels; here a
 wait first blocks the host until the producer has *enqueued* the record (not
 until the GPU work finished), so ordering bugs surface as timeouts instead.
 On the CPU stand-in, work is synchronous, so "recorded" also means "done".
+
+Timing uses events too: ``stream.new_event(timing=True)`` before and after
+the work, then ``stream.elapsed_ms(start, end)``. On CUDA that is the GPU's
+own clock between the two points of the stream (what the work cost there,
+not what the host waited); on the CPU it is the host clock at each record.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol, runtime_checkable
 
 import torch
@@ -26,10 +32,19 @@ DEFAULT_WAIT_S = 30.0
 
 
 class StreamEvent:
-    """A point in a stream's work; see the module docstring for the host flag."""
+    """A point in a stream's work; see the module docstring for the host flag.
 
-    def __init__(self, raw: Any = None) -> None:
-        self.raw = raw  # torch.cuda.Event on CUDA, None on the CPU
+    Attributes:
+        raw: the ``torch.cuda.Event`` on CUDA; ``None`` on the CPU.
+        timing: made with ``timing=True``, so `DeviceStream.elapsed_ms` may use it.
+        host_time: the CPU stand-in's clock when it was recorded (``None``
+            on CUDA, and before the record).
+    """
+
+    def __init__(self, raw: Any = None, *, timing: bool = False) -> None:
+        self.raw = raw
+        self.timing = timing
+        self.host_time: float | None = None
         self._recorded = threading.Event()
 
     @property
@@ -68,8 +83,9 @@ class DeviceStream(Protocol):
     @property
     def handle(self) -> int: ...
 
-    def new_event(self) -> StreamEvent:
-        """An event to record later (e.g. created by the consumer side)."""
+    def new_event(self, timing: bool = False) -> StreamEvent:
+        """An event to record later (e.g. created by the consumer side);
+        ``timing=True`` for the events `elapsed_ms` measures between."""
         ...
 
     def record(self, event: StreamEvent | None = None) -> StreamEvent:
@@ -84,6 +100,14 @@ class DeviceStream(Protocol):
         """Block the host until all enqueued work is done."""
         ...
 
+    def elapsed_ms(self, start: StreamEvent, end: StreamEvent) -> float:
+        """Milliseconds of stream work between two recorded timing events.
+
+        Waits for ``end``; `ValueError` when either was not made with
+        ``timing=True`` or never recorded.
+        """
+        ...
+
     def activate(self) -> contextlib.AbstractContextManager[None]:
         """A context in which this stream is the current one for torch ops."""
         ...
@@ -95,19 +119,25 @@ class CpuStream:
     Args:
         wait_timeout: how long `wait` blocks for an unrecorded event before
             raising `TimeoutError` (a stalled producer must not hang a stage).
+        clock: stamps each record (seconds), for `elapsed_ms`; injectable
+            for tests.
     """
 
     handle = 0
 
-    def __init__(self, wait_timeout: float = DEFAULT_WAIT_S) -> None:
+    def __init__(self, wait_timeout: float = DEFAULT_WAIT_S,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
         self.device = torch.device("cpu")
         self.wait_timeout = wait_timeout
+        self.clock = clock
 
-    def new_event(self) -> StreamEvent:
-        return StreamEvent()
+    def new_event(self, timing: bool = False) -> StreamEvent:
+        return StreamEvent(timing=timing)
 
     def record(self, event: StreamEvent | None = None) -> StreamEvent:
         event = self.new_event() if event is None else event
+        if event.timing:
+            event.host_time = self.clock()
         event.mark_recorded()  # everything the caller did before this is already done
         return event
 
@@ -118,8 +148,21 @@ class CpuStream:
     def synchronize(self) -> None:
         """Nothing is ever pending on the CPU."""
 
+    def elapsed_ms(self, start: StreamEvent, end: StreamEvent) -> float:
+        _check_timing(start, end)
+        if start.host_time is None or end.host_time is None:
+            raise ValueError("timing events of another stream kind cannot be timed on the CPU")
+        return (end.host_time - start.host_time) * 1000
+
     def activate(self) -> contextlib.AbstractContextManager[None]:
         return contextlib.nullcontext()
+
+
+def _check_timing(start: StreamEvent, end: StreamEvent) -> None:
+    if not (start.timing and end.timing):
+        raise ValueError("elapsed_ms needs two events made with new_event(timing=True)")
+    if not (start.recorded and end.recorded):
+        raise ValueError("elapsed_ms needs both events recorded on the stream first")
 
 
 class CudaStream:
@@ -147,8 +190,8 @@ class CudaStream:
     def torch_stream(self) -> torch.cuda.Stream:
         return self._stream
 
-    def new_event(self) -> StreamEvent:
-        return StreamEvent(torch.cuda.Event())
+    def new_event(self, timing: bool = False) -> StreamEvent:
+        return StreamEvent(torch.cuda.Event(enable_timing=timing), timing=timing)
 
     def record(self, event: StreamEvent | None = None) -> StreamEvent:
         event = self.new_event() if event is None else event
@@ -165,13 +208,19 @@ class CudaStream:
     def synchronize(self) -> None:
         self._stream.synchronize()
 
+    def elapsed_ms(self, start: StreamEvent, end: StreamEvent) -> float:
+        _check_timing(start, end)
+        end.synchronize(self.wait_timeout)
+        return float(start.raw.elapsed_time(end.raw))
+
     @contextlib.contextmanager
     def activate(self) -> Iterator[None]:
         with torch.cuda.stream(self._stream):
             yield
 
 
-def make_stream(device: torch.device | str) -> DeviceStream:
-    """A `CudaStream` for a CUDA device, a `CpuStream` otherwise."""
+def make_stream(device: torch.device | str,
+                clock: Callable[[], float] = time.perf_counter) -> DeviceStream:
+    """A `CudaStream` for a CUDA device, a `CpuStream` (stamping with ``clock``) otherwise."""
     device = torch.device(device)
-    return CudaStream(device) if device.type == "cuda" else CpuStream()
+    return CudaStream(device) if device.type == "cuda" else CpuStream(clock=clock)

@@ -18,6 +18,10 @@ that largest shape. Each `run`:
    construction) and returns output *views*, valid until the next `run` and
    ordered on that stream. Clone them to keep them.
 
+`open_trt_engine` loads a plan from the `EngineCache` (building it on a miss)
+and wraps it; `prepare_plan` only makes sure the plan is cached (``vicocam
+engines build``). Both key the plan with `plan_key`.
+
 One `TrtEngine` (one execution context) serves one thread/stream at a time.
 The ``trt`` module and the stream-handle source are injectable so that all of
 this runs against a fake on the CPU in tests.
@@ -27,7 +31,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -35,7 +39,7 @@ from typing import Any
 import torch
 
 from trt_engines.backends import BackendName
-from trt_engines.cache import EngineCache, GpuInfo, make_key
+from trt_engines.cache import EngineCache, EngineKey, GpuInfo, make_key
 from trt_engines.engine import EngineBase, TensorSpec, validate_feeds
 from trt_engines.errors import import_tensorrt
 from trt_engines.profiles import BatchRange, ShapeRange, buffer_view, check_in_profile, profile_for
@@ -278,28 +282,68 @@ def open_trt_engine(
     """Load the cached plan for ``source`` or build it (under the cache's file lock)."""
     trt = trt or import_tensorrt()
     device = torch.device(device)
-    gpu = gpu or gpu_info(device)
-    profile = profile_for(source.inputs, source.batch)
-    key = make_key(
+    plan = _load_plan(source, cache, trt, gpu or gpu_info(device))
+    return TrtEngine(plan.engine, device=device, name=f"tensorrt:{source.name}", trt=trt,
+                     keepalive=(plan.logger, plan.runtime))
+
+
+def prepare_plan(
+    source: TrtSource,
+    cache: EngineCache,
+    device: torch.device | str,
+    *,
+    trt: ModuleType | None = None,
+    gpu: GpuInfo | None = None,
+) -> Path:
+    """The cached plan file of ``source``, built first when missing; no context is made.
+
+    What ``vicocam engines build`` does, so that `open_trt_engine` later finds
+    the plan under the same key (the plan is deserialized once as a check).
+    """
+    trt = trt or import_tensorrt()
+    return _load_plan(source, cache, trt, gpu or gpu_info(torch.device(device))).path
+
+
+def plan_key(source: TrtSource, trt_version: str, gpu: GpuInfo) -> EngineKey:
+    """The cache key of ``source``'s plan on ``gpu`` with TensorRT ``trt_version``."""
+    return make_key(
         source.onnx_path,
-        trt_version=str(trt.__version__),
+        trt_version=trt_version,
         gpu=gpu,
         precision=source.options.precision,
-        profile=profile,
+        profile=profile_for(source.inputs, source.batch),
         knobs=source.options.knobs,
     )
-    timing = source.options.timing_cache or cache.timing_cache_path(gpu, str(trt.__version__))
-    options = BuildOptions(
-        source.options.precision, source.options.knobs, timing, source.options.progress_interval_s
-    )
+
+
+def plan_name(source: TrtSource) -> str:
+    """The model part of the plan's file name: graph name and precision."""
+    return f"{source.name}-{source.options.precision}"
+
+
+@dataclass(frozen=True)
+class _LoadedPlan:
+    """A deserialized engine, the objects it needs kept alive, and its plan file."""
+
+    engine: Any
+    logger: Any
+    runtime: Any
+    path: Path
+
+
+def _load_plan(source: TrtSource, cache: EngineCache, trt: ModuleType, gpu: GpuInfo) -> _LoadedPlan:
+    version = str(trt.__version__)
+    key = plan_key(source, version, gpu)
+    timing = source.options.timing_cache or cache.timing_cache_path(gpu, version)
+    options = replace(source.options, timing_cache=timing)
+    profile = profile_for(source.inputs, source.batch)
     logger = make_logger(trt, LogCapture())  # forwards to `logging`; kept alive with the runtime
     runtime = trt.Runtime(logger)
+    name = plan_name(source)
     engine = cache.get_or_build(
-        f"{source.name}-{source.options.precision}",
+        name,
         key,
         lambda: build_plan(source.onnx_path, profile, options, trt=trt),
         runtime.deserialize_cuda_engine,
     )
-    return TrtEngine(
-        engine, device=device, name=f"tensorrt:{source.name}", trt=trt, keepalive=(logger, runtime)
-    )
+    return _LoadedPlan(engine, logger, runtime, cache.plan_path(name, key))

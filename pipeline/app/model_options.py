@@ -2,7 +2,8 @@
 
 `add_model_options` adds ``--checkpoint``, ``--config``, ``--backend``,
 ``--device``, ``--threads`` and ``--precision`` (commands that only need the
-weights leave out the engine options); `model_spec` builds the
+weights leave out the engine options; ``--precision`` left out means FP16
+with TensorRT on CUDA, FP32 elsewhere); `model_spec` builds the
 `trt_engines.bundle.ModelSpec` from the parsed arguments; `open_model` loads
 it (weights and engines) and `open_weights` only its weights, each turning
 what the user can fix into a one-line `UserError`. Choices come from the
@@ -25,7 +26,8 @@ if TYPE_CHECKING:
     from trt_engines.bundle import ModelBundle, ModelSpec
 
 
-def add_config_option(parser: argparse.ArgumentParser, help: str) -> None:
+def add_config_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+                      help: str) -> None:
     """``--config NAME`` (a model configuration); ``--model-config`` and ``--model``
     are its old spellings."""
     parser.add_argument("--config", default=None, metavar="NAME", help=help)
@@ -33,13 +35,20 @@ def add_config_option(parser: argparse.ArgumentParser, help: str) -> None:
     add_deprecated(parser, "--model", "--config", "config")
 
 
-def add_model_options(parser: argparse.ArgumentParser, *, device: str = "cpu",
-                      backend: bool = True, precision: Precision | None = Precision.FP32) -> None:
+AUTO_PRECISION = "auto"
+"""``--precision``'s default in the commands that run the live engines: FP16 on
+TensorRT (a CUDA device), FP32 on every other backend."""
+
+
+def add_model_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, *,
+                      device: str = "cpu", backend: bool = True,
+                      precision: Precision | str | None = AUTO_PRECISION) -> None:
     """The model specification's options (see `model_spec`).
 
     Commands that always use one backend leave out ``--backend``
     (``backend=False``); those that compute in FP32 only, ``--precision``
-    (``precision=None``); ``device`` and ``precision`` are the defaults.
+    (``precision=None``); ``device`` and ``precision`` are the defaults
+    (`AUTO_PRECISION`: FP16 with TensorRT, else FP32).
     """
     parser.add_argument("--checkpoint", type=Path, default=None,
                         help="model weights (.safetensors/.pt); default: the bundled demo "
@@ -51,8 +60,11 @@ def add_model_options(parser: argparse.ArgumentParser, *, device: str = "cpu",
                             help="inference backend (default: onnxruntime on the CPU, "
                                  "tensorrt on CUDA)")
     if precision is not None:
-        parser.add_argument("--precision", choices=choices(Precision), default=str(precision),
-                            help=f"fp32 or fp16 (TensorRT only) ({precision})")
+        default = "fp16 with TensorRT on CUDA, else fp32" if precision == AUTO_PRECISION \
+            else str(precision)
+        parser.add_argument("--precision", choices=choices(Precision),
+                            default=None if precision == AUTO_PRECISION else str(precision),
+                            help=f"fp32 or fp16 (TensorRT only) (default: {default})")
     parser.add_argument("--device", default=device, help=f"cpu or cuda:N ({device})")
     parser.add_argument("--threads", type=positive_int, default=1,
                         help="intra-op threads per model engine (default 1: the stages "
@@ -62,14 +74,18 @@ def add_model_options(parser: argparse.ArgumentParser, *, device: str = "cpu",
                              "(default: $VICOCAM_CACHE or ~/.cache/vicocam)")
 
 
-def model_spec(args: argparse.Namespace, *, weights_only: bool = False) -> ModelSpec:
+def model_spec(args: argparse.Namespace, *, weights_only: bool = False,
+               max_batch: int | None = None) -> ModelSpec:
     """The `ModelSpec` the arguments ask for; `UserError` for invalid values.
 
     ``weights_only``: the command uses the weights, not engines of the spec
     (its ``--precision`` means something else, e.g. which graphs to export).
+    ``max_batch``: the engines' largest batch (``engines build --max-batch``,
+    ``serve``'s session limit); ``None`` = `DEFAULT_MAX_BATCH`, which is what
+    ``vicocam run`` uses, so the plans of a default build serve both.
     """
     from networks.config import list_configs
-    from trt_engines.bundle import ModelSpec
+    from trt_engines.bundle import DEFAULT_MAX_BATCH, ModelSpec
 
     if args.checkpoint is not None and args.config is not None:
         raise UserError("give --checkpoint (the file names its configuration) or --config, "
@@ -81,14 +97,19 @@ def model_spec(args: argparse.Namespace, *, weights_only: bool = False) -> Model
         return ModelSpec(checkpoint=args.checkpoint, config=args.config,
                          backend=_enum(BackendName, getattr(args, "backend", None)),
                          device=args.device, threads=args.threads, cache_dir=args.cache,
-                         precision=Precision.FP32 if weights_only
-                         else Precision(getattr(args, "precision", Precision.FP32)))
+                         precision=Precision.FP32 if weights_only else _precision(args),
+                         max_batch=DEFAULT_MAX_BATCH if max_batch is None else max_batch)
     except ValueError as exc:
         raise UserError(str(exc)) from None
 
 
 def _enum(kind: type[BackendName], value: str | None) -> BackendName | None:
     return None if value is None else kind(value)
+
+
+def _precision(args: argparse.Namespace) -> Precision | None:
+    value = getattr(args, "precision", None)
+    return None if value is None else Precision(value)
 
 
 def open_model(spec: ModelSpec) -> ModelBundle:

@@ -70,8 +70,8 @@ class DeprecatedAlias(argparse.Action):
         setattr(namespace, self.dest, values if self.convert is None else self.convert(values))
 
 
-def add_deprecated(parser: argparse.ArgumentParser, old: str, new: str, dest: str,
-                   convert: Any = None, *, flag: bool = False) -> None:
+def add_deprecated(parser: argparse.ArgumentParser | argparse._ArgumentGroup, old: str,
+                   new: str, dest: str, convert: Any = None, *, flag: bool = False) -> None:
     """Keep ``old`` working as a hidden alias of the option ``new`` (stored in ``dest``);
     ``flag``: the old option takes no value (``convert`` then receives ``[]``)."""
     parser.add_argument(old, dest=dest, action=DeprecatedAlias, new=new, convert=convert,

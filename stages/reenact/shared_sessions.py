@@ -148,7 +148,7 @@ class SessionFactory:
         return [*self._stages(settings, own), ReleaseEngines(engines)]
 
     def _own_engines(self) -> tuple[Engine, Engine] | None:
-        """A session's members of the batchers, its own engines, or ``None`` (share the bundle's)."""
+        """The session's batcher members, its own engines, or ``None``: the bundle's."""
         if self.batchers is not None:
             return self.batchers[0].join(), self.batchers[1].join()
         if not self.per_session_engines or self._engines is None:

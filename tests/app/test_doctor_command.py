@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import sys
 import threading
 from collections.abc import Mapping
@@ -120,3 +121,29 @@ def test_overlapped_run_raises_a_render_error_instead_of_hanging():
 def test_frame_latency_rejects_unknown_modes():
     with pytest.raises(ValueError, match="sequential"):
         frame_latency(CountingMotion(), RecordingGenerate(), _inputs(), mode="parallel")
+
+
+def test_doctor_gpu_without_tensorrt_times_the_pytorch_engines_and_writes_json(
+        monkeypatch, tmp_path, capsys):
+    # A "GPU" that is the CPU: the probes say CUDA is there, TensorRT is not.
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    monkeypatch.setattr("trt_engines.registry.probe_cuda", lambda: [])
+    out = tmp_path / "doctor.json"
+    code = main(["doctor", "--gpu", "--device", "cpu", "--config", "vicoface-64s",
+                 "--frames", "3", "--json", str(out)])  # fmt: skip
+    assert code == 2
+    captured = capsys.readouterr()
+    assert "TensorRT self-test skipped" in captured.out
+    assert "pip install 'vicocam[trt]'" in captured.out
+    assert "end-to-end, PyTorch FP32" in captured.out and "install TensorRT" in captured.err
+    figures = json.loads(out.read_text())
+    assert set(figures["graphs_ms"]) == {"motion", "generate"}
+    assert [r["mode"] for r in figures["latency"]["rows"]] == ["sequential", "overlapped"]
+    assert figures["system"]["tensorrt"] is None and figures["tensorrt_skipped"]
+
+
+def test_doctor_json_records_why_the_gpu_check_could_not_run(no_trt_no_cuda, tmp_path, capsys):
+    out = tmp_path / "doctor.json"
+    assert main(["doctor", "--gpu", "--json", str(out)]) == 2
+    figures = json.loads(out.read_text())
+    assert "needs TensorRT and a CUDA GPU" in figures["error"] and "system" in figures

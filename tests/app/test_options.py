@@ -21,8 +21,8 @@ def test_model_options_build_one_model_spec():
     spec = model_spec(parse("run", "--config", "lia-64s", "--backend", "torch",
                             "--threads", "2", "--cache", "c"))
     assert (spec.checkpoint, spec.config, spec.backend, spec.device, spec.threads,
-            spec.precision, spec.cache_dir) == (
-        None, "lia-64s", BackendName.TORCH, "cpu", 2, Precision.FP32, Path("c"))
+            spec.resolved_precision, spec.cache_dir, spec.max_batch) == (
+        None, "lia-64s", BackendName.TORCH, "cpu", 2, Precision.FP32, Path("c"), 4)
 
 
 @pytest.mark.parametrize("command", [
@@ -83,3 +83,37 @@ def test_bad_model_specs_are_user_errors():
         model_spec(parse("run", "--precision", "fp16"))
     spec = model_spec(parse("run", "--precision", "fp16", "--device", "cuda:0"))
     assert spec.resolved_backend is BackendName.TENSORRT
+
+
+@pytest.mark.parametrize(("argv", "precision"), [
+    (["run", "--device", "cuda:0"], Precision.FP16),  # TensorRT on CUDA: FP16 by default
+    (["serve", "--device", "cuda:1"], Precision.FP16),
+    (["run", "--device", "cuda:0", "--precision", "fp32"], Precision.FP32),  # explicit wins
+    (["run", "--device", "cuda:0", "--backend", "onnxruntime"], Precision.FP32),
+    (["run", "--device", "cuda:0", "--backend", "torch"], Precision.FP32),
+    (["run"], Precision.FP32),  # the CPU default backend
+    (["bench", "live", "--device", "cuda:0"], Precision.FP16),
+])
+def test_fp16_is_the_default_with_tensorrt_on_cuda_only(argv, precision):
+    assert model_spec(parse(*argv)).resolved_precision is precision
+
+
+def test_what_runs_in_fp16_depends_on_the_backend_that_opens():
+    from trt_engines.bundle import ModelSpec, effective_precision
+
+    spec = ModelSpec(device="cuda:0")
+    assert effective_precision(spec, BackendName.TENSORRT) is Precision.FP16
+    assert effective_precision(spec, BackendName.ONNXRUNTIME) is Precision.FP32  # a fallback
+
+
+def test_the_engines_batch_maximum_comes_from_serve_and_engines_build():
+    from pipeline.app.commands.serve import serve_config
+    from trt_engines.bundle import engine_batch
+
+    assert model_spec(parse("run")).max_batch == 4
+    assert serve_config(parse("serve", "--max-sessions", "6")).model.max_batch == 6
+    build = parse("engines", "build", "--max-batch", "3")
+    spec = model_spec(build, max_batch=build.max_batch)
+    assert (engine_batch(spec).min, engine_batch(spec).opt, engine_batch(spec).max) == (1, 1, 3)
+    with pytest.raises(UserError, match="largest batch must be >= 1"):
+        model_spec(parse("run"), max_batch=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import sys
 from collections.abc import Mapping
@@ -24,6 +25,7 @@ from trt_engines.errors import BackendUnavailableError
 from trt_engines.onnx_fp16 import convert_to_fp16
 from trt_engines.ort_engine import OrtEngine, OrtOptions
 from trt_engines.profiles import BatchRange
+from trt_engines.streams import CpuStream
 from trt_engines.torch_engine import TorchEngine
 
 BATCH = BatchRange(1, 2, 3)
@@ -156,3 +158,54 @@ def test_gpu_selftest_on_a_real_gpu(toy_folded: Path, tmp_path: Path):
         [graph], tmp_path / "engines", device=device, bench=BenchConfig(iterations=20, warmup=3)
     )
     assert table.passed, table.format()
+
+
+class RecordingStream(CpuStream):
+    """The CPU stand-in, noting whether it is the active stream."""
+
+    def __init__(self, clock) -> None:
+        super().__init__(clock=clock)
+        self.active = False
+
+    @contextlib.contextmanager
+    def activate(self):
+        self.active = True
+        try:
+            yield
+        finally:
+            self.active = False
+
+
+class StreamCheckingEngine(EngineBase):
+    """Wraps an engine and records, per call, whether its stream was the active one."""
+
+    def __init__(self, inner: EngineBase, streams: list[RecordingStream]) -> None:
+        super().__init__(inner.name, inner.inputs, inner.outputs)
+        self.inner, self.streams, self.calls_active = inner, streams, []
+
+    def run(self, feeds: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        self.calls_active.append(any(s.active for s in self.streams))
+        return self.inner.run(feeds)
+
+
+def test_gpu_selftest_checks_and_times_every_call_on_a_stream_of_its_own(toy_folded, tmp_path):
+    streams: list[RecordingStream] = []
+    engines: list[StreamCheckingEngine] = []
+
+    def make(device, clock):
+        streams.append(RecordingStream(clock))
+        return streams[-1]
+
+    def opener(wrap):
+        def open_engine(graph, precision, cache_dir):
+            engines.append(StreamCheckingEngine(wrap(reference()), streams))
+            return engines[-1]
+        return open_engine
+
+    graph = SelfTestGraph("toy", toy_folded, reference, INPUTS, BATCH)
+    bench = BenchConfig(iterations=3, warmup=1, clock=fake_clock(), stream=make)
+    table = gpu_selftest([graph], tmp_path, device="cpu", precisions=("fp32-notf32",),
+                         readiness=lambda: [], open_engine=opener(lambda e: BoundedEngine(e, 3)),
+                         bench=bench)  # fmt: skip
+    assert len(streams) == 1 and engines[0].calls_active and all(engines[0].calls_active)
+    assert table.rows[0].ms_engine == pytest.approx(10 / 3)  # one 10 ms tick between the events

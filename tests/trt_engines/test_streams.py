@@ -89,3 +89,33 @@ def test_cuda_streams_order_work_across_threads():
         total = x.sum()
     consumer.synchronize()
     assert float(total) == 3 * (1 << 20)
+
+
+def test_cpu_stream_times_between_timing_events_with_its_clock():
+    ticks = iter([1.0, 1.25])
+    stream = CpuStream(clock=lambda: next(ticks))
+    start = stream.record(stream.new_event(timing=True))
+    end = stream.record(stream.new_event(timing=True))
+    assert stream.elapsed_ms(start, end) == pytest.approx(250.0)
+
+
+def test_elapsed_ms_refuses_events_made_without_timing_or_not_recorded():
+    stream = make_stream("cpu", clock=lambda: 0.0)
+    plain = stream.record()
+    timed = stream.record(stream.new_event(timing=True))
+    with pytest.raises(ValueError, match="timing=True"):
+        stream.elapsed_ms(plain, timed)
+    with pytest.raises(ValueError, match="recorded"):
+        stream.elapsed_ms(timed, stream.new_event(timing=True))
+
+
+@pytest.mark.needs_cuda
+def test_cuda_stream_times_its_own_work_with_events():
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU: torch.cuda.is_available() is False")
+    stream = CudaStream(torch.device("cuda", 0))
+    with stream.activate():
+        start = stream.record(stream.new_event(timing=True))
+        torch.ones(1 << 22, device=stream.device).cumsum(0)
+        end = stream.record(stream.new_event(timing=True))
+    assert stream.elapsed_ms(start, end) > 0

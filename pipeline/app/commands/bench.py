@@ -30,7 +30,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         help="WebRTC benchmarks: let the browser and the server share every core "
                              "(default: browser on one core, server on the others)")
     parser.add_argument("--max-sessions", type=positive_int, default=None, metavar="N",
-                        help="sessions benchmark: the most sessions at once to try (8)")
+                        help="sessions benchmark: the most sessions at once to try (8); also the "
+                             "engines' largest batch")
     model = parser.add_argument_group(
         "model", "for the benchmarks that run one model (live, sessions): the bundled model "
                  "on the CPU unless given")
@@ -41,14 +42,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run_bench(args: argparse.Namespace) -> int:
     from benchmarks.common import median_of_runs, write_result
-    from benchmarks.registry import BENCHMARKS, BenchOptions
+    from benchmarks.registry import BENCHMARKS, MAX_SESSIONS, BenchOptions
 
     spec = BENCHMARKS.get(args.name)
     if spec is None:
         raise UserError(f"unknown benchmark {args.name!r}; choose one of: {', '.join(BENCHMARKS)}")
     run = spec.load()
-    options = BenchOptions(seconds=args.seconds, pin=args.pin, model=model_spec(args),
-                           max_sessions=args.max_sessions, json_path=args.json)
+    sessions = args.max_sessions or MAX_SESSIONS
+    # The engines' largest batch is the most sessions: one call may carry them all.
+    options = BenchOptions(seconds=args.seconds, pin=args.pin,
+                           model=model_spec(args, max_batch=sessions),
+                           max_sessions=sessions, json_path=args.json)
     runs = [run(options) for _ in range(args.runs)]
     figures = runs[0] if args.runs == 1 else median_of_runs(runs)
     command = (

@@ -1,8 +1,10 @@
 """``vicocam engines build|export``: the model's ONNX graphs and TensorRT engines.
 
-``build`` writes into the cache folder that ``vicocam run`` reads
-(`trt_engines.bundle`: same folder, same graph names, same precision
-settings), so a run finds the plans it built.
+``build`` makes its TensorRT plans from `trt_engines.bundle.engine_sources`,
+the recipe ``vicocam run`` and ``serve`` open their engines from (same
+folder, graph names, precision, batch range), so they find the plans it
+built: ``--max-batch N`` (default 4) matches ``serve --max-sessions N``, and
+the default matches ``run``.
 
 Exit codes: 0 all good, 1 a check failed, 2 something missing.
 """
@@ -33,11 +35,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="export, check and build the TensorRT engines of a model",
         description="Export both graphs (opset 18, dynamic batch), fold constants, lint, check "
         "ONNX Runtime against PyTorch, convert to FP16 (--precision fp16), then build the "
-        "TensorRT engines through the engine cache that 'vicocam run' reuses. Without "
-        "TensorRT the ONNX steps still run and the build stops with what to install.",
+        "TensorRT engines through the engine cache that 'vicocam run' and 'vicocam serve' "
+        "reuse: the defaults (fp16, --max-batch 4) are theirs on CUDA; for 'serve "
+        "--max-sessions N' build with --max-batch N. Without TensorRT the ONNX steps still "
+        "run and the build stops with what to install.",
     )
     add_model_options(build, device="cuda:0", backend=False, precision=Precision.FP16)
-    build.add_argument("--max-batch", type=positive_int, default=4, help="largest batch")
+    build.add_argument("--max-batch", type=positive_int, default=4,
+                       help="largest batch of the engines: serve's --max-sessions (4)")
     build.set_defaults(handler=handle_engines_build)
     export = actions.add_parser(
         "export",
@@ -94,7 +99,7 @@ def handle_engines_export(args: argparse.Namespace) -> int:
 def handle_engines_build(args: argparse.Namespace) -> int:
     from trt_engines.registry import probe_tensorrt
 
-    spec = model_spec(args)
+    spec = model_spec(args, max_batch=args.max_batch)
     reenactor, label = open_weights(spec)
     print(f"model: {label}")
     folder = engine_folder(spec, reenactor)
@@ -107,25 +112,33 @@ def handle_engines_build(args: argparse.Namespace) -> int:
             f"the ONNX graphs are ready in {folder}, but TensorRT engines cannot be built "
             "on this machine:\n  - " + "\n  - ".join(reasons)
         )
-    _build_engines(args, reenactor, report)
+    _build_engines(spec, reenactor)
     return 0
 
 
-def _build_engines(args: argparse.Namespace, reenactor: Reenactor, report: ExportReport) -> None:
-    from trt_engines.bundle import trt_precision
-    from trt_engines.cache import EngineCache
-    from trt_engines.profiles import BatchRange
-    from trt_engines.trt_build import BuildOptions
-    from trt_engines.trt_engine import TrtSource, open_trt_engine
+def _build_engines(spec: ModelSpec, reenactor: Reenactor) -> None:
+    """The TensorRT plans of ``spec``, made as `vicocam run`/`serve` make their engines."""
+    from trt_engines.backends import BackendName
+    from trt_engines.bundle import engine_batch, engine_sources
+    from trt_engines.registry import trt_cache, trt_source
+    from trt_engines.trt_engine import prepare_plan
 
-    precision = trt_precision(Precision(args.precision))
-    cache = EngineCache(report.graphs[0].onnx_path.parent / "tensorrt")
-    batch = BatchRange(1, 1, args.max_batch)
-    specs = (reenactor.motion_graph.input_specs, reenactor.generate_graph.input_specs)
-    for graph, inputs in zip(report.graphs, specs, strict=True):
-        path = graph.onnx_fp16_path if args.precision == Precision.FP16 else graph.onnx_path
-        # Named as `vicocam run` names its sources, so that it finds these plans.
-        name = f"{graph.name}:{reenactor.config.name}"
-        source = TrtSource(name, path or graph.onnx_path, inputs, batch, BuildOptions(precision))
-        with open_trt_engine(source, cache, args.device):
-            print(f"{graph.name:<10} built {precision}, batch 1..{args.max_batch} in {cache.root}")
+    batch = engine_batch(spec)
+    for source in engine_sources(reenactor, spec, BackendName.TENSORRT):
+        plan = prepare_plan(trt_source(source), trt_cache(source), spec.device)
+        print(f"{source.name:<22} {source.trt_options.precision}, batch {batch.min}..{batch.max}: "
+              f"{plan}")
+    print(f"{_users(spec)} find these plans (with the same model options)")
+
+
+def _users(spec: ModelSpec) -> str:
+    """The commands whose engines have the keys of ``spec``'s plans."""
+    from trt_engines.bundle import DEFAULT_MAX_BATCH
+
+    flags = f" --device {spec.device}"
+    if spec.resolved_precision is Precision.FP32:
+        flags += " --precision fp32"
+    users = [f"'vicocam serve{flags} --max-sessions {spec.max_batch}'"]
+    if spec.max_batch == DEFAULT_MAX_BATCH:
+        users.insert(0, f"'vicocam run{flags}'")
+    return " and ".join(users)
