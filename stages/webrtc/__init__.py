@@ -9,6 +9,10 @@ Modules:
   per peer.
 - `peer_session`: one peer's `Session` (its connection, pipeline and
   settings) and `SessionConfig`.
+- `control_channel`: the page's controls, live stats and frame timing on a
+  data channel of the session.
+- `settings_messages`: what a settings change may say and how settings are
+  reported, one rule set for the HTTP routes and the control channel.
 - `uploads`: avatar upload validation; a session's settings are
   `stages.reenact.live_settings.LiveSettings`, the type ``vicocam run``'s
   keys write too.
@@ -22,7 +26,8 @@ Modules:
   behind a version gate: `jitter` (frame completion on the RTP marker bit),
   `playout` (the browser asked to show returned frames when decoded),
   `bandwidth` (a floor under the upload bandwidth reported to the browser,
-  its start bitrate), `encoder` (the returned VP8 bitrate raised in steps).
+  its start bitrate), `encoder` (the returned VP8 bitrate raised in steps);
+  and `timestamps`, which reads the RTP timestamp origins aiortc hides.
 - ``static/``: the browser page.
 
 The command parsers (`pipeline.app.commands.serve`), the avatar model behind

@@ -15,6 +15,12 @@ or on Ctrl-C; the session is closed on the server in every case. A source,
 sink or connection that fails raises `ClientError` saying which. A notice the
 server publishes in its config (e.g. that its model does not fit real faces)
 is handed to ``on_notice`` once connected, since no page shows it here.
+
+An ``https`` server's certificate is checked against the system's trusted
+authorities, or against ``ca`` (a PEM file), or, for a self-signed server,
+only its SHA-256 fingerprint is compared with the one ``vicocam serve``
+printed (``fingerprint``); a certificate that fails its check ends the run
+with a `ClientError` before anything is sent.
 """
 
 from __future__ import annotations
@@ -22,8 +28,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
@@ -42,6 +50,7 @@ from pipeline.runtime import (
 from pipeline.stage import Source, Stage
 from stages.webrtc.aiortc_patches import PatchConfig, install_patches
 from stages.webrtc.ice import filter_candidates, ice_host_addresses
+from stages.webrtc.tls import colon_hex, parse_fingerprint
 from stages.webrtc.tracks import OutgoingVideoTrack, TrackSink, TrackSource, pump_track
 
 log = logging.getLogger(__name__)
@@ -64,6 +73,11 @@ class ClientConfig:
         drain_s: after the local source ends, how long returned frames may
             still arrive.
         ice_host: use only this address for ICE on both sides (loopback tests).
+        ca: trust an ``https`` server whose certificate this PEM file (the
+            certificate itself or its authority) vouches for; ``None`` = the
+            system's trusted authorities.
+        fingerprint: accept an ``https`` server only if its certificate's
+            SHA-256 is this (hex, colons allowed), whoever signed it.
     """
 
     server: str
@@ -72,6 +86,8 @@ class ClientConfig:
     connect_timeout_s: float = 20.0
     drain_s: float = 1.0
     ice_host: str | None = None
+    ca: Path | None = None
+    fingerprint: str | None = None
 
 
 @dataclass
@@ -95,7 +111,8 @@ def split_server_url(url: str, token: str | None) -> tuple[str, str | None]:
     """``(base URL without query, token)`` from a server URL possibly carrying ``?token=``."""
     parts = urlsplit(url if "://" in url else f"http://{url}")
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ClientError(f"cannot use server URL {url!r}; give http://HOST:PORT")
+        raise ClientError(f"cannot use server URL {url!r}; give http://HOST:PORT "
+                          "(https:// for a server started with --tls)")
     from_url = parse_qs(parts.query).get("token", [None])[0]
     return urlunsplit((parts.scheme, parts.netloc, "", "", "")), token or from_url
 
@@ -110,9 +127,40 @@ async def run_client(config: ClientConfig, source: Source, sink: Stage, *,
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     scope = (ice_host_addresses([config.ice_host]) if config.ice_host
              else contextlib.nullcontext())
+    connector = aiohttp.TCPConnector(ssl=tls_check(config, base))
     with scope:
-        async with aiohttp.ClientSession(headers=headers) as http:
+        async with aiohttp.ClientSession(headers=headers, connector=connector) as http:
             return await _Call(config, base, http, on_notice).run(source, sink)
+
+
+SslCheck = ssl.SSLContext | aiohttp.Fingerprint | bool
+
+
+def tls_check(config: ClientConfig, base: str) -> SslCheck:
+    """How the client checks the certificate of the server at ``base``; `ClientError` if misused.
+
+    ``True`` = the system's trusted authorities (aiohttp's default).
+    """
+    if config.ca is None and config.fingerprint is None:
+        return True
+    if not base.startswith("https://"):
+        raise ClientError("--ca and --fingerprint check a certificate: give an https:// "
+                          "server URL ('vicocam serve --tls ...')")
+    if config.ca is not None and config.fingerprint is not None:
+        raise ClientError("give --ca or --fingerprint, not both")
+    if config.fingerprint is not None:
+        try:
+            return aiohttp.Fingerprint(parse_fingerprint(config.fingerprint))
+        except ValueError as exc:
+            raise ClientError(f"--fingerprint: {exc}") from None
+    return _ca_context(config.ca)
+
+
+def _ca_context(ca: Path | None) -> ssl.SSLContext:
+    try:
+        return ssl.create_default_context(cafile=ca)
+    except (OSError, ssl.SSLError) as exc:
+        raise ClientError(f"--ca {ca}: cannot use it as trusted certificates ({exc})") from None
 
 
 class _Call:
@@ -206,6 +254,11 @@ class _Call:
         try:
             async with self.http.request(method, url, **kwargs) as response:
                 body = await response.json(content_type=None)
+        except aiohttp.ServerFingerprintMismatch as exc:
+            raise ClientError(fingerprint_mismatch(self.base, exc)) from None
+        except aiohttp.ClientConnectorCertificateError as exc:
+            raise ClientError(f"the certificate of {self.base} is not trusted "
+                              f"({exc.certificate_error}); {TRUST_HINT}") from None
         except (aiohttp.ClientError, ValueError) as exc:
             raise ClientError(f"cannot reach the server at {self.base}: {exc}") from exc
         if response.status >= 400:
@@ -220,6 +273,18 @@ class _Call:
             return
         with contextlib.suppress(ClientError):
             await self._request("DELETE", f"/api/sessions/{self.session}")
+
+
+TRUST_HINT = ("for a self-signed server give --fingerprint with the SHA-256 'vicocam serve' "
+              "printed, or --ca FILE with its certificate")
+
+
+def fingerprint_mismatch(base: str, exc: aiohttp.ServerFingerprintMismatch) -> str:
+    """What to tell a user whose pinned fingerprint is not the server's."""
+    return (f"the certificate of {base} is not the pinned one: its SHA-256 is "
+            f"{colon_hex(exc.got)}, --fingerprint says {colon_hex(exc.expected)}. Another "
+            "server answers at that address, or the server made a new certificate (it "
+            "prints its fingerprint at start); connect only once you know which")
 
 
 def _ice_servers(server: dict[str, Any]) -> list[RTCIceServer]:

@@ -25,11 +25,13 @@ The keys of ``aiortc.rtcdtlstransport.X509_DIGEST_ALGORITHMS``, written out
 so this module needs no aiortc; a test keeps the two equal.
 """
 
-MAX_SECTIONS = {"video": 1, "audio": 1}
-"""Media sections a `Session` uses, by kind: its first video and first audio.
+MAX_SECTIONS = {"video": 1, "audio": 1, "application": 1}
+"""Media sections a `Session` uses, by kind: its first video, first audio and data channels.
 
 A second one of a kind would be answered and then ignored, and a kind not
-listed (a data channel) is never read, so both are refused.
+listed is never read, so both are refused. The one ``application`` section
+carries the page's control channel (`stages.webrtc.control_channel`); it
+must be SCTP over DTLS, the only data transport aiortc speaks.
 """
 
 _FINGERPRINT = re.compile(r"^(\S+) ([0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2})+)$")
@@ -44,6 +46,7 @@ class _Section:
     """One part of an SDP: its ``m=`` kind (``""`` for the session part) and its attributes."""
 
     kind: str
+    protocol: str = ""
     attributes: list[tuple[str, str]] = field(default_factory=list)
 
     def values(self, name: str) -> list[str]:
@@ -79,7 +82,8 @@ def _sections(sdp: str) -> tuple[_Section, list[_Section]]:
     media: list[_Section] = []
     for line in sdp.splitlines():
         if line.startswith("m="):
-            media.append(_Section(line[2:].split(" ", 1)[0]))
+            fields = line[2:].split(" ")
+            media.append(_Section(fields[0], fields[2] if len(fields) > 2 else ""))
         elif line.startswith("a="):
             name, _, value = line[2:].partition(":")
             (media[-1] if media else session).attributes.append((name, value.strip()))
@@ -92,12 +96,21 @@ def _check_media(media: list[_Section]) -> None:
         raise OfferError("the offer has no video track; send a camera")
     for kind, count in kinds.items():
         if kind not in MAX_SECTIONS:
-            raise OfferError("the offer has a media section other than audio and video; "
-                             "this server uses only those")
+            raise OfferError("the offer has a media section other than audio, video and a "
+                             "data channel; this server uses only those")
         if count > MAX_SECTIONS[kind]:
             raise OfferError(f"the offer has more than {MAX_SECTIONS[kind]} {kind} section; "
-                             "send one camera and at most one microphone")
+                             "send one camera, at most one microphone and one data channel "
+                             "section")
+    if any(s.kind == "application" and not _sctp_over_dtls(s) for s in media):
+        raise OfferError("the offer's data channel section is not SCTP over DTLS "
+                         "(UDP/DTLS/SCTP); this server speaks only that")
     _check_mids(media)
+
+
+def _sctp_over_dtls(section: _Section) -> bool:
+    parts = section.protocol.upper().split("/")
+    return "DTLS" in parts and "SCTP" in parts
 
 
 def _check_mids(media: list[_Section]) -> None:

@@ -37,10 +37,19 @@ from stages.webrtc.aiortc_patches import (
     DEFAULT_FLOOR_BPS,
     PatchConfig,
     PlayoutDelay,
+    SentRtpOrigin,
     install_patches,
+    received_rtp_origin,
+)
+from stages.webrtc.control_channel import (
+    CONTROL_LABEL,
+    AvatarPicker,
+    ControlChannel,
+    ControlTarget,
 )
 from stages.webrtc.ice import filter_candidates
 from stages.webrtc.offers import OfferError
+from stages.webrtc.settings_messages import AvatarNames
 from stages.webrtc.tracks import (
     DelayedAudioTrack,
     OutgoingVideoTrack,
@@ -137,15 +146,21 @@ class Session:
     """One peer's connection, pipeline and settings; see the module docstring.
 
     ``settings`` starts as ``initial`` (default `LiveSettings()`); the server's
-    handlers replace it, the stages read it per frame.
+    handlers and the page's control channel (`stages.webrtc.control_channel`)
+    replace it, the stages read it per frame. ``avatar_names`` names the
+    avatar chosen last; ``pick_avatar`` lets the channel pick presets.
     """
 
     def __init__(self, session_id: str, factory: StageFactory, config: SessionConfig,
                  on_closed: Callable[[Session], None] | None = None,
-                 initial: LiveSettings | None = None) -> None:
+                 initial: LiveSettings | None = None,
+                 pick_avatar: AvatarPicker | None = None) -> None:
         self.id = session_id
         self.config = config
         self.settings: LiveSettingsBox = SettingsBox(initial or LiveSettings())
+        self.avatar_names = AvatarNames()
+        self.control: ControlChannel | None = None
+        self._pick_avatar = pick_avatar
         self.close_reason: str | None = None
         self._factory = factory
         self._on_closed = on_closed
@@ -153,6 +168,7 @@ class Session:
         self._pc: RTCPeerConnection | None = None
         self._video_in: TrackSource | None = None
         self._video_out: OutgoingVideoTrack | None = None
+        self._sent_rtp: SentRtpOrigin | None = None  # the returned video's RTP origin
         self._audio_out: DelayedAudioTrack | None = None
         self._pipeline: Pipeline | None = None
         self._tasks: list[asyncio.Task[Any]] = []  # pumps and the watchdog
@@ -190,6 +206,12 @@ class Session:
             await pc.setLocalDescription(await pc.createAnswer())
         return str(pc.localDescription.sdp)
 
+    def _source_origin(self) -> int | None:
+        return received_rtp_origin(self._pc) if self._pc is not None else None
+
+    def _sent_origin(self) -> int | None:
+        return self._sent_rtp.origin if self._sent_rtp is not None else None
+
     def _video_pair(self) -> tuple[TrackSource, OutgoingVideoTrack]:
         """The received video and the track that returns it; `OfferError` if none came."""
         if self._video_in is None or self._video_out is None:
@@ -200,8 +222,18 @@ class Session:
         ice = [RTCIceServer(urls=url) for url in self.config.ice_servers]
         pc = RTCPeerConnection(RTCConfiguration(iceServers=ice))
         pc.on("track", self._on_track)
+        pc.on("datachannel", self._on_channel)
         pc.on("connectionstatechange", self._on_connection_state)
         return pc
+
+    def _on_channel(self, channel: Any) -> None:
+        if channel.label != CONTROL_LABEL or self.control is not None or self._closing:
+            log.info("session %s: closing an unexpected data channel", self.id)
+            channel.close()
+            return
+        target = ControlTarget(self.settings, self.avatar_names, self.stats, self._video_out,
+                               self._source_origin, self._sent_origin, self._pick_avatar)
+        self.control = ControlChannel(channel, target)
 
     def _build_pipeline(self, source: TrackSource, out: OutgoingVideoTrack) -> Pipeline:
         stages = [*self._factory(self.settings), TrackSink(out)]
@@ -215,7 +247,7 @@ class Session:
             self._video_in = TrackSource(open_timeout_s=self.config.connect_timeout_s)
             self._video_out = OutgoingVideoTrack()
             self._pump(track, self._video_in.push, self._video_in.end)
-            self._pc.addTrack(self._video_out)
+            self._sent_rtp = SentRtpOrigin(self._pc.addTrack(self._video_out))
         elif track.kind == "audio" and self._audio_out is None:
             self._audio_out = DelayedAudioTrack(self._audio_delay_s)
             self._pump(track, self._audio_out.push, self._audio_out.end)
@@ -310,6 +342,8 @@ class Session:
         for track in (self._video_out, self._audio_out):
             if track is not None:
                 track.stop()
+        if self.control is not None:
+            await self.control.close()
         if self._pc is not None:
             await self._pc.close()
 

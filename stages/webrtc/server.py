@@ -2,7 +2,8 @@
 
 Routes (the API answers JSON; errors are ``{"error": "..."}`` with a status)::
 
-    GET    /                              the page (static/index.html)
+    GET    /                              the page (static/index.html); /?token=T sets the
+                                          access cookie and redirects to / without it
     GET    /static/...                    its script and style
     GET    /api/config                    ICE servers, upload limits, the starting settings
                                           and the server's notice (null when none)
@@ -27,12 +28,26 @@ names were given (see `stages.webrtc.security.host_allowlist`).
 Guards on every ``/api`` request, in order: a cross-site ``Origin`` is refused
 (a web page the user visits must not drive a local server), the access token
 (required off loopback, see `stages.webrtc.security`), then a per-client rate
-limit (429 with ``Retry-After``). Offers have their own, stricter rate, a
+limit (429 with ``Retry-After``).
+
+The token travels in the URL only once: opening the printed ``/?token=T``
+exchanges it for an HttpOnly, SameSite=Strict cookie (Secure over HTTPS) and
+redirects to the page without it, so it leaves the address bar, the history
+and any referrer; the page's API calls then carry the cookie, and programs
+(``vicocam client``) send ``Authorization: Bearer T``. A token in an API
+URL is not accepted, and the access log (DEBUG, `AccessLogger`) writes every
+``token`` query value as ``REDACTED``. With ``tls``, the server speaks HTTPS
+(`stages.webrtc.tls`): browsers give the camera to a page of any other name
+than a loopback one only then. Offers have their own, stricter rate, a
 size limit and a session limit; a bad offer gets 400 with the reason.
 
 A session's settings are the avatar path's `LiveSettings` (one type for the
 terminal of ``vicocam run`` and this page): every control replaces the
 session's box whole, and the change applies from the next frame.
+The page sends its controls and gets its live stats on the session's own
+data channel (`stages.webrtc.control_channel`), whichever HTTP worker
+answered the offer; the settings, avatar and stats routes stay for programs
+and answer by the same rules (`stages.webrtc.settings_messages`).
 """
 
 from __future__ import annotations
@@ -40,7 +55,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import enum
 import json
 import logging
 import secrets
@@ -53,7 +67,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
 from aiohttp.typedefs import Middleware
+from yarl import URL
 
 from networks.motion import MotionMode
 from stages.reenact.live_settings import (
@@ -80,6 +96,8 @@ from stages.webrtc.security import (
     resolve_token,
     token_matches,
 )
+from stages.webrtc.settings_messages import settings_changes, settings_reply, use_avatar
+from stages.webrtc.tls import TlsFiles, server_context
 from stages.webrtc.uploads import AvatarError, AvatarLimits, decode_avatar
 
 log = logging.getLogger(__name__)
@@ -118,6 +136,8 @@ class ServerConfig:
             LAN name a browser uses. ``()`` = loopback names only on a loopback
             bind, and any name elsewhere (the token guards those); once given,
             every bind accepts only loopback names and these.
+        tls: serve HTTPS with this certificate and key (`stages.webrtc.tls`
+            checks them); ``None`` = plain HTTP.
     """
 
     host: str = "127.0.0.1"
@@ -136,6 +156,7 @@ class ServerConfig:
     settings: LiveSettings = field(default_factory=lambda: LiveSettings(output=OutputMode.PASTE))
     notice: str | None = None
     allowed_hosts: tuple[str, ...] = ()
+    tls: TlsFiles | None = None
 
     def __post_init__(self) -> None:
         if self.max_sessions < 1:
@@ -147,6 +168,11 @@ class ServerConfig:
             raise ValueError(f"allowed hosts must be names or addresses such as gpu-box.local "
                              f"or 192.168.1.5, got {bad}")
 
+
+WRONG_TOKEN_PAGE = ("wrong access token: open the exact URL 'vicocam serve' printed "
+                    "(it carries ?token=...)")
+PRIVATE_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+"""Headers of the token exchange: nothing cached, no URL passed on as a referrer."""
 
 OFFER_FAILED = "the session could not start (a server error; its log has the details)"
 
@@ -247,7 +273,7 @@ class WebRTCServer:
             return _error(403, f"cross-site request from {origin} refused")
         if self.token is not None:
             given = bearer_token(request.headers.get("Authorization"))
-            given = given or request.query.get("token")
+            given = given or request.cookies.get(token_cookie(request))
             if not token_matches(self.token, given):
                 return _error(401, "missing or wrong access token; open the URL printed by "
                                    "'vicocam serve' (it carries ?token=...)")
@@ -259,8 +285,30 @@ class WebRTCServer:
 
     # ---- static ----------------------------------------------------------------------
     async def _index(self, request: web.Request) -> web.StreamResponse:
+        if "token" in request.query:
+            return self._exchange_token(request)
         return web.FileResponse(STATIC_DIR / "index.html",
                                 headers={"Cache-Control": "no-store"})
+
+    def _exchange_token(self, request: web.Request) -> web.StreamResponse:
+        """``/?token=T``: the access cookie, and a redirect to the same page without ``T``.
+
+        A wrong token gets 401 and no cookie, and guesses count against the
+        client's API rate; a server that needs none only drops it from the URL.
+        """
+        if self._api_limit.check(_client_key(request)) > 0:
+            return web.Response(status=429, text="too many requests; slow down")
+        given = request.query.get("token")
+        if self.token is not None and not token_matches(self.token, given):
+            return web.Response(status=401, text=WRONG_TOKEN_PAGE, headers=PRIVATE_HEADERS)
+        target = request.rel_url.with_query([(k, v) for k, v in request.query.items()
+                                             if k != "token"])
+        response = web.Response(status=303, headers={"Location": str(target),
+                                                      **PRIVATE_HEADERS})
+        if self.token is not None:
+            response.set_cookie(token_cookie(request), self.token, path="/", httponly=True,
+                                samesite="Strict", secure=request.secure)
+        return response
 
     async def _client_config(self, request: web.Request) -> web.Response:
         c = self.config
@@ -323,7 +371,8 @@ class WebRTCServer:
     async def _start_session(self, sdp: str) -> web.Response:
         session_id = secrets.token_urlsafe(12)
         session = Session(session_id, self.factory, self._session_config,
-                          on_closed=self._forget, initial=self.config.settings)
+                          on_closed=self._forget, initial=self.config.settings,
+                          pick_avatar=self._pick_preset)
         self.sessions[session_id] = session
         try:
             answer = await session.answer(sdp)
@@ -358,18 +407,28 @@ class WebRTCServer:
                 name = request.headers.get("X-Filename", "upload")[:200]
                 data = await request.read()
                 avatar = await asyncio.to_thread(decode_avatar, data, self.config.avatar_limits)
-            if avatar is not None and self.prepare_avatar is not None:
-                await asyncio.to_thread(self.prepare_avatar, avatar)
+            await self._prepare(avatar)
         except (AvatarError, ValueError) as exc:
             return _error(400, str(exc))
         except web.HTTPRequestEntityTooLarge:
             limit = self.config.avatar_limits.max_bytes
             return _error(400, f"the picture is too large; the limit is {limit / 1e6:.1f} MB")
-        session.settings.update(avatar=avatar)
+        use_avatar(session.settings, session.avatar_names, name, avatar)
         reply: dict[str, Any] = {"avatar": name}
         if avatar is not None and avatar.image is not None:
             reply["height"], reply["width"] = avatar.image.shape[:2]
         return web.json_response(reply)
+
+    async def _pick_preset(self, body: Any) -> tuple[str | None, AvatarKey | None]:
+        """`_preset`, prepared (a session's control channel picks with it)."""
+        name, avatar = self._preset(body)
+        await self._prepare(avatar)
+        return name, avatar
+
+    async def _prepare(self, avatar: AvatarKey | None) -> None:
+        """Prepare ``avatar`` off the loop; `ValueError` when the model cannot use it."""
+        if avatar is not None and self.prepare_avatar is not None:
+            await asyncio.to_thread(self.prepare_avatar, avatar)
 
     def _preset(self, body: Any) -> tuple[str | None, AvatarKey | None]:
         """``(name, avatar)`` a JSON pick asks for; ``name`` ``None`` = the server's avatar."""
@@ -411,7 +470,7 @@ class WebRTCServer:
             current = session.settings.update(**changes)
         except (ValueError, TypeError) as exc:
             return _error(400, f"bad settings: {exc}")
-        return web.json_response(settings_reply(current))
+        return web.json_response(settings_reply(current, session.avatar_names))
 
     async def _stats(self, request: web.Request) -> web.Response:
         return web.json_response(self._session(request).stats())
@@ -420,49 +479,6 @@ class WebRTCServer:
         session = self._session(request)
         await session.close("the peer hung up")
         return web.json_response({"closed": session.id})
-
-
-SETTINGS_FIELDS = frozenset({"strength", "reset", "mode", "output"})
-
-
-def settings_changes(body: Any, current: LiveSettings) -> dict[str, Any]:
-    """The `LiveSettings` fields a page's settings request changes; `ValueError` if invalid."""
-    if not isinstance(body, dict) or not set(body) <= SETTINGS_FIELDS:
-        raise ValueError('send any of {"strength": number, "reset": true, '
-                         '"mode": name or null, "output": name}')
-    changes: dict[str, Any] = {}
-    if "strength" in body:
-        strength = body["strength"]
-        if isinstance(strength, bool) or not isinstance(strength, int | float):
-            raise ValueError("strength must be a number")
-        changes["strength"] = float(strength)
-    if body.get("reset") is True:
-        changes["reset_count"] = current.reset_count + 1
-    if "mode" in body:
-        mode = body["mode"]
-        changes["mode"] = None if mode is None else MotionMode(_choice(MotionMode, mode))
-    if "output" in body:
-        changes["output"] = OutputMode(_choice(OutputMode, body["output"]))
-    return changes
-
-
-def _choice(kind: type[enum.StrEnum], value: Any) -> str:
-    """``value`` when it names a member of ``kind`` (then ``kind(value)`` is that member)."""
-    names = [str(member) for member in kind]
-    if not isinstance(value, str) or value not in names:
-        raise ValueError(f"{value!r} is not one of {names}")
-    return value
-
-
-def settings_reply(settings: LiveSettings) -> dict[str, Any]:
-    """The settings as the page shows them (``mode`` ``None`` = the model's default)."""
-    return {
-        "avatar": settings.avatar.source if settings.avatar else None,
-        "strength": settings.strength,
-        "reset_count": settings.reset_count,
-        "mode": settings.mode.value if settings.mode else None,
-        "output": settings.output.value,
-    }
 
 
 async def _read_capped(request: web.Request, cap: int) -> bytes | None:
@@ -481,6 +497,41 @@ def _client_key(request: web.Request) -> str:
     return request.remote or "unknown"
 
 
+def token_cookie(request: web.Request) -> str:
+    """The access cookie's name: one per server port, since cookies ignore ports.
+
+    Two servers on one machine (``localhost:8080`` and ``localhost:8081``)
+    with different tokens would otherwise overwrite each other's cookie.
+    """
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    port = sockname[1] if isinstance(sockname, tuple) and len(sockname) >= 2 else ""
+    return f"vicocam-token-{port}"
+
+
+def redacted(url: URL) -> str:
+    """``url``'s path and query with every ``token`` value replaced by ``REDACTED``."""
+    if "token" not in url.query:
+        return url.path_qs
+    query = [(k, "REDACTED" if k == "token" else v) for k, v in url.query.items()]
+    return url.with_query(query).path_qs
+
+
+class AccessLogger(AbstractAccessLogger):
+    """One DEBUG line per request: client, method, path (token redacted), status, time.
+
+    aiohttp's own access log writes the request line as sent, which would
+    put the token of the printed URL into the log.
+    """
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.debug("%s %s %s %d %.1f ms", request.remote, request.method,
+                          redacted(request.rel_url), response.status, time * 1e3)
+
+    @property
+    def enabled(self) -> bool:
+        return self.logger.isEnabledFor(logging.DEBUG)
+
+
 # ---- running it -----------------------------------------------------------------------------
 @contextlib.contextmanager
 def _ice_scope(config: ServerConfig) -> Iterator[None]:
@@ -496,17 +547,21 @@ async def serve(server: WebRTCServer, *, ready: Callable[[str], None] | None = N
     """Run ``server`` until ``stop`` is set (or the task is cancelled).
 
     ``ready(url)`` is called once listening, with the page's URL (carrying
-    the token when one is required).
+    the token when one is required; ``https`` with ``tls``). Raises
+    `stages.webrtc.tls.TlsError` when the certificate cannot be used.
     """
     c = server.config
+    ssl_context = server_context(c.tls) if c.tls is not None else None
     with _ice_scope(c):
-        runner = web.AppRunner(server.build_app(), access_log=None)
+        runner = web.AppRunner(server.build_app(), access_log_class=AccessLogger,
+                               access_log=log.getChild("access"))
         await runner.setup()
         try:
-            site = web.TCPSite(runner, c.host, c.port)
+            site = web.TCPSite(runner, c.host, c.port, ssl_context=ssl_context)
             await site.start()
             if ready is not None:
-                ready(page_url(c.host, _bound_port(runner, c.port), server.token))
+                port = _bound_port(runner, c.port)
+                ready(page_url(c.host, port, server.token, secure=ssl_context is not None))
             await (stop or asyncio.Event()).wait()
         finally:
             await runner.cleanup()
@@ -519,10 +574,10 @@ def _bound_port(runner: web.AppRunner, requested: int) -> int:
     return requested
 
 
-def page_url(host: str, port: int, token: str | None) -> str:
+def page_url(host: str, port: int, token: str | None, *, secure: bool = False) -> str:
     shown = f"[{host}]" if ":" in host else host
     suffix = f"/?token={token}" if token else "/"
-    return f"http://{shown}:{port}{suffix}"
+    return f"{'https' if secure else 'http'}://{shown}:{port}{suffix}"
 
 
 class ServerThread:

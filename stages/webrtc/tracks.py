@@ -16,7 +16,11 @@
 * Outgoing timestamps are the *send* time on a 90 kHz clock, not the capture
   time: the peer's jitter buffer sizes itself from how regularly frames
   arrive relative to their timestamps, and send-time stamps make processing
-  jitter invisible to it (capture stamps would make it buffer more).
+  jitter invisible to it (capture stamps would make it buffer more). Each
+  sent frame's timestamp is kept with the RTP timestamp of the received
+  frame it was made from (`OutgoingVideoTrack.timestamps`), so the peer can
+  tell which of its camera frames a returned frame shows
+  (`stages.webrtc.control_channel`).
 * `DelayedAudioTrack` passes the peer's audio back delayed by the video
   path's measured latency (arrival of a video frame to its send), so voice
   and the avatar's lips leave the server together.
@@ -135,7 +139,10 @@ class OutgoingVideoTrack(MediaStreamTrack):
 
     ``offer`` is thread-safe (called from `TrackSink`'s worker). The track
     records each sent frame's path latency (arrival at the server to send, ms)
-    for `path_latency_ms` and the stats endpoint.
+    for `path_latency_ms` and the stats endpoint, and in ``timestamps`` the
+    pair ``(sent pts, source pts)`` of the last frames sent whose source
+    frame had a pts (for a received track: its RTP timestamp), both on the
+    90 kHz clock; ``frames_timed`` counts every pair ever recorded.
     """
 
     kind = "video"
@@ -143,7 +150,7 @@ class OutgoingVideoTrack(MediaStreamTrack):
     def __init__(self, clock_ns: Callable[[], int] = time.monotonic_ns) -> None:
         super().__init__()
         self._clock_ns = clock_ns
-        self._slot: LatestSlot[tuple[VideoFrame, int]] = LatestSlot()
+        self._slot: LatestSlot[tuple[VideoFrame, int, int | None]] = LatestSlot()
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sent_number = 0
@@ -151,10 +158,16 @@ class OutgoingVideoTrack(MediaStreamTrack):
         self._last_pts = -1
         self.frames_sent = 0
         self.latencies_ms: collections.deque[float] = collections.deque(maxlen=300)
+        self.timestamps: collections.deque[tuple[int, int]] = collections.deque(maxlen=300)
+        self.frames_timed = 0
 
-    def offer(self, frame: VideoFrame, capture_ns: int) -> None:
-        """Make ``frame`` the next to send, replacing one not yet sent."""
-        self._slot.put((frame, capture_ns), self._clock_ns())
+    def offer(self, frame: VideoFrame, capture_ns: int, source_pts: int | None = None) -> None:
+        """Make ``frame`` the next to send, replacing one not yet sent.
+
+        ``source_pts`` is the pts of the frame it was made from, on the
+        90 kHz clock (``None``: unknown, the frame is not paired).
+        """
+        self._slot.put((frame, capture_ns, source_pts), self._clock_ns())
         loop = self._loop
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self._wake.set)
@@ -176,7 +189,7 @@ class OutgoingVideoTrack(MediaStreamTrack):
         self._slot.close()
         self._wake.set()
 
-    def _stamp(self, frame: VideoFrame, capture_ns: int) -> VideoFrame:
+    def _stamp(self, frame: VideoFrame, capture_ns: int, source_pts: int | None) -> VideoFrame:
         now = self._clock_ns()
         if self._origin_ns is None:
             self._origin_ns = now
@@ -186,6 +199,9 @@ class OutgoingVideoTrack(MediaStreamTrack):
         frame.time_base = VIDEO_TIME_BASE
         self.frames_sent += 1
         self.latencies_ms.append((now - capture_ns) / 1e6)
+        if source_pts is not None:
+            self.timestamps.append((pts, source_pts))
+            self.frames_timed += 1
         return frame
 
     def path_latency_ms(self) -> float | None:
@@ -208,8 +224,15 @@ class TrackSink(StageBase):
         self._track = track
 
     def process(self, frame: Frame) -> Frame:
-        self._track.offer(to_yuv420p(frame.image), frame.capture_ns)
+        self._track.offer(to_yuv420p(frame.image), frame.capture_ns, _pts_90k(frame))
         return frame
+
+
+def _pts_90k(frame: Frame) -> int | None:
+    """``frame``'s pts on the 90 kHz RTP video clock (``None`` when it has none)."""
+    if frame.pts is None:
+        return None
+    return round(frame.pts * frame.time_base / VIDEO_TIME_BASE)
 
 
 def to_yuv420p(image: Image) -> VideoFrame:

@@ -38,11 +38,16 @@ class CountingFactory:
         return identity_factory(settings)
 
 
-def good_offer() -> str:
-    """A real aiortc offer (one video section, loopback candidates only)."""
+def good_offer(channels: int = 0) -> str:
+    """A real aiortc offer (one video section, loopback candidates only).
+
+    ``channels`` data channels make its one ``application`` section.
+    """
     async def make() -> str:
         with ice_host_addresses(["127.0.0.1"]):
             peer = TestPeer()
+            for i in range(channels):
+                peer.pc.createDataChannel(f"channel{i}")
             try:
                 return await peer.offer()
             finally:
@@ -56,8 +61,19 @@ def offer() -> str:
     return good_offer()
 
 
+@pytest.fixture(scope="module")
+def offer_with_channel() -> str:
+    return good_offer(channels=1)
+
+
 def video_section(sdp: str) -> str:
     return sdp[sdp.index("m=video"):]
+
+
+def application_section(sdp: str) -> str:
+    start = sdp.index("m=application")
+    end = sdp.find("m=", start + 1)
+    return sdp[start:] if end < 0 else sdp[start:end]
 
 
 def without(sdp: str, prefix: str) -> str:
@@ -85,6 +101,30 @@ def test_bad_offers_are_refused_by_the_check(offer, case):
     mutate, reason = BAD_OFFERS[case]
     with pytest.raises(OfferError, match=re.escape(reason)):
         check_offer(mutate(offer), LIMIT)
+
+
+CHANNEL_OFFERS = {
+    # A second application section, even under another mid, is refused.
+    "two data channel sections": (
+        lambda s: s + application_section(s).replace("a=mid:1", "a=mid:9"),
+        "more than 1 application"),
+    "data channel not over DTLS": (
+        lambda s: s.replace("UDP/DTLS/SCTP", "UDP/SCTP"), "not SCTP over DTLS"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CHANNEL_OFFERS))
+def test_bad_data_channel_sections_are_refused(offer_with_channel, case):
+    mutate, reason = CHANNEL_OFFERS[case]
+    with pytest.raises(OfferError, match=re.escape(reason)):
+        check_offer(mutate(offer_with_channel), LIMIT)
+
+
+def test_one_data_channel_section_passes_the_check(offer_with_channel):
+    # aiortc offers however many channels in one section, as browsers do.
+    assert offer_with_channel.count("m=application") == 1
+    assert good_offer(channels=2).count("m=application") == 1
+    check_offer(offer_with_channel, LIMIT)
 
 
 def test_a_good_offer_passes_the_check(offer):
@@ -158,6 +198,33 @@ def test_an_unexpected_failure_is_a_fixed_500_logged_with_its_traceback(offer, c
     assert server.sessions == {} and factory.calls == 1
     logged = [r for r in caplog.records if r.exc_info is not None]
     assert logged and "corrupt" in str(logged[0].exc_info[1])
+
+
+@pytest.mark.parametrize("case", sorted(CHANNEL_OFFERS))
+def test_bad_data_channel_sections_get_a_fixed_400(offer_with_channel, case):
+    mutate, reason = CHANNEL_OFFERS[case]
+    factory = CountingFactory()
+    server = WebRTCServer(ServerConfig(ice_host="127.0.0.1"), factory)
+    status, reply = post(server, offer_body(mutate(offer_with_channel)))
+    assert_fixed_refusal(status, reply, reason)
+    assert server.sessions == {} and factory.calls == 0
+
+
+def test_an_offer_with_a_data_channel_is_answered_with_one(offer_with_channel):
+    factory = CountingFactory()
+    server = WebRTCServer(ServerConfig(ice_host="127.0.0.1"), factory)
+
+    async def scenario() -> tuple[int, dict]:
+        with ice_host_addresses(["127.0.0.1"]):
+            async with api_client(server.build_app()) as client:
+                response = await client.post("/api/offer", data=offer_body(offer_with_channel))
+                reply = await response.json()
+                await client.delete(f"/api/sessions/{reply.get('session')}")
+                return response.status, reply
+
+    status, reply = asyncio.run(scenario())
+    assert status == 200 and reply["sdp"].count("m=application") == 1
+    assert "UDP/DTLS/SCTP" in reply["sdp"] and factory.calls == 1
 
 
 def test_a_good_offer_is_answered_and_the_pipeline_built_once(offer):

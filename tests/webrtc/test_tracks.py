@@ -100,6 +100,25 @@ def test_outgoing_track_sends_only_the_newest_frame_with_send_time_stamps():
     assert track.path_latency_ms() == 10.0
 
 
+def test_outgoing_track_pairs_each_sent_pts_with_its_source_pts():
+    ticks = Ticks()
+    track = OutgoingVideoTrack(clock_ns=ticks)
+
+    async def scenario():
+        sent = []
+        for step, source in enumerate((4_000_000_000, None, 4_000_006_000)):
+            ticks.now = step * 30_000_000
+            track.offer(video(step), capture_ns=0, source_pts=source)
+            sent.append((await track.recv()).pts)
+        return sent
+
+    sent = asyncio.run(scenario())
+    assert sent == [0, 2700, 5400]
+    # The frame without a source pts is sent and left out of the pairs.
+    assert list(track.timestamps) == [(0, 4_000_000_000), (5400, 4_000_006_000)]
+    assert track.frames_timed == 2 and track.frames_sent == 3
+
+
 def test_stopping_the_outgoing_track_ends_a_waiting_recv():
     track = OutgoingVideoTrack()
 
@@ -117,11 +136,13 @@ def test_track_sink_hands_yuv_frames_to_the_track():
     track = OutgoingVideoTrack()
     image = np.zeros((72, 96, 3), np.uint8)
     stamp(image, 5)
-    TrackSink(track).process(Frame(seq=0, capture_ns=123, image=image))
+    TrackSink(track).process(Frame(seq=0, capture_ns=123, image=image, pts=7,
+                                   time_base=Fraction(1, 30)))
     got = track._slot.peek()
     assert got is not None
-    frame, capture_ns = got.item
+    frame, capture_ns, source_pts = got.item
     assert frame.format.name == "yuv420p" and capture_ns == 123
+    assert source_pts == 21_000  # 7/30 s on the 90 kHz RTP clock
     assert read_stamp(np.asarray(frame.to_ndarray(format="rgb24"), np.uint8)) == 5
 
 

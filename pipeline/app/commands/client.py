@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from pathlib import Path
 
 from pipeline.app.endpoint_options import add_sink_option
 from pipeline.app.options import add_deprecated, positive_float, size
@@ -22,8 +23,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                      "over WebRTC and write the returned avatar into the local virtual "
                      "camera or a video file."))
     parser.add_argument("--server", required=True,
-                        help="the server's URL, e.g. http://gpu-box:8080/?token=...")
+                        help="the server's URL, e.g. https://gpu-box:8080/?token=...")
     parser.add_argument("--token", default=None, help="access token (if not in the URL)")
+    parser.add_argument("--ca", type=Path, default=None, metavar="FILE",
+                        help="trust an https server whose certificate this PEM file (the "
+                             "certificate or its authority) vouches for (default: the "
+                             "system's trusted authorities)")
+    parser.add_argument("--fingerprint", default=None, metavar="SHA256",
+                        help="accept an https server only if its certificate has this SHA-256 "
+                             "fingerprint, as 'vicocam serve --tls self-signed' prints it")
     parser.add_argument("--source", default="camera:0",
                         help="what to send: camera:N (default camera:0), pattern[:WxH@FPS] or "
                              "a video file (looped)")
@@ -49,7 +57,7 @@ def handle_client(args: argparse.Namespace) -> int:
     from stages.webrtc.client import ClientConfig, ClientError, run_client
 
     config = ClientConfig(server=args.server, token=args.token, duration_s=args.seconds,
-                          ice_host=args.ice_host)
+                          ice_host=args.ice_host, ca=args.ca, fingerprint=args.fingerprint)
     try:
         source = open_source(args.source, SourceOptions(fps=args.fps, size=args.size, loop=True))
         sink = open_sink(args.sink, SinkOptions(fps=args.fps, size=args.size,

@@ -17,12 +17,14 @@ from pipeline.app.endpoint_options import add_avatar_options
 from pipeline.app.model_options import add_model_options, model_spec, open_model
 from pipeline.app.options import add_in_flight_options
 from pipeline.app.real_faces import serve_notice, warn
+from pipeline.app.tls_options import add_tls_options, announce_certificate, tls_files
 from pipeline.errors import UserError
 
 if TYPE_CHECKING:
     from pipeline.app.serving import AvatarService, ServeConfig
     from stages.webrtc.aiortc_patches import PlayoutDelay
     from stages.webrtc.server import ServerConfig, WebRTCServer
+    from trt_engines.batching import BatchConfig
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -33,8 +35,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                      "own pipeline and live settings (avatar, strength, reset, motion and "
                      "output mode, from the page). Binds 127.0.0.1 unless --host says "
                      "otherwise; any other address requires an access token (--token, or "
-                     "one is generated and printed)."))
+                     "one is generated and printed). Browsers reaching it by any name but "
+                     "localhost need HTTPS for the camera: --tls self-signed or "
+                     "--tls-cert/--tls-key."))
     _server_arguments(parser)
+    add_tls_options(parser)
     _avatar_arguments(parser)
     add_model_options(parser)
     add_in_flight_options(parser)
@@ -80,6 +85,12 @@ def _avatar_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--identity", action="store_true",
                         help="no model: send every peer its camera back unchanged (to debug "
                              "or measure the transport)")
+    parser.add_argument("--no-batching", dest="batching", action="store_false",
+                        help="every session calls the model engines itself (default: the "
+                             "sessions' motion and generate calls due at once share one call)")
+    parser.add_argument("--batch-wait-ms", type=float, default=4.0, metavar="MS",
+                        help="longest a batched call waits for the other active sessions "
+                             "(4; a lone session never waits)")
 
 
 def handle_serve(args: argparse.Namespace) -> int:
@@ -87,7 +98,7 @@ def handle_serve(args: argparse.Namespace) -> int:
 
     server, service = build_server(args)
     try:
-        asyncio.run(serve(server, ready=lambda url: _announce(url, server.token)))
+        asyncio.run(serve(server, ready=lambda url: _announce(url, server)))
     except OSError as exc:
         raise UserError(f"cannot listen on {args.host}:{args.port}: {exc}") from exc
     finally:
@@ -140,6 +151,7 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
                               allowed_hosts=tuple(args.allow_host))
     except ValueError as exc:
         raise UserError(str(exc)) from exc
+    config = dataclasses.replace(config, tls=tls_files(args))
     if config.avatars_dir is not None and not config.avatars_dir.is_dir():
         raise UserError(f"--avatars {config.avatars_dir}: no such folder")
     return config
@@ -173,12 +185,26 @@ def parse_playout_delay(text: str) -> PlayoutDelay | None:
     return PlayoutDelay(*values)
 
 
+def _batching(args: argparse.Namespace) -> BatchConfig | None:
+    """The batcher's settings, or ``None`` with ``--no-batching``."""
+    from trt_engines.batching import BatchConfig
+
+    if not args.batching:
+        return None
+    try:
+        return BatchConfig(max_batch=args.max_sessions, max_wait_s=args.batch_wait_ms / 1e3)
+    except ValueError as exc:
+        raise UserError(f"--batch-wait-ms / --max-sessions: {exc}") from None
+
+
 def serve_config(args: argparse.Namespace) -> ServeConfig:
     """The `ServeConfig` of ``vicocam serve``'s arguments; `UserError` for invalid values."""
     from pipeline.app.serving import ServeConfig
     from stages.reenact.output_mode import OutputMode
 
-    config = ServeConfig(model=model_spec(args), output=OutputMode(args.output_mode))
+    # The engines' largest batch is the session limit: one call may carry every session.
+    config = ServeConfig(model=model_spec(args, max_batch=args.max_sessions),
+                         output=OutputMode(args.output_mode), batching=_batching(args))
     if args.avatar is not None:
         config = dataclasses.replace(config, avatar=args.avatar)
     return config
@@ -196,11 +222,18 @@ def _open_service(config: ServeConfig) -> AvatarService:
         raise UserError(f"cannot serve the avatar {config.avatar!r}: {exc}") from exc
 
 
-def _announce(url: str, token: str | None) -> None:
+def _announce(url: str, server: WebRTCServer) -> None:
+    from stages.webrtc.ice import is_loopback
+
     print(f"vicocam: open {url} in a browser (Ctrl-C to stop)", file=sys.stderr)
+    if server.config.tls is not None:
+        announce_certificate(server.config.tls)
     if "//0.0.0.0:" in url or "//[::]:" in url:
         print("vicocam: from another machine, use this machine's name or address in place "
               "of the wildcard address", file=sys.stderr)
-    if token:
-        print("vicocam: the access token is in that URL; share it only with people who may "
-              "use this server", file=sys.stderr)
+    if server.token:
+        print("vicocam: the access token is in that URL (opening it trades it for a "
+              "cookie); share it only with people who may use this server", file=sys.stderr)
+    if server.config.tls is None and not is_loopback(server.config.host):
+        print("vicocam: browsers on other machines get no camera over plain HTTP; add "
+              "--tls self-signed (see the README)", file=sys.stderr)

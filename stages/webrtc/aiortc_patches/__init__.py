@@ -20,6 +20,11 @@ reason measured in this project:
   negotiates the ``playout-delay`` RTP header extension and every returned
   packet asks for none.
 
+One more module reads aiortc's state without changing what is sent:
+`timestamps` (`received_rtp_origin`, `SentRtpOrigin`), the origins aiortc
+counts received and sent video pts from, so the server can name frames by the
+RTP timestamps on the wire.
+
 The patches were written against aiortc 1.16. `install_patches` first
 checks the installed version against `SUPPORTED` and that every internal the
 patches reach into is still where they expect it (`compat`), and raises
@@ -42,25 +47,34 @@ from stages.webrtc.aiortc_patches.compat import (
 )
 
 try:
-    from stages.webrtc.aiortc_patches import bandwidth, encoder, jitter, playout
+    from stages.webrtc.aiortc_patches import bandwidth, encoder, jitter, playout, timestamps
     from stages.webrtc.aiortc_patches.bandwidth import DEFAULT_FLOOR_BPS
     from stages.webrtc.aiortc_patches.playout import PlayoutDelay
+    from stages.webrtc.aiortc_patches.timestamps import (
+        RTP_MODULUS,
+        SentRtpOrigin,
+        received_rtp_origin,
+    )
 except ImportError as exc:  # an aiortc that moved what the patches import
     raise UnsupportedAiortcError(installed_version(), str(exc)) from exc
 
 INTERNALS: tuple[Internal, ...] = (
     *jitter.INTERNALS, *bandwidth.INTERNALS, *encoder.INTERNALS, *playout.INTERNALS,
+    *timestamps.INTERNALS,
 )
 """Every piece of aiortc the patches reach into."""
 
 __all__ = [
     "DEFAULT_FLOOR_BPS",
     "INTERNALS",
+    "RTP_MODULUS",
     "SUPPORTED",
     "PatchConfig",
     "PlayoutDelay",
+    "SentRtpOrigin",
     "UnsupportedAiortcError",
     "install_patches",
+    "received_rtp_origin",
     "require_supported_aiortc",
 ]
 

@@ -2,14 +2,17 @@
 // and drives the session's settings. window.vicocam exposes the live state
 // (used by the automated browser test and the benchmark).
 
+import { CONTROL_LABEL, ControlChannel } from "./control.js";
 import { LatencyMatcher } from "./latency.js";
+import { measureCaptureTimes, RtpLatency } from "./rtp_latency.js";
 import { StallCounter } from "./stalls.js";
 import { StampReader } from "./stamp.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
-const token = params.get("token");
-const authHeaders = token ? { Authorization: `Bearer ${token}` } : {};
+// No token in the page: opening the printed /?token=... URL set an HttpOnly
+// cookie that the page's same-origin requests carry.
+const authHeaders = {};
 const LATENCY_KEEP = 20000;
 
 const state = {
@@ -18,11 +21,16 @@ const state = {
   session: null,
   latencies: [], // {t, ms, index}: capture -> display of stamped frames
   latencyDropped: 0, // returned stamped frames that matched no capture
+  rtpLatencies: [], // {t, ms}: capture -> display of any camera, by RTP timestamp
+  rtp: null, // the RtpLatency matcher of the session
+  captureWorker: null, // reports the encoded camera frames (null: RTCRtpScriptTransform missing)
   stalls: new StallCounter(), // gaps over 100 ms between displayed returned frames
   inbound: {},
   outbound: {},
   server: {},
   settings: null, // the session's settings as the server last confirmed them
+  defaultAvatar: null, // what the server calls its own avatar
+  control: null, // the session's control channel (control.js)
   pc: null,
 };
 window.vicocam = state;
@@ -30,7 +38,7 @@ window.vicocam = state;
 // Fresh counters right now (the panel itself refreshes once a second).
 state.snapshot = async () => {
   if (state.pc) await readStats(state.pc);
-  if (state.session) state.server = await sessionApi("/stats").catch(() => state.server);
+  if (state.session) state.server = await serverStats().catch(() => state.server);
   return {
     now: performance.now(), inbound: state.inbound, outbound: state.outbound, server: state.server,
     stalls: state.stalls.snapshot(),
@@ -118,6 +126,9 @@ async function start() {
     const pc = new RTCPeerConnection({ iceServers: config.iceServers || [] });
     state.pc = pc;
     camera.getTracks().forEach((track) => pc.addTrack(track, camera));
+    openControl(pc);
+    state.rtp = new RtpLatency();
+    state.captureWorker = measureCaptureTimes(pc, state.rtp);
     const remote = new MediaStream();
     $("remote").srcObject = remote;
     pc.addEventListener("track", (event) => remote.addTrack(event.track));
@@ -131,6 +142,7 @@ async function start() {
     state.session = answer.session;
     await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
     await keepResolution(pc);
+    await state.control.opened(5000); // until then (or without it), controls go over HTTP
     await sendControls();
     $("stop").disabled = false;
     watchLatency();
@@ -143,6 +155,17 @@ async function start() {
   }
 }
 
+// Controls and live stats travel on a data channel of the session itself, opened
+// before the offer so that the offer carries it.
+function openControl(pc) {
+  state.control = new ControlChannel(pc.createDataChannel(CONTROL_LABEL), {
+    settings: (message) => showSettings(message.settings),
+    stats: (message) => { state.server = message.stats; },
+    timing: (message) => state.rtp && state.rtp.serverFrames(message.frames),
+    error: (message) => say(`the server refused a control: ${message.error}`, true),
+  });
+}
+
 function onConnectionState(pc) {
   setStatus(pc.connectionState);
   state.connected = pc.connectionState === "connected";
@@ -153,7 +176,9 @@ async function hangUp() {
   $("stop").disabled = true;
   const session = state.session;
   state.session = null;
+  state.control = null;
   if (state.pc) state.pc.close();
+  if (state.captureWorker) state.captureWorker.terminate();
   for (const id of ["local", "remote"]) {
     const stream = $(id).srcObject;
     if (stream) stream.getTracks().forEach((t) => t.stop());
@@ -167,11 +192,18 @@ async function hangUp() {
   }
 }
 
-// ---- latency from the stamped frame index ------------------------------------------
-// When the camera carries the frame-index stamp (the test camera does), each
-// returned frame's index is matched with the time the same index was captured
-// (local preview), giving capture -> display latency (see latency.js for how a
-// looping clip's repeated indices are told apart). Without a stamp, nothing.
+// ---- capture -> display latency -----------------------------------------------------
+// Of any camera: a returned frame's RTP timestamp leads, through the server's
+// timing messages, to the camera frame it was made from and the time that
+// frame was captured (rtp_latency.js). Of the stamped test camera also (the
+// benchmarks read it): each returned frame's stamped index is matched with the
+// time the same index was captured (local preview; see latency.js for how a
+// looping clip's repeated indices are told apart).
+function keepSamples(list, samples) {
+  for (const sample of samples) list.push(sample);
+  if (list.length > LATENCY_KEEP) list.splice(0, list.length - LATENCY_KEEP);
+}
+
 function watchLatency() {
   const local = $("local");
   const remote = $("remote");
@@ -179,20 +211,22 @@ function watchLatency() {
   const matcher = new LatencyMatcher();
   const localReader = new StampReader();
   const remoteReader = new StampReader();
+  const rtp = state.rtp;
 
   const onLocal = (now, meta) => {
+    rtp.previewed(meta.captureTime);
     const index = localReader.read(local);
     if (index !== null) matcher.local(index, meta.captureTime ?? meta.presentationTime ?? now);
-    for (const sample of matcher.resolve(performance.now())) {
-      state.latencies.push(sample);
-      if (state.latencies.length > LATENCY_KEEP) state.latencies.shift();
-    }
+    keepSamples(state.latencies, matcher.resolve(performance.now()));
     state.latencyDropped = matcher.dropped;
     local.requestVideoFrameCallback(onLocal);
   };
   const onRemote = (now, meta) => {
+    const shown = meta.expectedDisplayTime ?? now;
+    if (meta.rtpTimestamp !== undefined) rtp.shown(meta.rtpTimestamp, shown);
+    keepSamples(state.rtpLatencies, rtp.resolve(performance.now()));
     const index = remoteReader.read(remote);
-    if (index !== null) matcher.remote(index, meta.expectedDisplayTime ?? now);
+    if (index !== null) matcher.remote(index, shown);
     remote.requestVideoFrameCallback(onRemote);
   };
   local.requestVideoFrameCallback(onLocal);
@@ -231,13 +265,19 @@ async function pollStats() {
   while (state.pc === pc && pc.connectionState !== "closed") {
     try {
       await readStats(pc);
-      if (state.session) state.server = await sessionApi("/stats");
+      // The channel pushes the server's stats; ask over HTTP only without it.
+      if (state.session && !channelOpen()) state.server = await serverStats();
       showStats();
     } catch (err) {
       console.warn("stats", err);
     }
     await new Promise((resolve) => setTimeout(resolve, 1000));
   }
+}
+
+async function serverStats() {
+  if (channelOpen()) return (await state.control.request("stats")).stats;
+  return sessionApi("/stats");
 }
 
 function fmt(value, digits = 0, unit = "") {
@@ -255,13 +295,23 @@ function showStats() {
   $("stat-stalls").textContent = `${stalls.count} (${fmt(stalls.totalMs / 1000, 1)} s)`;
   $("stat-sent").textContent = outbound.frameWidth
     ? `${outbound.frameWidth}x${outbound.frameHeight} @ ${fmt(outbound.framesPerSecond, 0)}` : "–";
-  const recent = state.latencies.slice(-60).map((s) => s.ms);
-  $("stat-latency").textContent = recent.length ? `${fmt(median(recent), 0, " ms")} (median)` : "no stamp";
+  $("stat-latency").textContent = latencyText();
   const lat = server.server_latency_ms || {};
   $("stat-server").textContent = `${fmt(lat.p50, 1, " ms")} p50, ${fmt(lat.p95, 1, " ms")} p95`;
   const stages = Object.entries(server.stages || {}).map(([name, s]) => `${name} ${fmt(s.p50_ms, 1)}`);
   $("stat-stages").textContent = stages.join(", ") || "–";
   $("stat-audio").textContent = fmt(server.audio_delay_ms, 0, " ms");
+}
+
+// The median of the last 60 returned frames, by RTP timestamp; from the stamp
+// where only that measured; else why there is no figure.
+function latencyText() {
+  for (const samples of [state.rtpLatencies, state.latencies]) {
+    const recent = samples.slice(-60).map((s) => s.ms);
+    if (recent.length) return `${fmt(median(recent), 0, " ms")} (median)`;
+  }
+  if (!state.captureWorker) return "not measurable in this browser (no RTCRtpScriptTransform)";
+  return state.connected ? "measuring…" : "–";
 }
 
 // ---- controls ----------------------------------------------------------------------
@@ -296,6 +346,8 @@ async function loadSettings() {
     const config = await api("/api/config");
     const settings = config.settings || {};
     showNotice(config.notice);
+    state.defaultAvatar = settings.avatar ?? null;
+    if (state.defaultAvatar) $("avatar-default").textContent = `server default (${state.defaultAvatar})`;
     fillSelect($("mode-select"), config.modes || [], settings.mode);
     fillSelect($("output-select"), config.outputs || [], settings.output);
     if (settings.strength !== undefined) {
@@ -325,14 +377,21 @@ async function pickAvatar() {
   const preview = $("avatar-preview");
   preview.hidden = !name;
   if (name) {
-    preview.src = `/api/avatars/${encodeURIComponent(name)}${token ? `?token=${token}` : ""}`;
+    preview.src = `/api/avatars/${encodeURIComponent(name)}`;
   }
   try {
-    await sessionApi("/avatar", postJson("", { name }));
-    say(`avatar: ${name || "server default"}`);
+    showSettings(await chooseAvatar(name));
+    say(`avatar: ${state.settings.avatar ?? "server default"}`);
   } catch (err) {
     say(`avatar not changed: ${err.message}`, true);
+    showAvatar(state.settings ? state.settings.avatar : null); // the list shows what is in use
   }
+}
+
+async function chooseAvatar(name) {
+  if (channelOpen()) return (await state.control.request("avatar", { name })).settings;
+  const reply = await sessionApi("/avatar", postJson("", { name }));
+  return { avatar: reply.avatar ?? state.defaultAvatar };
 }
 
 async function uploadAvatar() {
@@ -345,6 +404,7 @@ async function uploadAvatar() {
       body: file,
     });
     say(`avatar: ${reply.avatar} (${reply.width}x${reply.height})`);
+    showSettings({ avatar: reply.avatar }); // the server's reply names the avatar in use
     const preview = $("avatar-preview");
     preview.src = URL.createObjectURL(file);
     preview.hidden = false;
@@ -364,11 +424,48 @@ async function sendControls() {
 
 async function changeSettings(body, done) {
   try {
-    state.settings = await sessionApi("/settings", postJson("", body));
+    showSettings(await sendSettings(body));
     if (done) say(done);
   } catch (err) {
     say(`settings not changed: ${err.message}`, true);
   }
+}
+
+function channelOpen() {
+  return Boolean(state.control && state.control.open);
+}
+
+// Over the session's control channel; over HTTP only while it is not open.
+async function sendSettings(body) {
+  if (channelOpen()) return (await state.control.request("settings", { settings: body })).settings;
+  return sessionApi("/settings", postJson("", body));
+}
+
+// The controls show what the session uses, as the server last reported it
+// (replies to this page's changes, and pushes of changes made elsewhere).
+function showSettings(settings) {
+  state.settings = { ...state.settings, ...settings };
+  const { strength, mode, output, avatar } = state.settings;
+  if (strength !== undefined) {
+    $("strength").value = strength;
+    $("strength-value").textContent = Number(strength).toFixed(2);
+  }
+  if (mode !== undefined) $("mode-select").value = mode ?? "";
+  if (output !== undefined) $("output-select").value = output;
+  showAvatar(avatar ?? null);
+}
+
+// The avatar list names the avatar in use: a preset, an upload (an entry of
+// its own that cannot be picked again: the picture would have to be sent
+// again), or the server's own.
+function showAvatar(name) {
+  const select = $("avatar-select");
+  const uploaded = $("avatar-uploaded");
+  const preset = [...select.options].find((o) => o !== uploaded && o.value && o.value === name);
+  uploaded.hidden = Boolean(preset) || name === null || name === state.defaultAvatar;
+  if (!uploaded.hidden) uploaded.textContent = `${name} (uploaded)`;
+  if (preset) select.value = preset.value;
+  else select.value = uploaded.hidden ? "" : uploaded.value;
 }
 
 $("start").addEventListener("click", start);

@@ -1,0 +1,66 @@
+"""`SentRtpOrigin` learns the random origin of a sender's RTP timestamps only from frames
+whose packets went out."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import pytest
+
+pytest.importorskip("aiortc")
+
+from stages.webrtc.aiortc_patches import RTP_MODULUS, SentRtpOrigin
+
+ORIGIN = RTP_MODULUS - 1000  # the sum wraps
+
+
+@dataclass
+class Encoded:
+    timestamp: int
+
+
+class FakeSender:
+    """The parts of ``RTCRtpSender`` the watcher reads: it hands frames out, then sends them."""
+
+    def __init__(self) -> None:
+        self._RTCRtpSender__packet_count = 0
+        self._RTCRtpSender__rtp_timestamp = 0
+        self.queue = [Encoded(3000), Encoded(6000), Encoded(9000)]
+
+    async def _next_encoded_frame(self, codec: object) -> Encoded:
+        return self.queue.pop(0)
+
+    def send(self, frame: Encoded, packets: int) -> None:
+        self._RTCRtpSender__packet_count += packets
+        if packets:
+            self._RTCRtpSender__rtp_timestamp = (ORIGIN + frame.timestamp) % RTP_MODULUS
+
+
+def test_the_origin_comes_from_frames_that_were_sent():
+    sender = FakeSender()
+    watcher = SentRtpOrigin(sender)
+
+    async def scenario() -> list[int | None]:
+        seen = []
+        for packets in (0, 2, 0):  # the encoder dropped the first and last frames
+            frame = await sender._next_encoded_frame(None)
+            sender.send(frame, packets)
+            seen.append(watcher.origin)
+        sender.queue.append(Encoded(12_000))
+        await sender._next_encoded_frame(None)
+        seen.append(watcher.origin)
+        return seen
+
+    # Learnt when the sender asks for the frame after one that went out; a dropped
+    # frame's stale timestamp teaches nothing.
+    assert asyncio.run(scenario()) == [None, None, ORIGIN, ORIGIN]
+
+
+def test_a_sender_without_the_internals_is_left_alone(caplog):
+    class Bare:
+        pass
+
+    watcher = SentRtpOrigin(Bare())
+    assert watcher.origin is None
+    assert "capture -> display" in caplog.text
