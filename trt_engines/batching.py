@@ -7,13 +7,14 @@ batch, so one call can serve them all. An `EngineBatcher` wraps one engine;
 each session joins it and gets a `BatchMember`, an `Engine` of its own that the
 session's stages call exactly as before (``run`` with a batch of one).
 
-How a batch forms. At most one call runs on the engine at a time. A request
-that finds the engine idle leads: it waits while another *active* member's
+How a batch forms. At most ``lanes`` calls run on the engine at once (one for
+a GPU or TensorRT engine; one per core for a thread-safe CPU engine, see
+`default_lanes`). A request that finds a lane free leads: it waits while another *active* member's
 next request is *due* before the deadline (``max_wait_s`` from now), then
 takes up to ``max_batch`` waiting requests, concatenates them along the batch
 dim, runs the engine once and hands each member its own slice. Requests that
-arrive while a call runs wait for the next one, so a saturated engine batches
-by itself. A member is due when its last request plus its usual gap between
+arrive while every lane is busy wait for the next free one, so a saturated
+engine batches by itself. A member is due when its last request plus its usual gap between
 requests falls before the deadline: sessions whose frames arrive in step are
 gathered, sessions at unrelated phases of the frame period are not waited
 for (waiting would only add latency). A member is active while it has
@@ -39,6 +40,7 @@ itself is a synchronisation point).
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import deque
@@ -64,15 +66,19 @@ class BatchConfig:
         max_wait_s: longest a leader waits for the other active members.
         active_window_s: a member that has not submitted for this long is
             not waited for.
+        lanes: engine calls that may run at once; ``None`` = `default_lanes`.
     """
 
     max_batch: int = 4
     max_wait_s: float = 0.004
     active_window_s: float = 0.25
+    lanes: int | None = None
 
     def __post_init__(self) -> None:
         if self.max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {self.max_batch}")
+        if self.lanes is not None and self.lanes < 1:
+            raise ValueError(f"lanes must be >= 1, got {self.lanes}")
         if self.max_wait_s < 0 or self.active_window_s <= 0:
             raise ValueError("max_wait_s must be >= 0 and active_window_s > 0, got "
                              f"{self.max_wait_s} and {self.active_window_s}")
@@ -149,7 +155,8 @@ class EngineBatcher:
         self._clock = clock
         self._cond = threading.Condition()
         self._waiting: list[_Request] = []
-        self._busy = False
+        self.lanes = self.config.lanes or default_lanes(engine)
+        self._running = 0
         self._pace: dict[int, _Pace] = {}
         self._next_id = 0
         self.stats = BatchStats(sizes=deque(maxlen=history))
@@ -185,35 +192,45 @@ class EngineBatcher:
         _require_one(feeds)
         _sync_current_stream(self.engine.device)
         request = _Request(member_id, feeds)
+        if self._enqueue(request):
+            self._lead(request)
         with self._cond:
-            pace = self._pace.get(member_id)
+            while not request.done:  # served by another lane's call
+                self._cond.wait()
+        return request.result()
+
+    def _enqueue(self, request: _Request) -> bool:
+        """Queue ``request``; wait until it is served (False) or may lead a call (True)."""
+        with self._cond:
+            pace = self._pace.get(request.member)
             if pace is not None:
                 pace.submitted(self._clock())
             self._waiting.append(request)
             self._cond.notify_all()
-            while not request.done and self._busy:
+            while not request.done:
+                if self._running < self.lanes and request in self._waiting:
+                    self._running += 1
+                    return True
                 self._cond.wait()
-            if request.done:
-                return request.result()
-            self._busy = True
-        self._lead()
-        return request.result()
+            return False
 
-    def _lead(self) -> None:
-        """Gather a batch, run it, hand out the results, and let the next leader go."""
+    def _lead(self, own: _Request) -> None:
+        """Gather a batch, run it, hand out the results, and free the lane."""
         batch: list[_Request] = []
         try:
-            batch = self._gather()
-            self._finish(batch, self._outcomes(batch))
+            batch = self._gather(own)
+            if batch:
+                self._finish(batch, self._outcomes(batch))
         except BaseException as error:  # e.g. KeyboardInterrupt: nobody may wait forever
             self._finish([r for r in batch if not r.done], None, error)
             raise
         finally:
             with self._cond:
-                self._busy = False
+                self._running -= 1
                 self._cond.notify_all()
 
-    def _gather(self) -> list[_Request]:
+    def _gather(self, own: _Request) -> list[_Request]:
+        """``own`` (unless another lane took it meanwhile) and the oldest others waiting."""
         config = self.config
         with self._cond:
             deadline = self._clock() + config.max_wait_s
@@ -222,6 +239,9 @@ class EngineBatcher:
                 if left <= 0:
                     break
                 self._cond.wait(left)
+            if own in self._waiting:
+                self._waiting.remove(own)
+                self._waiting.insert(0, own)
             batch = self._waiting[:config.max_batch]
             del self._waiting[:config.max_batch]
             return batch
@@ -284,6 +304,19 @@ def _stack(feeds: Sequence[Feeds]) -> dict[str, torch.Tensor]:
     if len(feeds) == 1:
         return dict(feeds[0])
     return {name: torch.cat([f[name] for f in feeds]) for name in feeds[0]}
+
+
+def default_lanes(engine: Engine) -> int:
+    """Calls at once: one per usable core for a thread-safe CPU engine, else one.
+
+    On the CPU an engine call keeps one core busy (the model engines run one
+    intra-op thread), so one lane would leave the other cores idle while
+    requests queue; a GPU engine (and any engine that is not thread-safe,
+    TensorRT's one execution context) takes one call at a time.
+    """
+    if not engine.shareable or engine.device.type != "cpu":
+        return 1
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _require_one(feeds: Feeds) -> None:

@@ -1,6 +1,7 @@
 """The per-session factory: each session's own stages around its own `LiveSettings` box."""
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -171,7 +172,7 @@ def test_sessions_with_different_avatars_and_strengths_batch_together():
     """Avatar features and strengths are inputs: a batched frame is each session's own."""
     bundle = _bundle()
     factory = session_factory(bundle, initial=AvatarKey("grey:1"), loaders={"grey": Portraits()},
-                              batching=BatchConfig(max_wait_s=5.0, active_window_s=60))
+                              batching=BatchConfig(max_wait_s=0.3, active_window_s=60))
     boxes = [SettingsBox(LiveSettings(avatar=AvatarKey(f"grey:{i}"), strength=s))
              for i, s in ((1, 1.0), (3, 0.4))]
     sessions = [factory(box) for box in boxes]
@@ -199,6 +200,7 @@ def test_sessions_with_different_avatars_and_strengths_batch_together():
             t.start()
         for t in threads:
             t.join(timeout=30)
+        time.sleep(0.6)  # frames 0.6 s apart, the deadline 0.3 s
     assert factory.batchers is not None and factory.batchers[1].batch_sizes()[-1] == 2
     for mine, ref in zip(got, alone, strict=True):
         assert torch.allclose(mine, ref, atol=1e-5)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -11,7 +12,7 @@ import pytest
 import torch
 
 from tests.trt_engines.toy_graph import INPUTS, OUTPUTS, ToyGenerator
-from trt_engines.batching import BatchConfig, EngineBatcher
+from trt_engines.batching import BatchConfig, EngineBatcher, default_lanes
 from trt_engines.engine import Engine, EngineBase
 from trt_engines.ort_engine import OrtEngine, OrtOptions
 from trt_engines.torch_engine import TorchEngine
@@ -58,13 +59,15 @@ def _in_threads(calls: list[Callable[[], object]]) -> list[object]:
 
 
 def test_a_batched_call_equals_the_same_frames_one_by_one(engine: Engine):
-    batcher = EngineBatcher(engine, BatchConfig(max_batch=4, max_wait_s=5.0, active_window_s=60))
+    # Rounds 0.6 s apart, a deadline of 0.3 s: like frames, but slow enough for any machine.
+    batcher = EngineBatcher(engine, BatchConfig(max_batch=4, max_wait_s=0.3, active_window_s=60))
     members = [batcher.join() for _ in range(4)]
     feeds = [_feeds(seed) for seed in range(4)]
     alone = [engine.run(f) for f in feeds]
     alone = [{k: v.clone() for k, v in out.items()} for out in alone]
     for _ in range(2):  # rounds in step: the batcher learns that all four come together
         _in_threads([lambda m=m, f=f: m.run(f) for m, f in zip(members, feeds, strict=True)])
+        time.sleep(0.6)
     before = batcher.stats.calls
     got = _in_threads([lambda m=m, f=f: m.run(f) for m, f in zip(members, feeds, strict=True)])
     assert batcher.stats.calls - before == 1, "four members in step should make one call"
@@ -194,3 +197,34 @@ def test_batch_config_rejects_nonsense():
         BatchConfig(max_batch=0)
     with pytest.raises(ValueError, match="max_wait_s"):
         BatchConfig(max_wait_s=-1)
+    with pytest.raises(ValueError, match="lanes"):
+        BatchConfig(lanes=0)
+
+
+class _Meeting(EngineBase):
+    """An engine whose calls each wait for another call to be running at the same time."""
+
+    backend = "torch"
+    shareable = True
+
+    def __init__(self, inner: Engine) -> None:
+        super().__init__("meeting", inner.inputs, inner.outputs, inner.device)
+        self.inner = inner
+        self.together = threading.Barrier(2, timeout=10)
+
+    def run(self, feeds: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        self.together.wait()
+        return self.inner.run(feeds)
+
+
+def test_a_thread_safe_cpu_engine_gets_a_lane_per_core_and_others_one():
+    inner = TorchEngine(ToyGenerator(), INPUTS, OUTPUTS, device="cpu")
+    meeting = _Meeting(inner)
+    assert default_lanes(meeting) == len(os.sched_getaffinity(0))
+    assert default_lanes(_FailsOnce(inner)) == 1  # not thread-safe: one call at a time
+    batcher = EngineBatcher(meeting, BatchConfig(max_batch=1, lanes=2))
+    a, b = batcher.join(), batcher.join()
+    # Two lanes: both calls run at once (one lane would leave the barrier broken).
+    got = _in_threads([lambda: a.run(_feeds(0)), lambda: b.run(_feeds(1))])
+    assert all(isinstance(g, dict) for g in got), got
+    assert batcher.batch_sizes() == [1, 1]
