@@ -17,7 +17,8 @@ Figures per N and mode: per-session output fps (min, mean), latency p50/p95
 time per delivered frame (what batching saves, less noisy than the rates on
 a shared machine); and the largest N each mode holds
 (``max_sessions_batched``, ``max_sessions_unbatched``), their ratio, and what
-the batcher costs a lone session (its p50 batched minus unbatched). With a
+the batcher costs a lone session: its p50 batched minus unbatched, and,
+measured directly, a lone member's engine call minus the plain call. With a
 JSON path, a chart of fps and p95 against N is written beside it.
 """
 
@@ -26,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
@@ -42,7 +43,7 @@ from pipeline.runtime import Pipeline, RunMode, RuntimeConfig
 from pipeline.stage import SourceFrame, SourceInfo
 from stages.io import NullSink
 from stages.reenact.person import PersonConfig, PersonSource
-from trt_engines.batching import BatchConfig
+from trt_engines.batching import BatchConfig, EngineBatcher, default_wait_s
 from trt_engines.bundle import ModelBundle, ModelSpec, open_bundle
 
 FPS_GOAL = 29.0
@@ -116,10 +117,12 @@ def run_sessions_bench(config: SessionsBenchConfig | None = None,
     clip = render_clip()
     bundle = open_bundle(config.model)
     try:
+        overhead = batcher_overhead_ms(bundle)
+        measure(replace(config, seconds=WARMUP_S), bundle, clip, 1, "unbatched")  # not kept
         rows = _sweep(config, bundle, clip)
     finally:
         bundle.close()
-    figures = _summary(rows, bundle, config)
+    figures = _summary(rows, bundle, config) | {"batcher_ms_per_call_alone": overhead}
     if json_path is not None:
         figures["chart"] = str(plot_sessions(rows, json_path.with_suffix(".png")).name)
     return figures
@@ -130,7 +133,7 @@ def _sweep(config: SessionsBenchConfig, bundle: ModelBundle,
     rows: list[dict[str, Any]] = []
     misses = dict.fromkeys(MODES, 0)
     for n in range(1, config.max_sessions + 1):
-        for mode in MODES:
+        for mode in MODES if n % 2 else MODES[::-1]:  # neither mode always goes first
             if misses[mode] > config.past_limit:
                 continue
             row = measure(config, bundle, clip, n, mode)
@@ -140,6 +143,31 @@ def _sweep(config: SessionsBenchConfig, bundle: ModelBundle,
         if all(m > config.past_limit for m in misses.values()):
             break
     return rows
+
+
+def batcher_overhead_ms(bundle: ModelBundle, calls: int = 200) -> dict[str, float]:
+    """Per engine: a lone member's call minus the plain engine call, ms (median of 5 rounds).
+
+    What batch size 1 adds to today's path, measured directly: the end-to-end
+    p50 of a lone session moves by more than this between two runs.
+    """
+    added = {}
+    for role, engine in (("motion", bundle.motion), ("generate", bundle.generate)):
+        feeds = {spec.name: spec.example(1) for spec in engine.inputs}
+        member = EngineBatcher(engine, BatchConfig()).join()
+        rounds = [_ms(member.run, feeds, calls) - _ms(engine.run, feeds, calls) for _ in range(5)]
+        member.close()
+        added[role] = sorted(rounds)[2]
+    return added
+
+
+def _ms(call: Callable[[dict[str, Any]], object], feeds: dict[str, Any], calls: int) -> float:
+    for _ in range(10):
+        call(feeds)
+    start = time.perf_counter()
+    for _ in range(calls):
+        call(feeds)
+    return (time.perf_counter() - start) / calls * 1e3
 
 
 def _progress(row: dict[str, Any]) -> str:
@@ -214,7 +242,7 @@ def _summary(rows: list[dict[str, Any]], bundle: ModelBundle,
         "device": str(bundle.device),
         "camera": f"synthetic held-out person, {FRAME_SIZE[0]}x{FRAME_SIZE[1]} at {FPS} fps",
         "seconds_per_condition": config.seconds,
-        "batch_max_wait_ms": config.batch.max_wait_s * 1e3,
+        "batch_max_wait_ms": _wait_ms(config.batch, bundle),
         "goal": {"fps_min": FPS_GOAL, "latency_p95_ms": P95_GOAL_MS},
         "max_sessions_batched": best["batched"],
         "max_sessions_unbatched": best["unbatched"],
@@ -222,6 +250,11 @@ def _summary(rows: list[dict[str, Any]], bundle: ModelBundle,
         "one_session_p50_batched_minus_unbatched_ms": alone["batched"] - alone["unbatched"],
         "conditions": rows,
     }
+
+
+def _wait_ms(batch: BatchConfig, bundle: ModelBundle) -> float:
+    wait = batch.max_wait_s
+    return 1e3 * (default_wait_s(bundle.generate) if wait is None else wait)
 
 
 def _largest_held(rows: list[dict[str, Any]], mode: str) -> int:

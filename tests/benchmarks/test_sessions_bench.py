@@ -58,5 +58,8 @@ def test_the_command_writes_figures_and_a_chart(tmp_path: Path):
     for row in figures["conditions"]:
         assert row["sessions"] == 1 and row["fps_mean"] > 0 and row["cpu_ms_per_frame"] > 0
         assert row["batch_size_p50"] == 1  # a lone session is never batched with anyone
-    assert figures["backend"] == "onnxruntime" and "one_session_p50_batched_minus_unbatched_ms" in figures
+    assert figures["backend"] == "onnxruntime"
+    assert "one_session_p50_batched_minus_unbatched_ms" in figures
+    assert set(figures["batcher_ms_per_call_alone"]) == {"motion", "generate"}
+    assert figures["batch_max_wait_ms"] == 0.0  # the CPU default: no waiting
     assert (tmp_path / figures["chart"]).is_file()

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from tests.trt_engines.toy_graph import INPUTS, OUTPUTS, ToyGenerator
-from trt_engines.batching import BatchConfig, EngineBatcher, default_lanes
+from trt_engines.batching import BatchConfig, EngineBatcher, default_lanes, default_wait_s
 from trt_engines.engine import Engine, EngineBase
 from trt_engines.ort_engine import OrtEngine, OrtOptions
 from trt_engines.torch_engine import TorchEngine
@@ -222,6 +222,10 @@ def test_a_thread_safe_cpu_engine_gets_a_lane_per_core_and_others_one():
     meeting = _Meeting(inner)
     assert default_lanes(meeting) == len(os.sched_getaffinity(0))
     assert default_lanes(_FailsOnce(inner)) == 1  # not thread-safe: one call at a time
+    on_gpu = TorchEngine(ToyGenerator(), INPUTS, OUTPUTS, device="cpu")
+    on_gpu.device = torch.device("cuda", 0)  # what the defaults read; nothing runs
+    assert default_lanes(on_gpu) == 1
+    assert (default_wait_s(inner), default_wait_s(on_gpu)) == (0.0, 0.004)
     batcher = EngineBatcher(meeting, BatchConfig(max_batch=1, lanes=2))
     a, b = batcher.join(), batcher.join()
     # Two lanes: both calls run at once (one lane would leave the barrier broken).

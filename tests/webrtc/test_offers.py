@@ -169,14 +169,18 @@ def assert_fixed_refusal(status: int, reply: dict, reason: str) -> None:
     assert not EXCEPTION_TEXT.search(reply["error"]), reply["error"]
 
 
+def assert_refused_before_any_session(bad_offer: str, reason: str) -> None:
+    factory = CountingFactory()
+    server = WebRTCServer(ServerConfig(ice_host="127.0.0.1"), factory)
+    status, reply = post(server, offer_body(bad_offer))
+    assert_fixed_refusal(status, reply, reason)
+    assert server.sessions == {} and factory.calls == 0
+
+
 @pytest.mark.parametrize("case", sorted(BAD_OFFERS))
 def test_bad_offers_get_a_fixed_400_and_build_nothing(offer, case):
     mutate, reason = BAD_OFFERS[case]
-    factory = CountingFactory()
-    server = WebRTCServer(ServerConfig(ice_host="127.0.0.1"), factory)
-    status, reply = post(server, offer_body(mutate(offer)))
-    assert_fixed_refusal(status, reply, reason)
-    assert server.sessions == {} and factory.calls == 0
+    assert_refused_before_any_session(mutate(offer), reason)
 
 
 def test_an_offer_aiortc_refuses_frees_its_session_and_builds_no_pipeline(offer):
@@ -203,11 +207,7 @@ def test_an_unexpected_failure_is_a_fixed_500_logged_with_its_traceback(offer, c
 @pytest.mark.parametrize("case", sorted(CHANNEL_OFFERS))
 def test_bad_data_channel_sections_get_a_fixed_400(offer_with_channel, case):
     mutate, reason = CHANNEL_OFFERS[case]
-    factory = CountingFactory()
-    server = WebRTCServer(ServerConfig(ice_host="127.0.0.1"), factory)
-    status, reply = post(server, offer_body(mutate(offer_with_channel)))
-    assert_fixed_refusal(status, reply, reason)
-    assert server.sessions == {} and factory.calls == 0
+    assert_refused_before_any_session(mutate(offer_with_channel), reason)
 
 
 def test_an_offer_with_a_data_channel_is_answered_with_one(offer_with_channel):

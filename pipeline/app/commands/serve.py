@@ -88,9 +88,10 @@ def _avatar_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-batching", dest="batching", action="store_false",
                         help="every session calls the model engines itself (default: the "
                              "sessions' motion and generate calls due at once share one call)")
-    parser.add_argument("--batch-wait-ms", type=float, default=4.0, metavar="MS",
-                        help="longest a batched call waits for the other active sessions "
-                             "(4; a lone session never waits)")
+    parser.add_argument("--batch-wait-ms", type=float, default=None, metavar="MS",
+                        help="longest a batched call waits for the other sessions due "
+                             "(4 on a GPU, 0 on the CPU, where a batch costs about its "
+                             "parts; a lone session never waits)")
 
 
 def handle_serve(args: argparse.Namespace) -> int:
@@ -192,7 +193,8 @@ def _batching(args: argparse.Namespace) -> BatchConfig | None:
     if not args.batching:
         return None
     try:
-        return BatchConfig(max_batch=args.max_sessions, max_wait_s=args.batch_wait_ms / 1e3)
+        wait = None if args.batch_wait_ms is None else args.batch_wait_ms / 1e3
+        return BatchConfig(max_batch=args.max_sessions, max_wait_s=wait)
     except ValueError as exc:
         raise UserError(f"--batch-wait-ms / --max-sessions: {exc}") from None
 
