@@ -18,7 +18,8 @@ time per delivered frame (what batching saves, less noisy than the rates on
 a shared machine); and the largest N each mode holds
 (``max_sessions_batched``, ``max_sessions_unbatched``), their ratio, and what
 the batcher costs a lone session: its p50 batched minus unbatched, and,
-measured directly, a lone member's engine call minus the plain call. With a
+measured directly, a lone member's engine call minus the plain call; and
+what a batch costs on this backend (ms per frame at batch 1, 2 and 4). With a
 JSON path, a chart of fps and p95 against N is written beside it.
 """
 
@@ -45,6 +46,7 @@ from stages.io import NullSink
 from stages.reenact.person import PersonConfig, PersonSource
 from trt_engines.batching import BatchConfig, EngineBatcher, default_wait_s
 from trt_engines.bundle import ModelBundle, ModelSpec, open_bundle
+from trt_engines.engine import Engine
 
 FPS_GOAL = 29.0
 P95_GOAL_MS = 100.0
@@ -118,11 +120,13 @@ def run_sessions_bench(config: SessionsBenchConfig | None = None,
     bundle = open_bundle(config.model)
     try:
         overhead = batcher_overhead_ms(bundle)
+        scaling = engine_ms_by_batch(bundle)
         measure(replace(config, seconds=WARMUP_S), bundle, clip, 1, "unbatched")  # not kept
         rows = _sweep(config, bundle, clip)
     finally:
         bundle.close()
-    figures = _summary(rows, bundle, config) | {"batcher_ms_per_call_alone": overhead}
+    figures = _summary(rows, bundle, config) | {"batcher_ms_per_call_alone": overhead,
+                                                "engine_ms_per_frame_by_batch": scaling}
     if json_path is not None:
         figures["chart"] = str(plot_sessions(rows, json_path.with_suffix(".png")).name)
     return figures
@@ -153,12 +157,23 @@ def batcher_overhead_ms(bundle: ModelBundle, calls: int = 200) -> dict[str, floa
     """
     added = {}
     for role, engine in (("motion", bundle.motion), ("generate", bundle.generate)):
-        feeds = {spec.name: spec.example(1) for spec in engine.inputs}
+        feeds = _examples(engine, 1)
         member = EngineBatcher(engine, BatchConfig()).join()
         rounds = [_ms(member.run, feeds, calls) - _ms(engine.run, feeds, calls) for _ in range(5)]
         member.close()
         added[role] = sorted(rounds)[2]
     return added
+
+
+def engine_ms_by_batch(bundle: ModelBundle, batches: Sequence[int] = (1, 2, 4),
+                      calls: int = 60) -> dict[str, dict[int, float]]:
+    """Per engine and batch size: ms per frame (one call's time over the batch)."""
+    return {role: {n: _ms(engine.run, _examples(engine, n), calls) / n for n in batches}
+            for role, engine in (("motion", bundle.motion), ("generate", bundle.generate))}
+
+
+def _examples(engine: Engine, batch: int) -> dict[str, Any]:
+    return {spec.name: spec.example(batch) for spec in engine.inputs}
 
 
 def _ms(call: Callable[[dict[str, Any]], object], feeds: dict[str, Any], calls: int) -> float:

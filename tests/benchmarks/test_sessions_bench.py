@@ -61,5 +61,6 @@ def test_the_command_writes_figures_and_a_chart(tmp_path: Path):
     assert figures["backend"] == "onnxruntime"
     assert "one_session_p50_batched_minus_unbatched_ms" in figures
     assert set(figures["batcher_ms_per_call_alone"]) == {"motion", "generate"}
+    assert set(figures["engine_ms_per_frame_by_batch"]["generate"]) == {"1", "2", "4"}
     assert figures["batch_max_wait_ms"] == 0.0  # the CPU default: no waiting
     assert (tmp_path / figures["chart"]).is_file()
