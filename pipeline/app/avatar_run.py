@@ -102,17 +102,23 @@ def open_driver(config: AvatarRunConfig) -> Source:
 
 
 def default_seconds(config: AvatarRunConfig) -> float | None:
-    """How long a run lasts when neither seconds nor frames are given.
+    """How long an avatar run lasts: `run_seconds` of its driver."""
+    return run_seconds(config.driver, config.loop, config.seconds, config.frames)
+
+
+def run_seconds(source: str, loop: bool, seconds: float | None,
+                frames: int | None) -> float | None:
+    """How long a run from ``source`` lasts when neither seconds nor frames are given.
 
     A camera runs until stopped (``q`` or Ctrl-C); a generated source, a
     picture or a looped file would never end, so they get `DEFAULT_SECONDS`;
     a file ends by itself.
     """
-    if config.seconds is not None or config.frames is not None:
-        return config.seconds
-    if source_kind(config.driver) is SourceKind.DEVICE:
+    if seconds is not None or frames is not None:
+        return seconds
+    if source_kind(source) is SourceKind.DEVICE:
         return None
-    return DEFAULT_SECONDS if is_endless(config.driver, config.loop) else None
+    return DEFAULT_SECONDS if is_endless(source, loop) else None
 
 
 def runtime_config(config: AvatarRunConfig, status: bool, blocking_stages: int) -> RuntimeConfig:

@@ -175,3 +175,13 @@ def test_an_offline_render_is_the_same_every_time(in_tmp, shared_media):
         renders.append(_decoded(in_tmp / name))
     assert len(renders[0]) == len(renders[1]) == 12
     assert all(np.array_equal(x, y) for x, y in zip(*renders, strict=True))
+
+
+def test_a_camera_runs_until_stopped_with_or_without_an_avatar():
+    from pipeline.app.avatar_run import run_seconds
+    from pipeline.app.endpoint_options import DEFAULT_SECONDS
+
+    assert run_seconds("camera:0", loop=False, seconds=None, frames=None) is None
+    assert run_seconds("pattern", loop=False, seconds=None, frames=None) == DEFAULT_SECONDS
+    assert run_seconds("camera:0", loop=False, seconds=3.0, frames=None) == 3.0
+    assert run_seconds("pattern", loop=False, seconds=None, frames=5) is None  # frames end it

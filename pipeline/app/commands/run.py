@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.app.endpoint_options import (
-    DEFAULT_SECONDS,
     DEFAULT_SINK,
     add_avatar_options,
     add_run_length_options,
@@ -176,8 +175,9 @@ def run_frames(args: argparse.Namespace, status: bool) -> int:
 
 
 def _frames_pipeline(args: argparse.Namespace, status: bool) -> Pipeline:
+    from pipeline.app.avatar_run import run_seconds
     from pipeline.runtime import Pipeline, RunMode, RuntimeConfig
-    from stages.endpoints import is_endless, open_sink, open_source
+    from stages.endpoints import open_sink, open_source
     from stages.io import SinkOptions, SourceOptions
 
     pacing = "arrival" if args.mode == "live" else "fixed"
@@ -187,9 +187,7 @@ def _frames_pipeline(args: argparse.Namespace, status: bool) -> Pipeline:
         sink = open_sink(args.sink, SinkOptions(fps=args.fps or 30, pacing=pacing))
     except ValueError as exc:
         raise UserError(str(exc)) from exc
-    seconds = args.seconds
-    if seconds is None and args.frames is None and is_endless(args.source, args.loop):
-        seconds = DEFAULT_SECONDS
+    seconds = run_seconds(args.source, args.loop, args.seconds, args.frames)
     runtime = RuntimeConfig(mode=RunMode(args.mode), duration_s=seconds,
                             status_interval_s=1.0 if status else 0.0)
     return Pipeline(source, [sink], runtime, on_status=print_status)
