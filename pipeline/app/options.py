@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -96,6 +97,11 @@ def add_in_flight_options(parser: argparse.ArgumentParser) -> None:
 
 def add_json_option(parser: argparse.ArgumentParser, what: str = "the figures") -> None:
     parser.add_argument("--json", type=Path, default=None, help=f"write {what} as JSON here")
+
+
+def command_line(fallback: str) -> str:
+    """The command as typed (``vicocam ...``), for a JSON's provenance; ``fallback`` if bare."""
+    return "vicocam " + shlex.join(sys.argv[1:]) if sys.argv[1:] else fallback
 
 
 def write_text(path: Path | None, text: str) -> None:

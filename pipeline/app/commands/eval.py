@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipeline.app.options import add_json_option, positive_int
+from pipeline.app.options import add_json_option, command_line, positive_int
 from pipeline.errors import UserError
 
 
@@ -48,8 +48,17 @@ def run_eval(args: argparse.Namespace) -> int:
     self_b, cross_b = world_eval_batches(world, args.split, generator.config.size, args.samples)
     heldout = world.splits.count(args.split)
     report = evaluate_generator(generator, self_b, cross_b, identities_heldout=heldout)
-    write_report(report, args.markdown, args.json)
+    write_report(report, args.markdown, None)
+    _write_json(report.flat(), args.json)
     if args.grid is not None:
         save_eval_grid(args.grid, generator, cross_b[0])
     print(report.markdown(), end="")
     return 0
+
+
+def _write_json(figures: dict[str, float | int], path: Path | None) -> None:
+    """The flat figures with the command, machine, versions and load, as benchmarks write them."""
+    from benchmarks.common import write_result
+
+    if path is not None:
+        write_result(figures, path, name="eval", command=command_line("vicocam eval"))
