@@ -18,8 +18,10 @@ see `checkpoint_domain`): a model of vicocam's synthetic world distorts real
 faces, and the commands warn when one is asked to animate them.
 
 Every failure is a ``CheckpointError`` with a message that says what to do:
-corrupt or truncated files, unknown formats, and checkpoints that do not fit a
-configuration (the message lists missing, unexpected and mis-shaped tensors).
+corrupt or truncated files, unknown formats, checkpoints that do not fit a
+configuration (the message lists missing, unexpected and mis-shaped tensors),
+tensors that are not floating point, and NaN or infinite weights. The fit is
+checked on a network built on the meta device, before any weight is allocated.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import contextlib
 import enum
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -131,6 +133,41 @@ def check_state_dict(module: nn.Module, state_dict: Mapping[str, Tensor], what: 
     ]
     if missing or unexpected or mismatched:
         raise CheckpointMismatchError(what, missing, unexpected, mismatched)
+    check_values(module, state_dict, what)
+
+
+def check_values(module: nn.Module, state_dict: Mapping[str, Tensor], what: str) -> None:
+    """Raise CheckpointError for values the network cannot use: a tensor that is not
+    floating point where the network holds floats (integers, booleans and complex numbers
+    would be cast silently), or NaN or infinite weights (a damaged file or a diverged run)."""
+    expected = module.state_dict()
+    wrong = [f"{k} ({v.dtype})" for k, v in state_dict.items()
+             if expected[k].is_floating_point() and not v.is_floating_point()]
+    if wrong:
+        raise CheckpointError(f"checkpoint does not fit {what}: {len(wrong)} tensors are not "
+                              f"floating point: {_listing(wrong)}")
+    broken = [k for k, v in state_dict.items() if v.is_floating_point()
+              and not bool(torch.isfinite(v).all())]
+    if broken:
+        raise CheckpointError(f"checkpoint for {what} holds NaN or infinite weights in "
+                              f"{len(broken)} tensors: {_listing(broken)}; the file is damaged "
+                              "or its training diverged: use an earlier checkpoint")
+
+
+def check_fit(build: Callable[[], nn.Module], state_dict: Mapping[str, Tensor], what: str) -> None:
+    """`check_state_dict` against the network ``build`` makes, built on the meta device.
+
+    Nothing is allocated: a configuration read from a file that names a huge
+    network is refused by the shapes of its tensors before any weight exists.
+    The first use of the meta device costs about a second (torch imports its
+    compiler stack), so the generator's path uses `_check_declared` instead.
+    """
+    try:
+        with torch.device("meta"):
+            skeleton = build()
+    except (ValueError, TypeError, RuntimeError) as exc:
+        raise CheckpointError(f"cannot build {what}: {exc}") from None
+    check_state_dict(skeleton, state_dict, what)
 
 
 def load_checked(module: nn.Module, state_dict: Mapping[str, Tensor], what: str) -> None:
@@ -151,11 +188,14 @@ def _indices(state_dict: Mapping[str, Tensor], prefix: str) -> list[int]:
 
 
 def _tensor(state_dict: Mapping[str, Tensor], key: str) -> Tensor:
+    """The tensor under ``key``, at least 1-D (its sizes name the configuration)."""
     if key not in state_dict:
         raise CheckpointError(
             f"not a LIA/ViCoFace generator state dict: no tensor {key!r}"
             f" (found {len(state_dict)} tensors, e.g. {_listing(sorted(state_dict))})"
         )
+    if state_dict[key].ndim == 0:
+        raise CheckpointError(f"not a LIA/ViCoFace generator state dict: {key!r} is a scalar")
     return state_dict[key]
 
 
@@ -288,8 +328,9 @@ def _strip_module_prefix(state_dict: Mapping[str, Tensor]) -> StateDict:
 
 
 def _as_state_dict(value: Any, path: Path, entry: str) -> StateDict:
-    if not isinstance(value, Mapping) or not all(isinstance(v, Tensor) for v in value.values()):
-        raise CheckpointError(f"{path}: {entry!r} is not a dict of tensors")
+    if not isinstance(value, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, Tensor) for k, v in value.items()):
+        raise CheckpointError(f"{path}: {entry!r} is not a dict of tensors by name")
     return _strip_module_prefix(value)
 
 
@@ -388,7 +429,31 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     gen = {k[4:]: v for k, v in tensors.items() if k.startswith("gen.")}
     dis = {k[4:]: v for k, v in tensors.items() if k.startswith("dis.")}
     user = {k[5:]: v for k, v in meta.items() if k.startswith("user.")}
+    _check_declared(config, gen, path)
     return Checkpoint(config, gen, dis_config, dis or None, user, _domain(meta))
+
+
+def _check_declared(config: ModelConfig, generator: StateDict, path: Path) -> None:
+    """Refuse metadata that names another network than the tensors make, before any is
+    built: a configuration naming a huge network would otherwise be allocated whole."""
+    made = infer_config(generator, {"latent_dim_motion": config.motion_dim,
+                                    "latent_dim_id": config.id_dim})
+    kernel = generator.get(_KERNEL_KEY)
+    taps = None if kernel is None else kernel.shape[-1]
+    if _sizes(made) != _sizes(config) or taps != len(config.blur_kernel):
+        raise CheckpointError(f"{path}: its metadata names {_sizes(config)} (size, channels, "
+                              f"style, motion, id, fc), its tensors make {_sizes(made)}; "
+                              "the file is damaged: copy it again")
+
+
+_KERNEL_KEY = "enc.net_app.convs.1.conv2.0.kernel"
+"""A blur kernel of every generator: its side is the number of taps (``blur_kernel``)."""
+
+
+def _sizes(config: ModelConfig) -> tuple[object, ...]:
+    """What sets a generator's tensor shapes, blur taps apart."""
+    c = config
+    return (c.size, tuple(c.channels), c.style_dim, c.motion_dim, c.id_dim, c.n_fc)
 
 
 def _domain(meta: Mapping[str, str]) -> TrainingDomain:
@@ -504,6 +569,7 @@ def load_discriminator(path: str | Path, device: str | torch.device = "cpu") -> 
         config, tensors = saved.discriminator_config, saved.discriminator
     if tensors is None or config is None:
         raise CheckpointError(f"{path} holds no discriminator")
+    check_fit(lambda: Discriminator(config), tensors, "the discriminator")
     discriminator = Discriminator(config)
     load_checked(discriminator, tensors, "the discriminator")
     return discriminator.to(device)

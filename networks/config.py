@@ -43,7 +43,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 Family = Literal["lia", "vicoface"]
 FAMILIES: tuple[Family, ...] = ("lia", "vicoface")
@@ -181,15 +181,35 @@ class DiscriminatorConfig:
 
 
 def _dataclass_from_dict(cls: Any, data: Mapping[str, Any]) -> Any:
+    if not isinstance(data, Mapping):
+        raise ValueError(f"a {cls.__name__} must be a JSON object, got {type(data).__name__}")
     names = set(cls.__dataclass_fields__)
     unknown = sorted(set(data) - names)
     if unknown:
         raise ValueError(f"unknown {cls.__name__} fields: {unknown}")
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+    hints = get_type_hints(cls)
+    wrong = sorted(k for k, v in values.items() if not _typed(v, hints[k]))
+    if wrong:
+        raise ValueError(f"{cls.__name__} fields of the wrong type: "
+                         + ", ".join(f"{k}={values[k]!r}" for k in wrong))
     try:
         return cls(**values)
     except TypeError as exc:
         raise ValueError(f"incomplete {cls.__name__}: {exc}") from exc
+
+
+def _typed(value: Any, hint: Any) -> bool:
+    """Whether a JSON value fits a config field: text, an integer (not a bool), a tuple
+    of integers, or one of a Literal's values."""
+    origin = get_origin(hint)
+    if origin is tuple:
+        return isinstance(value, tuple) and all(_typed(v, get_args(hint)[0]) for v in value)
+    if origin is Literal:
+        return value in get_args(hint)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return not isinstance(hint, type) or isinstance(value, hint)
 
 
 def _lia(name: str, size: int, channels: tuple[int, ...], style_dim: int = 512) -> ModelConfig:

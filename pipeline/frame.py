@@ -120,7 +120,8 @@ class Frame:
 
 
 def check_image(image: object, *, what: str = "image") -> Image:
-    """Validate that ``image`` is an ``(H, W, 3)`` uint8 array; return it contiguous.
+    """Validate that ``image`` is an ``(H, W, 3)`` uint8 array; return it contiguous
+    (C order, no negative strides: ready for ``torch.from_numpy``).
 
     Raises `ValueError` with a message that names the shape and dtype found,
     so a wrong frame fails loudly at the boundary instead of deep in a model.
@@ -133,4 +134,7 @@ def check_image(image: object, *, what: str = "image") -> Image:
         raise ValueError(f"{what} must be uint8, got {image.dtype}")
     if image.shape[0] < 1 or image.shape[1] < 1:
         raise ValueError(f"{what} is empty: {image.shape}")
+    if any(stride < 0 for stride in image.strides):
+        # A flipped view of one row counts as C-contiguous, but torch refuses its stride.
+        return image.copy()
     return np.ascontiguousarray(image)

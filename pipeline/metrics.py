@@ -113,6 +113,8 @@ class Metrics:
     Attributes:
         frames_in: frames read from the source.
         frames_out: frames the last stage returned (delivered).
+        frames_rejected: frames read whose picture was not ``(H, W, 3)`` uint8;
+            dropped at the head, before any stage (counted in ``frames_in``).
         drops: per edge name (``"head"`` is the flow limiter), frames dropped,
             read from the registered owners (empty before a run registers them).
         latencies: ``(delivery_ns, end_to_end_ms)`` for every delivered frame.
@@ -122,6 +124,7 @@ class Metrics:
     max_samples: int = 200_000
     frames_in: int = 0
     frames_out: int = 0
+    frames_rejected: int = 0
     stages: dict[str, StageCounters] = field(default_factory=lambda: defaultdict(StageCounters))
     latencies: list[tuple[int, float]] = field(default_factory=list)
     first_in_ns: int | None = None

@@ -16,7 +16,10 @@ Shape of a run::
   to the smallest value that holds the throughput.
 * A failure on one frame is logged with the stage name, the frame is dropped
   and counted, and the stream goes on; ``max_consecutive_errors`` failures in
-  a row stop the run with `StageFailedError`.
+  a row stop the run with `StageFailedError`. A source's picture that is not
+  ``(H, W, 3)`` uint8 is dropped and counted the same way at the head
+  (``Metrics.frames_rejected``), and as many in a row stop the run with
+  `SourceFailedError`.
 * Control is out of band: `Pipeline.request_stop` (thread-safe), the end of
   the stream (the source returns ``None``), Ctrl-C (task cancellation) and
   errors all end in the same cleanup, which stops every stage, closes the
@@ -104,7 +107,7 @@ class RuntimeConfig:
         in_flight_control: tuning of the adaptive limit.
         lossless_capacity: queue size of each offline edge.
         max_consecutive_errors: failures in a row after which a stage stops
-            the run.
+            the run (also: refused source pictures in a row).
         max_frames: stop after reading this many frames (``None`` = no limit).
         duration_s: stop after this many seconds (``None`` = no limit).
         status_interval_s: period of the live one-line status; 0 disables it.
@@ -202,6 +205,7 @@ class Pipeline:
         self._stop: asyncio.Event | None = None
         self._stop_requested = threading.Event()
         self._last_seq = -1
+        self._rejected_in_a_row = 0
         self._order_preserved = True
         self._controller: InFlightController | None = None
 
@@ -410,6 +414,8 @@ class Pipeline:
             frame = self._envelope(seq, got)
             seq += 1
             self.metrics.record_in(self.clock.now_ns())
+            if frame is None:
+                continue
             if live:
                 self._admit_live(frame, first, limiter)
             else:
@@ -434,11 +440,14 @@ class Pipeline:
             raise SourceFailedError(f"source {self.source.name!r} read() returned {got!r}")
         return got
 
-    def _envelope(self, seq: int, got: SourceFrame) -> Frame:
+    def _envelope(self, seq: int, got: SourceFrame) -> Frame | None:
+        """The frame around ``got``; ``None`` when its picture is refused (`_reject`)."""
         try:
             image = check_image(got.image, what=f"frame {seq} from source {self.source.name!r}")
         except ValueError as exc:
-            raise SourceFailedError(str(exc)) from exc
+            self._reject(exc)
+            return None
+        self._rejected_in_a_row = 0
         return Frame(
             seq=seq,
             capture_ns=got.capture_ns if got.capture_ns is not None else self.clock.now_ns(),
@@ -446,6 +455,16 @@ class Pipeline:
             pts=got.pts,
             time_base=got.time_base or DEFAULT_TIME_BASE,
         )
+
+    def _reject(self, exc: ValueError) -> None:
+        """Drop and count a picture that is not ``(H, W, 3)`` uint8, as a stage drops a frame
+        it fails on; ``max_consecutive_errors`` of them in a row stop the run."""
+        self._rejected_in_a_row += 1
+        self.metrics.frames_rejected += 1
+        log.warning("%s; frame dropped", exc)
+        if self._rejected_in_a_row >= self.config.max_consecutive_errors:
+            raise SourceFailedError(f"{exc} ({self._rejected_in_a_row} such frames in a row)"
+                                    ) from exc
 
     def _admit_live(self, frame: Frame, first: Edge, limiter: FlowLimiter) -> None:
         """Admit a new frame, preferring it over one still waiting at the head.

@@ -7,10 +7,15 @@ tests that need it skip cleanly when it is absent.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
 import pytest
+
+with contextlib.suppress(ImportError):
+    # Registered before pytest reads --hypothesis-profile; hypothesis is a dev extra.
+    import tests.fuzz.profiles  # noqa: F401
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

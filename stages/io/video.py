@@ -4,8 +4,11 @@ Reading accepts any container and codec the bundled FFmpeg decodes. Damage
 inside a file does not crash the run: a packet the decoder rejects is skipped
 with a warning (the picture recovers at the next keyframe), and the stream
 ends, keeping every frame delivered so far, after `max_bad_packets` rejected
-packets in a row or a container error. A file that cannot be opened at all
-(missing, not a video, no video stream) raises `SourceError` from ``open()``.
+packets in a row or a container error (a decoded frame FFmpeg cannot convert
+to RGB is skipped the same way). Tags that are not UTF-8 are read with
+replacement characters; a loop over a file that cannot seek back ends there.
+A file that cannot be opened at all (missing, not a video, no video stream,
+no decoder for it) raises `SourceError` from ``open()``.
 
 Writing is H.264 (libx264, yuv420p) in MP4, MKV or MOV. The output goes to
 ``<name>.partial`` first and is renamed to its final name in ``stop()``, which
@@ -67,8 +70,13 @@ class VideoFileSourceConfig:
         frames: stop after this many frames; ``None`` reads the whole file
             (or forever when looping).
         threads: decoder threads; 0 lets FFmpeg choose.
-        max_bad_packets: packets in a row the decoder may reject before the
+        max_bad_packets: packets in a row the decoder may reject (or decoded
+            frames in a row that cannot be converted to RGB) before the
             stream is ended (see the module docstring).
+        max_pixels: largest frame (width x height) the decoder may produce;
+            8K UHD by default. A file whose stream declares more is refused at
+            ``open()``, and the decoder rejects larger frames as damaged
+            packets, so a few damaged bytes cannot make it allocate gigabytes.
         name: source name in the graph.
     """
 
@@ -78,6 +86,7 @@ class VideoFileSourceConfig:
     frames: int | None = None
     threads: int = 0
     max_bad_packets: int = 10
+    max_pixels: int = 7680 * 4320
     name: str = "video_file"
 
     def __post_init__(self) -> None:
@@ -89,26 +98,50 @@ class VideoFileSourceConfig:
             raise ValueError(f"video source threads must be >= 0 (0 = auto), got {self.threads}")
         if self.max_bad_packets < 1:
             raise ValueError(f"max_bad_packets must be >= 1, got {self.max_bad_packets}")
+        if self.max_pixels < 1:
+            raise ValueError(f"max_pixels must be >= 1, got {self.max_pixels}")
 
 
-def _open_input(path: Path, threads: int) -> tuple[InputContainer, VideoStream]:
+def _open_input(path: Path, config: VideoFileSourceConfig) -> tuple[InputContainer, VideoStream]:
     """Open ``path`` and its first video stream, or raise `SourceError` saying why."""
     if not path.is_file():
         raise SourceError(f"video file not found: {path}; check the path")
+    container = _open_container(path)
+    stream = container.streams.video[0] if container.streams.video else None
+    refusal = _refusal(path, stream, config.max_pixels)
+    if refusal or stream is None:
+        container.close()
+        raise SourceError(refusal)
+    stream.thread_type = "AUTO"
+    stream.codec_context.thread_count = config.threads
+    # Checked by the decoder before it allocates a frame (FFmpeg's AVCodecContext.max_pixels).
+    stream.codec_context.options = {"max_pixels": str(config.max_pixels)}
+    return container, stream
+
+
+def _refusal(path: Path, stream: VideoStream | None, max_pixels: int) -> str:
+    """Why ``stream`` cannot be read (``""``: it can)."""
+    if stream is None:
+        return f"{path} has no video stream (is it an audio file?); give a video file"
+    context = stream.codec_context
+    if context is None:
+        return (f"{path}: no decoder for its video stream (damaged, or a codec this FFmpeg "
+                "build lacks); give an .mp4, .mkv, .mov or .webm video")
+    if context.width * context.height > max_pixels:
+        return (f"{path}: its frames are {context.width}x{context.height}, more than the "
+                f"{max_pixels} pixels this source accepts (damaged, or raise max_pixels)")
+    return ""
+
+
+def _open_container(path: Path) -> InputContainer:
     try:
-        container = av.open(str(path), mode="r")
+        # Tags are UTF-8 only by convention: a damaged or foreign file's bytes are not.
+        return av.open(str(path), mode="r", metadata_errors="replace")
     except av.FFmpegError as exc:
         raise SourceError(
             f"cannot read {path} as a video ({exc}); give a video file FFmpeg can "
             "decode, such as .mp4, .mkv, .mov or .webm"
         ) from exc
-    if not container.streams.video:
-        container.close()
-        raise SourceError(f"{path} has no video stream (is it an audio file?); give a video file")
-    stream = container.streams.video[0]
-    stream.thread_type = "AUTO"
-    stream.codec_context.thread_count = threads
-    return container, stream
 
 
 def _stream_rate(stream: VideoStream) -> Fraction | None:
@@ -145,7 +178,7 @@ class VideoFileSource:
 
     def open(self) -> SourceInfo:
         self.close()
-        container, stream = _open_input(Path(self.config.path), self.config.threads)
+        container, stream = _open_input(Path(self.config.path), self.config)
         with self._lock:
             self._container, self._stream, self._closed = container, stream, False
             return self._start(container, stream)
@@ -165,7 +198,7 @@ class VideoFileSource:
         limit = self.config.frames
         if self.config.loop:
             return limit
-        known = stream.frames or None  # 0 when the container does not record it
+        known = stream.frames if stream.frames > 0 else None  # 0: not recorded
         if limit is None or known is None:
             return known if limit is None else None
         return min(known, limit)
@@ -182,12 +215,28 @@ class VideoFileSource:
             raise RuntimeError(f"{self.name}: read() before open()")
         if self.config.frames is not None and self._emitted >= self.config.frames:
             return None
-        frame = self._next_frame()
-        if frame is None:
+        for _ in range(self.config.max_bad_packets):
+            frame = self._next_frame()
+            if frame is None:
+                return None
+            image = self._picture(frame)
+            if image is not None:
+                self._emitted += 1
+                return SourceFrame(image, pts=self._timeline(frame.pts),
+                                   time_base=self._stream.time_base)
+        logger.warning("%s: %d frames in a row could not be converted; ending the stream "
+                       "after %d frames", self.name, self.config.max_bad_packets, self._emitted)
+        self._decoded, self._pass_frames = iter(()), 0  # an empty pass: no rewind
+        return None
+
+    def _picture(self, frame: VideoFrame) -> Image | None:
+        """The frame as RGB; ``None`` (logged) for a frame FFmpeg cannot convert."""
+        try:
+            return self._to_rgb(frame)
+        except av.FFmpegError as exc:
+            logger.warning("%s: skipping a frame of %s that cannot be converted to RGB (%s)",
+                           self.name, self.config.path, exc)
             return None
-        self._emitted += 1
-        image = self._to_rgb(frame)
-        return SourceFrame(image, pts=self._timeline(frame.pts), time_base=self._stream.time_base)
 
     def close(self) -> None:
         with self._lock:
@@ -204,17 +253,23 @@ class VideoFileSource:
                 self._pass_frames += 1
                 return frame
             # An empty pass would loop forever without producing anything.
-            if not self.config.loop or self._pass_frames == 0:
+            if not self.config.loop or self._pass_frames == 0 or not self._rewind():
                 return None
-            self._rewind()
 
-    def _rewind(self) -> None:
+    def _rewind(self) -> bool:
+        """Start the next pass; ``False`` (logged) when the file cannot seek to its start."""
         if self._container is None or self._stream is None:
             raise RuntimeError(f"{self.name}: rewind on a closed source")
-        self._container.seek(0)
+        try:
+            self._container.seek(0)
+        except av.FFmpegError as exc:
+            logger.warning("%s: cannot seek back to the start of %s (%s); ending the stream "
+                           "after %d frames", self.name, self.config.path, exc, self._emitted)
+            return False
         self._decoded = self._decode(self._container, self._stream)
         self._pass_frames = 0
         self._rebase = True
+        return True
 
     def _decode(self, container: InputContainer, stream: VideoStream) -> Iterator[VideoFrame]:
         """Decoded frames of one pass; skips rejected packets, ends on container errors."""
@@ -258,7 +313,7 @@ class VideoFileSource:
             shrink = size[0] * size[1] < frame.width * frame.height
             image = frame.to_ndarray(format="rgb24", width=size[0], height=size[1],
                                      interpolation="AREA" if shrink else "BICUBIC")
-        return check_image(image, what=f"{self.name} frame {self._emitted - 1}")
+        return check_image(image, what=f"{self.name} frame {self._emitted}")
 
 
 # --------------------------------------------------------------------------- sink

@@ -279,3 +279,73 @@ def test_the_bundled_model_says_it_knows_the_synthetic_world():
     assert saved.domain is TrainingDomain.SYNTHETIC_WORLD
     assert set(saved.metadata) == {"recipe", "steps"}  # its other entries were kept
     assert saved.config.name == "vicoface-64s" and saved.discriminator is None
+
+
+# ---- what fuzzing found (tests/fuzz/test_fuzz_checkpoints.py) -------------------------------
+def _tiny_state() -> dict[str, torch.Tensor]:
+    torch.manual_seed(0)
+    return Generator(tiny("vicoface")).state_dict()
+
+
+def test_nan_or_infinite_weights_are_refused(tmp_path):
+    for bad in (float("nan"), float("inf")):
+        state = _tiny_state()
+        state["enc.fc.0.weight"].view(-1)[3] = bad
+        torch.save(state, tmp_path / "model.pt")
+        with pytest.raises(CheckpointError, match=r"NaN or infinite weights in 1 tensors: enc\.fc"):
+            load_generator(tmp_path / "model.pt")
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.bool, torch.complex64])
+def test_tensors_that_are_not_floating_point_are_refused(tmp_path, dtype):
+    state = {k: v.to(dtype) for k, v in _tiny_state().items()}
+    torch.save(state, tmp_path / "model.pt")
+    with pytest.raises(CheckpointError, match="not floating point"):
+        load_generator(tmp_path / "model.pt")
+
+
+def test_half_precision_weights_still_load(tmp_path):
+    torch.save({k: v.half() for k, v in _tiny_state().items()}, tmp_path / "model.pt")
+    assert load_generator(tmp_path / "model.pt").config.size == 32
+
+
+def test_a_scalar_or_unnamed_tensor_is_a_checkpoint_error(tmp_path):
+    state = _tiny_state()
+    state["enc.net_app.convs.0.0.weight"] = torch.tensor(1.0)
+    torch.save(state, tmp_path / "scalar.pt")
+    with pytest.raises(CheckpointError, match="is a scalar"):
+        load_generator(tmp_path / "scalar.pt")
+    torch.save({"gen": {0: torch.zeros(1)}}, tmp_path / "unnamed.pt")
+    with pytest.raises(CheckpointError, match="dict of tensors by name"):
+        load_generator(tmp_path / "unnamed.pt")
+
+
+def _with_config(tmp_path: Path, config_json: str) -> Path:
+    from safetensors.torch import load_file, save_file
+
+    source = tmp_path / "model.safetensors"
+    save_checkpoint(source, Generator(tiny("vicoface")))
+    meta = {"format": "vicocam-checkpoint", "format_version": "1", "model_config": config_json}
+    save_file(load_file(source), str(source), metadata=meta)
+    return source
+
+
+def test_metadata_naming_a_huge_network_is_refused_before_it_is_built(tmp_path):
+    config = tiny("vicoface")
+    huge = config.to_json().replace('"channels": [32, 32, 16, 8]',
+                                    '"channels": [32000, 32000, 16000, 8000]')
+    assert huge != config.to_json()
+    with pytest.raises(CheckpointError, match="its tensors make"):
+        load_generator(_with_config(tmp_path, huge))
+
+
+@pytest.mark.parametrize("text", ["[]", "5", '{"size": "32"}', "{}"])
+def test_metadata_that_is_not_a_config_object_is_refused(tmp_path, text):
+    with pytest.raises(CheckpointError, match="invalid configuration metadata"):
+        load_generator(_with_config(tmp_path, text))
+
+
+def test_a_mistyped_config_field_is_refused(tmp_path):
+    mistyped = tiny("vicoface").to_json().replace('"blur_kernel": [1, 3, 3, 1]', '"blur_kernel": 2')
+    with pytest.raises(CheckpointError, match="wrong type: blur_kernel=2"):
+        load_generator(_with_config(tmp_path, mistyped))

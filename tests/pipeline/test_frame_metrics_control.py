@@ -34,6 +34,15 @@ def test_check_image_names_the_problem(image, message):
         check_image(image)
 
 
+@pytest.mark.parametrize("view", [lambda a: a[::-1], lambda a: a[:, ::-1], lambda a: a[::-2]])
+def test_check_image_returns_what_torch_takes_even_for_flipped_single_rows(view):
+    # Found by fuzzing: one flipped row counts as C-contiguous, with a negative stride.
+    image = check_image(view(np.arange(24, dtype=np.uint8).reshape(1, 8, 3)))
+    assert image.flags.c_contiguous and min(image.strides) > 0
+    torch = pytest.importorskip("torch")
+    torch.from_numpy(image)
+
+
 def test_percentile_matches_numpy():
     values = [5.0, 1.0, 9.0, 3.0, 7.0, 2.0]
     for q in (0, 50, 95, 99, 100):

@@ -201,8 +201,23 @@ def test_wrong_frame_shape_from_a_source_is_a_clear_error():
             got = super().read()
             return None if got is None else type(got)(got.image[:, :, 0])
 
+    # One bad picture is dropped (see below); a source that keeps sending them stops the run.
     with pytest.raises(SourceFailedError, match=r"must have shape \(H, W, 3\)"):
-        run_pipeline(Bad(3), [Collect()])
+        run_pipeline(Bad(30), [Collect()], RuntimeConfig(max_consecutive_errors=5))
+
+
+def test_a_bad_picture_from_a_source_is_dropped_and_the_run_goes_on():
+    class SomeBad(ListSource):
+        def read(self):
+            got = super().read()
+            if got is None or self.sent not in (2, 3):
+                return got
+            return type(got)(got.image[:, :, :2] if self.sent == 2 else got.image.astype(float))
+
+    sink = Collect()
+    report = run_pipeline(SomeBad(6), [sink], RuntimeConfig(mode=RunMode.OFFLINE))
+    assert report.reason == "end-of-stream" and sink.seqs == [0, 3, 4, 5]
+    assert report.metrics.frames_rejected == 2 and report.metrics.frames_in == 6
 
 
 def _busy_run(adaptive: bool, mode: RunMode = RunMode.LIVE):

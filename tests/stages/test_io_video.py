@@ -336,3 +336,61 @@ def test_sink_rejects_a_malformed_frame(tmp_path):
             sink.process(Frame(0, 0, np.zeros((8, 8), np.uint8)))
     finally:
         sink.stop()
+
+
+# ---- what fuzzing found (tests/fuzz/test_fuzz_videos.py) ------------------------------------
+def _seed(name: str) -> bytes:
+    from tests.fuzz.corpus import seeds
+
+    return seeds("videos")[name]
+
+
+def _titled_clip(path: Path, title: bytes) -> Path:
+    """A VP8 clip whose title tag holds ``title`` (any bytes, nine of them)."""
+    with av.open(str(path), "w", format="matroska") as container:
+        container.metadata["title"] = "TITLE-TAG"
+        stream = container.add_stream("libvpx", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 32, 24, "yuv420p"
+        for _ in range(3):
+            picture = av.VideoFrame.from_ndarray(np.zeros((24, 32, 3), np.uint8), format="rgb24")
+            container.mux(stream.encode(picture))
+        container.mux(stream.encode(None))
+    path.write_bytes(path.read_bytes().replace(b"TITLE-TAG", title))
+    return path
+
+
+def test_tags_that_are_not_utf8_do_not_stop_the_file(tmp_path):
+    path = _titled_clip(tmp_path / "clip.mkv", b"\xff\xfe-TAG-\xc3(")
+    assert len(_read(path)) == 3
+
+
+def test_a_stream_without_a_decoder_is_a_source_error(tmp_path):
+    path = tmp_path / "clip.mkv"
+    path.write_bytes(_seed("vp8.mkv").replace(b"V_VP8", b"V_ZZ8"))
+    with pytest.raises(SourceError, match="no decoder"):
+        VideoFileSource(VideoFileSourceConfig(path)).open()
+
+
+def test_a_loop_over_a_file_that_cannot_seek_ends_the_stream(tmp_path, caplog):
+    data = bytearray(_seed("mjpeg.avi"))
+    data[136] = 0xFF  # a damaged stream header: every frame reads, seeking back fails
+    path = tmp_path / "clip.avi"
+    path.write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING, logger="stages.io.video"):
+        frames = _read(path, loop=True, frames=30)
+    assert 0 < len(frames) < 30
+    assert any("cannot seek back" in r.message for r in caplog.records)
+
+
+def test_frames_larger_than_max_pixels_are_refused_before_decoding(tmp_path):
+    # A 755-byte VP8 clip whose keyframes claim 13600x10008 (408 MB of RGB per frame).
+    data = bytearray(_seed("vp8.mkv"))
+    start = data.find(b"\x9d\x01\x2a")
+    data[start + 3: start + 7] = (13600).to_bytes(2, "little") + (10008).to_bytes(2, "little")
+    path = tmp_path / "clip.mkv"
+    path.write_bytes(bytes(data))
+    assert _read(path) == []
+    y4m = tmp_path / "big.y4m"
+    y4m.write_bytes(b"YUV4MPEG2 W9000 H9000 F10:1 C420jpeg\nFRAME\n")
+    with pytest.raises(SourceError, match="more than the 33177600 pixels"):
+        VideoFileSource(VideoFileSourceConfig(y4m)).open()
