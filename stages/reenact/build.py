@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from pipeline.stage import Stage
+from stages.face.detector import FaceDetector
 from stages.face.stage import FaceTrackStage
 from stages.face.tracker import FaceTrackerConfig
 from stages.reenact.avatar import AvatarConfig, AvatarPreparer, PortraitLoader, PreparedAvatar
@@ -62,6 +63,7 @@ def build_avatar_stages(
     loaders: Mapping[str, PortraitLoader] | None = None,
     initial: AvatarKey | None = None,
     preparer: Callable[[AvatarKey], PreparedAvatar] | None = None,
+    detector: FaceDetector | None = None,
 ) -> list[Stage]:
     """The avatar path's stages, in graph order (see the module docstring).
 
@@ -75,6 +77,9 @@ def build_avatar_stages(
         preparer: prepares avatars (e.g. one shared by several sessions, see
             `stages.reenact.shared_sessions`); ``None`` = a new `AvatarPreparer`
             (then ``loaders`` apply to portraits too).
+        detector: the face detector to track with (e.g. one shared by
+            several sessions: it is read-only once loaded); ``None`` = the
+            tracker builds its own from ``config.tracker.detector``.
     """
     config = config or AvatarPathConfig()
     device = bundle.device
@@ -84,7 +89,7 @@ def build_avatar_stages(
     if preparer is None:
         preparer = AvatarPreparer(bundle.reenactor, device, config.avatar, loaders)
     return [
-        FaceTrackStage(tracker_for(bundle, config.tracker)),
+        FaceTrackStage(tracker_for(bundle, config.tracker), detector),
         AvatarStage(settings, preparer, initial),
         DriverMotionStage(bundle.motion, make_stream(device), crop_on_device),
         GenerateStage(bundle.generate, make_stream(device), bundle.config.family),

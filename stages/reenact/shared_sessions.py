@@ -5,9 +5,11 @@ session's own `LiveSettingsBox` (the same settings type the terminal keys of
 ``vicocam run`` write), it builds that session's avatar stages. The model is
 loaded once and shared:
 
-* the weights (`ModelBundle.reenactor`) and the prepared avatars
+* the weights (`ModelBundle.reenactor`), the prepared avatars
   (`SharedAvatars`: each portrait is detected, cropped and encoded once for
-  all sessions) are read-only once built;
+  all sessions) and the face detector the trackers use (an ONNX Runtime
+  session with its own threads and memory: one per session would be freed
+  only with the session's last reference) are read-only once built;
 * with batching (``batching``, what ``vicocam serve`` does by default) each
   engine is wrapped in one `EngineBatcher`: every session joins it and its
   stages call their own `BatchMember`, so the motion and generate requests
@@ -21,8 +23,8 @@ loaded once and shared:
   opens its own engines (from the same exported graphs and engine cache) and
   closes them when it stops.
 
-Everything per stream (tracker, relative reference, avatar library, device
-streams) is new in every call.
+Everything per stream (tracker state, relative reference, avatar library,
+device streams) is new in every call.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from typing import ClassVar
 
 from pipeline.frame import Frame
 from pipeline.stage import Stage, StageBase
+from stages.face.detector import create_detector
 from stages.reenact.avatar import AvatarPreparer, PortraitLoader, PreparedAvatar
 from stages.reenact.build import AvatarPathConfig, build_avatar_stages
 from stages.reenact.live_settings import AvatarKey, LiveSettingsBox
@@ -126,6 +129,7 @@ class SessionFactory:
         self._engines = engines
         preparer = AvatarPreparer(bundle.reenactor, bundle.device, self.config.avatar, loaders)
         self.avatars = SharedAvatars(preparer, keep_avatars)
+        self.detector = create_detector(self.config.tracker.detector)
         self.batchers: tuple[EngineBatcher, EngineBatcher] | None = None
         if batching is not None:
             self.batchers = (EngineBatcher(bundle.motion, batching),
@@ -157,7 +161,7 @@ class SessionFactory:
 
     def _stages(self, settings: LiveSettingsBox, bundle: ModelBundle) -> list[Stage]:
         return build_avatar_stages(settings, bundle, self.config, preparer=self.avatars,
-                                   initial=self.initial)
+                                   initial=self.initial, detector=self.detector)
 
 
 def session_factory(

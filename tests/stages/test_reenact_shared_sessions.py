@@ -205,3 +205,15 @@ def test_sessions_with_different_avatars_and_strengths_batch_together():
     for mine, ref in zip(got, alone, strict=True):
         assert torch.allclose(mine, ref, atol=1e-5)
     assert not torch.allclose(got[0], got[1])
+
+
+def test_sessions_share_one_face_detector():
+    from stages.face.stage import FaceTrackStage
+
+    factory = session_factory(_bundle(), initial=AvatarKey("grey:1"))
+    first, second = factory(SettingsBox(LiveSettings())), factory(SettingsBox(LiveSettings()))
+    trackers = [_stage(s, FaceTrackStage) for s in (first, second)]
+    for tracker in trackers:
+        tracker.start()
+    assert trackers[0]._tracker is not trackers[1]._tracker  # each its own state
+    assert trackers[0]._tracker.detector is trackers[1]._tracker.detector is factory.detector
