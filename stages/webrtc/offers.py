@@ -5,7 +5,10 @@ fingerprint is accepted, then fails in a DTLS task nobody awaits, and the
 dead session holds its slot until the connect timeout; duplicated media
 sections fail deep inside the answer. Checked here, on the text alone (no
 peer connection, no pipeline), each is refused with a fixed reason the
-peer's user can act on.
+peer's user can act on: the media sections, their ICE credentials and DTLS
+fingerprint, a video that is sent, and codecs the server can decode. Last,
+aiortc's own parser reads the offer, so an offer that passes fails later only
+for what needs a peer connection to find (an H264 profile aiortc lacks).
 
 The SDP is read the way aiortc reads it (`str.splitlines`, session lines
 before the first ``m=``, attributes inherited by every media section), so
@@ -14,9 +17,12 @@ what passes here is what aiortc will see.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
 
 SUPPORTED_FINGERPRINT_HASHES = frozenset({"sha-256", "sha-384", "sha-512"})
 """Hash functions aiortc checks a peer's certificate with.
@@ -34,6 +40,20 @@ carries the page's control channel (`stages.webrtc.control_channel`); it
 must be SCTP over DTLS, the only data transport aiortc speaks.
 """
 
+DECODABLE_CODECS: dict[str, frozenset[tuple[str, int]]] = {
+    "video": frozenset({("vp8", 90000), ("h264", 90000)}),
+    "audio": frozenset({("opus", 48000), ("g722", 8000), ("pcmu", 8000), ("pcma", 8000)}),
+}
+"""Codecs aiortc receives, by media kind, as ``(lowercase name, clock rate)``.
+
+The names of ``aiortc.codecs.CODECS`` less RTX (a repair stream, not a
+codec), written out like the hashes above; a test keeps the two equal. A
+media section offering none of its kind's is refused: aiortc would find no
+common codec and fail inside the answer.
+"""
+
+_NOT_SENDING = frozenset({"recvonly", "inactive"})
+_RTPMAP = re.compile(r"^[0-9]{1,3} ([^/\s]+)/([0-9]{1,9})\b")
 _FINGERPRINT = re.compile(r"^(\S+) ([0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2})+)$")
 
 
@@ -52,6 +72,9 @@ class _Section:
     def values(self, name: str) -> list[str]:
         return [value for attr, value in self.attributes if attr == name]
 
+    def names(self) -> list[str]:
+        return [attr for attr, _ in self.attributes]
+
 
 def check_offer(sdp: str, max_bytes: int) -> None:
     """Refuse ``sdp`` with an `OfferError` unless a `Session` can answer it.
@@ -66,6 +89,8 @@ def check_offer(sdp: str, max_bytes: int) -> None:
     _check_media(media)
     for section in media:
         _check_transport(session, section)
+        _check_codecs(section)
+    _check_parses(sdp)
 
 
 def _utf8(sdp: str) -> bytes:
@@ -102,6 +127,9 @@ def _check_media(media: list[_Section]) -> None:
             raise OfferError(f"the offer has more than {MAX_SECTIONS[kind]} {kind} section; "
                              "send one camera, at most one microphone and one data channel "
                              "section")
+    if any(s.kind == "video" and _NOT_SENDING & set(s.names()) for s in media):
+        raise OfferError("the offer does not send its video (a=recvonly or a=inactive); "
+                         "send a camera")
     if any(s.kind == "application" and not _sctp_over_dtls(s) for s in media):
         raise OfferError("the offer's data channel section is not SCTP over DTLS "
                          "(UDP/DTLS/SCTP); this server speaks only that")
@@ -138,3 +166,33 @@ def _check_transport(session: _Section, section: _Section) -> None:
 def _usable_fingerprint(value: str) -> bool:
     match = _FINGERPRINT.match(value)
     return match is not None and match.group(1).lower() in SUPPORTED_FINGERPRINT_HASHES
+
+
+CODEC_ADVICE = {"video": "send VP8 or H264", "audio": "send Opus, G.722, PCMU or PCMA"}
+
+
+def _check_codecs(section: _Section) -> None:
+    """An audio or video section must offer a codec aiortc decodes (an ``a=rtpmap`` of it)."""
+    decodable = DECODABLE_CODECS.get(section.kind)
+    if decodable is None:
+        return
+    if not any(_codec(value) in decodable for value in section.values("rtpmap")):
+        raise OfferError(f"the offer's {section.kind} uses no codec this server can decode; "
+                         f"{CODEC_ADVICE[section.kind]}")
+
+
+def _codec(rtpmap: str) -> tuple[str, int] | None:
+    """``(lowercase name, clock rate)`` of an ``a=rtpmap`` value such as ``96 VP8/90000``."""
+    match = _RTPMAP.match(rtpmap)
+    return None if match is None else (match.group(1).lower(), int(match.group(2)))
+
+
+def _check_parses(sdp: str) -> None:
+    """aiortc's own parser reads ``sdp``; what it raises stays in the log (its internals)."""
+    from aiortc.sdp import SessionDescription
+
+    try:
+        SessionDescription.parse(sdp)
+    except Exception as exc:
+        log.info("an offer's SDP could not be parsed: %r", exc)
+        raise OfferError("the offer's SDP is malformed (it could not be parsed)") from None

@@ -95,7 +95,10 @@ class SessionConfig:
     Attributes:
         stall_timeout_s: close a session whose video stopped this long ago.
         connect_timeout_s: close a session whose first video frame has not
-            come this long after the answer.
+            come this long after the answer: a peer that never connects
+            (a dead address, a flood of copied offers) gives its slot back
+            this soon. A browser on loopback or a LAN sends its first frame
+            well within a second; peers through a TURN relay may need more.
         watchdog_interval_s: how often those two are checked.
         max_audio_delay_s: cap on the audio delay (a stuck graph must not
             make the audio buffer grow).
@@ -123,7 +126,7 @@ class SessionConfig:
     """
 
     stall_timeout_s: float = 10.0
-    connect_timeout_s: float = 30.0
+    connect_timeout_s: float = 4.0
     watchdog_interval_s: float = 1.0
     max_audio_delay_s: float = 1.0
     ice_servers: tuple[str, ...] = ()
@@ -134,6 +137,10 @@ class SessionConfig:
     min_remb_bps: int | None = DEFAULT_FLOOR_BPS
     start_bitrate_kbps: int | None = 1000
     steady_bitrate: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.connect_timeout_s > 0:
+            raise ValueError(f"the connect timeout must be > 0 s, got {self.connect_timeout_s}")
 
     def patches(self) -> PatchConfig:
         """The aiortc patches a session installs beyond the frame assemblers."""
@@ -165,6 +172,7 @@ class Session:
         self._factory = factory
         self._on_closed = on_closed
         self._created = time.monotonic()
+        self._answered: float | None = None  # when the answer was made (the connect clock)
         self._pc: RTCPeerConnection | None = None
         self._video_in: TrackSource | None = None
         self._video_out: OutgoingVideoTrack | None = None
@@ -190,6 +198,7 @@ class Session:
         # Off the event loop: a factory may prepare engines, and other peers' media waits.
         self._pipeline = await asyncio.to_thread(self._build_pipeline, source, out)
         self._pipeline_task = asyncio.create_task(self._run_pipeline(), name=f"{self.id}:pipeline")
+        self._answered = time.monotonic()
         self._tasks.append(asyncio.create_task(self._watch(), name=f"{self.id}:watchdog"))
         return answer
 
@@ -244,7 +253,9 @@ class Session:
     def _on_track(self, track: MediaStreamTrack) -> None:
         assert self._pc is not None
         if track.kind == "video" and self._video_in is None:
-            self._video_in = TrackSource(open_timeout_s=self.config.connect_timeout_s)
+            # The watchdog closes a peer that never sends at the connect deadline, with
+            # that reason; the source's own wait is only the backstop, a second later.
+            self._video_in = TrackSource(open_timeout_s=self.config.connect_timeout_s + 1.0)
             self._video_out = OutgoingVideoTrack()
             self._pump(track, self._video_in.push, self._video_in.end)
             self._sent_rtp = SentRtpOrigin(self._pc.addTrack(self._video_out))
@@ -286,21 +297,43 @@ class Session:
                 log.warning("session %s: %s", self.id, reason)
         self._spawn_close(reason)
 
+    @property
+    def pending(self) -> bool:
+        """Whether the session holds a slot without video yet (negotiating or connecting)."""
+        return self._video_in is None or self._video_in.last_arrival_ns is None
+
+    def connect_left_s(self, now: float | None = None) -> float:
+        """Seconds until a pending session is closed for not connecting (0 once due).
+
+        Before the answer the whole timeout is left (the clock starts then).
+        """
+        if self._answered is None:
+            return self.config.connect_timeout_s
+        now = time.monotonic() if now is None else now
+        return max(0.0, self._answered + self.config.connect_timeout_s - now)
+
     async def _watch(self) -> None:
         while True:
-            await asyncio.sleep(self.config.watchdog_interval_s)
+            await asyncio.sleep(self._next_check_s())
             reason = self.stall_reason(time.monotonic_ns())
             if reason is not None:
                 self._spawn_close(reason)
                 return
 
+    def _next_check_s(self) -> float:
+        # While connecting, wake at the connect deadline rather than up to an interval late.
+        interval = self.config.watchdog_interval_s
+        if not self.pending:
+            return interval
+        return min(interval, max(0.01, self.connect_left_s()))
+
     def stall_reason(self, now_ns: int) -> str | None:
         """Why the session should be closed now, or ``None`` while it is healthy."""
-        if self._video_in is None:
+        if self._video_in is None or self._answered is None:
             return None
         last = self._video_in.last_arrival_ns
         if last is None:
-            if now_ns / 1e9 - self._created > self.config.connect_timeout_s:
+            if self.connect_left_s(now_ns / 1e9) <= 0:
                 return f"no video within {self.config.connect_timeout_s:g} s"
             return None
         if (now_ns - last) / 1e9 > self.config.stall_timeout_s:

@@ -12,6 +12,7 @@ of another site cannot arrange even when its DNS name points at 127.0.0.1.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import re
 import secrets
@@ -30,8 +31,14 @@ def resolve_token(host: str, token: str | None) -> str | None:
 
 
 def token_matches(expected: str, given: str | None) -> bool:
-    """Constant-time comparison (no timing hints about the token)."""
-    return given is not None and hmac.compare_digest(expected.encode(), given.encode())
+    """Constant-time comparison (no timing hints about the token).
+
+    ``given`` may hold lone surrogates (aiohttp keeps a header's non-UTF-8
+    bytes that way): encoded as they are, they simply do not match.
+    """
+    if given is None:
+        return False
+    return hmac.compare_digest(expected.encode(), given.encode("utf-8", "surrogatepass"))
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -71,7 +78,11 @@ class HostAllowlist:
     def allows(self, host: str | None) -> bool:
         """Whether a request whose ``Host`` header is ``host`` (``None``: missing) may go on."""
         name = host_name(host) if host else None
-        return name is not None and (is_loopback(name) or name in self.names)
+        return name is not None and (_loopback_name(name) or name in self.names)
+
+
+_loopback_name = functools.lru_cache(maxsize=256)(is_loopback)
+"""`is_loopback`, remembered: every request's Host is checked, and it is nearly always the same."""
 
 
 def host_allowlist(bind: str, names: Iterable[str]) -> HostAllowlist | None:
@@ -98,11 +109,14 @@ class RateLimiter:
 
     `check` returns 0.0 when a request may go ahead (and takes a token), else
     the seconds until one would be allowed. At most ``max_keys`` clients are
-    tracked; when full, buckets that have refilled are forgotten first.
+    tracked; when full, buckets that have refilled are forgotten first. A
+    refilled bucket is the same as none, so every ``sweep_s`` those are
+    dropped anyway: what a flood from many addresses left is freed after it.
     """
 
     def __init__(self, rate_per_s: float, burst: int, *,
-                 clock: Callable[[], float] = time.monotonic, max_keys: int = 10_000) -> None:
+                 clock: Callable[[], float] = time.monotonic, max_keys: int = 10_000,
+                 sweep_s: float = 30.0) -> None:
         if rate_per_s <= 0 or burst < 1:
             raise ValueError("rate must be > 0 and burst >= 1")
         self._rate = rate_per_s
@@ -110,9 +124,17 @@ class RateLimiter:
         self._clock = clock
         self._max_keys = max_keys
         self._buckets: dict[str, _Bucket] = {}
+        self._sweep_s = sweep_s
+        self._swept = self._clock()
+
+    def tracked(self) -> int:
+        """Clients tracked now."""
+        return len(self._buckets)
 
     def check(self, key: str) -> float:
         now = self._clock()
+        if now - self._swept >= self._sweep_s:
+            self._forget_refilled(now)
         bucket = self._buckets.get(key)
         if bucket is None:
             self._make_room(now)
@@ -127,7 +149,17 @@ class RateLimiter:
     def _make_room(self, now: float) -> None:
         if len(self._buckets) < self._max_keys:
             return
-        full = [k for k, b in self._buckets.items()
-                if b.tokens + (now - b.stamp) * self._rate >= self._burst]
+        full = self._refilled(now)
         for key in full or list(self._buckets)[: len(self._buckets) // 2]:
             del self._buckets[key]
+
+    def _refilled(self, now: float) -> list[str]:
+        return [k for k, b in self._buckets.items()
+                if b.tokens + (now - b.stamp) * self._rate >= self._burst]
+
+    def _forget_refilled(self, now: float) -> None:
+        self._swept = now
+        for key in self._refilled(now):
+            del self._buckets[key]
+        if not self._buckets:
+            self._buckets = {}  # a dict keeps its largest table until replaced

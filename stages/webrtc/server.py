@@ -39,7 +39,16 @@ URL is not accepted, and the access log (DEBUG, `AccessLogger`) writes every
 ``token`` query value as ``REDACTED``. With ``tls``, the server speaks HTTPS
 (`stages.webrtc.tls`): browsers give the camera to a page of any other name
 than a loopback one only then. Offers have their own, stricter rate, a
-size limit and a session limit; a bad offer gets 400 with the reason.
+size limit and a session limit; a bad offer gets 400 with the reason
+(`stages.webrtc.offers` checks it whole before any session work). Floods
+from many addresses meet a global budget: at most ``max_pending`` sessions
+may be negotiating or waiting for their first frame at once, and each gives
+its slot back when no video came within the connect timeout (4 s); beyond
+the budget or the session limit an offer gets 503 with ``Retry-After``.
+
+No request gets an exception's text: bodies are read within fixed caps and
+refused with fixed reasons (4xx), and what nobody foresaw is logged with
+its traceback and answered with a fixed 500.
 
 A session's settings are the avatar path's `LiveSettings` (one type for the
 terminal of ``vicocam run`` and this page): every control replaces the
@@ -57,6 +66,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 import secrets
 import threading
 import time
@@ -117,6 +127,12 @@ class ServerConfig:
         token: access token; ``None`` = none on loopback, a generated one
             elsewhere (printed at start).
         max_sessions: peers served at once; more get 503.
+        max_pending: sessions, of all clients together, that may be negotiating
+            or waiting for their first video frame at once (each waits at most
+            its ``session.connect_timeout_s``); more offers get 503 with
+            ``Retry-After``. The per-client rates cannot stop a flood from many
+            addresses; this budget does, and keeps building pipelines for
+            offers nobody completes to a few at a time.
         max_offer_bytes: largest accepted offer SDP (browsers send ~5-10 kB).
         avatar_limits: bounds on uploaded avatars.
         api_rate_per_s, api_burst: per-client rate limit of all API calls.
@@ -144,6 +160,7 @@ class ServerConfig:
     port: int = 8080
     token: str | None = None
     max_sessions: int = 4
+    max_pending: int = 2
     max_offer_bytes: int = 64 * 1024
     avatar_limits: AvatarLimits = field(default_factory=AvatarLimits)
     api_rate_per_s: float = 10.0
@@ -161,6 +178,8 @@ class ServerConfig:
     def __post_init__(self) -> None:
         if self.max_sessions < 1:
             raise ValueError("max_sessions must be >= 1")
+        if self.max_pending < 1:
+            raise ValueError("max_pending must be >= 1")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be within 0-65535, got {self.port}")
         bad = [name for name in self.allowed_hosts if host_name(name) is None]
@@ -175,10 +194,29 @@ PRIVATE_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"
 """Headers of the token exchange: nothing cached, no URL passed on as a referrer."""
 
 OFFER_FAILED = "the session could not start (a server error; its log has the details)"
+REQUEST_FAILED = "the request could not be handled (a server error; its log has the details)"
+CROSS_SITE = "a request from another site's page is refused"
+NOT_JSON = "the body must be JSON text (UTF-8)"
+MAX_CONTROL_BYTES = 16 * 1024
+"""Largest settings or avatar-pick body (a few dozen bytes in use)."""
+BUSY_RETRY_S = 10.0
+"""``Retry-After`` when every slot holds a live session (no deadline to go by)."""
 
 
 def _error(status: int, message: str, **headers: str) -> web.Response:
     return web.json_response({"error": message}, status=status, headers=headers or None)
+
+
+@web.middleware
+async def _contained(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The outermost middleware: what nobody foresaw is logged and answered with fixed text."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("%s %s could not be handled", request.method, request.path)
+        return _error(500, REQUEST_FAILED)
 
 
 HOST_REFUSED = ("this server does not answer to the Host name of this request (a guard "
@@ -235,7 +273,7 @@ class WebRTCServer:
     # ---- the app ----------------------------------------------------------------
     def build_app(self) -> web.Application:
         client_max = self.config.avatar_limits.max_bytes + 64 * 1024
-        app = web.Application(middlewares=[_host_guard(self.config), self._guard],
+        app = web.Application(middlewares=[_contained, _host_guard(self.config), self._guard],
                               client_max_size=client_max)
         r = app.router
         r.add_get("/", self._index)
@@ -269,8 +307,8 @@ class WebRTCServer:
 
     def _refusal(self, request: web.Request) -> web.Response | None:
         origin = request.headers.get("Origin")
-        if origin and urlsplit(origin).netloc != request.host:
-            return _error(403, f"cross-site request from {origin} refused")
+        if origin and not _same_origin(origin, request.host):
+            return _error(403, CROSS_SITE)
         if self.token is not None:
             given = bearer_token(request.headers.get("Authorization"))
             given = given or request.cookies.get(token_cookie(request))
@@ -338,14 +376,28 @@ class WebRTCServer:
         if wait > 0:
             return _error(429, "too many connection attempts; wait and retry",
                           **{"Retry-After": str(max(1, round(wait)))})
+        busy = self._admission()  # before the body is read: a flood costs no parsing
+        if busy is not None:
+            return busy
         try:
             sdp = await self._read_offer(request)
         except OfferError as exc:
             return _error(400, str(exc))
-        if len(self.sessions) >= self.config.max_sessions:
-            return _error(503, f"the server is busy: {len(self.sessions)} sessions in use; "
-                               "try again later")
+        busy = self._admission()  # again: others may have started while this one was read
+        if busy is not None:
+            return busy
         return await self._start_session(sdp)
+
+    def _admission(self) -> web.Response | None:
+        """503 with ``Retry-After`` while every session slot or the pending budget is taken."""
+        pending = [s for s in self.sessions.values() if s.pending]
+        if len(self.sessions) >= self.config.max_sessions:
+            return _busy(f"the server is busy: {len(self.sessions)} sessions in use; "
+                         "try again later", pending)
+        if len(pending) >= self.config.max_pending:
+            return _busy("the server is busy connecting other peers; try again in a few "
+                         "seconds", pending)
+        return None
 
     async def _read_offer(self, request: web.Request) -> str:
         limit = self.config.max_offer_bytes
@@ -356,10 +408,10 @@ class WebRTCServer:
         if raw is None:
             raise OfferError(f"the offer is too large (the limit is {limit} bytes)")
         try:
-            body = json.loads(raw)
-        except ValueError as exc:
+            body = _parse_json(raw)
+        except ValueError:
             raise OfferError("the offer must be JSON: {\"sdp\": \"...\", \"type\": \"offer\"}"
-                             ) from exc
+                             ) from None
         if not isinstance(body, dict) or body.get("type") != "offer":
             raise OfferError("the body must be {\"sdp\": \"...\", \"type\": \"offer\"}")
         sdp = body.get("sdp")
@@ -402,7 +454,7 @@ class WebRTCServer:
         session = self._session(request)
         try:
             if request.content_type == "application/json":
-                name, avatar = self._preset(await request.json())
+                name, avatar = self._preset(await _json_body(request))
             else:
                 name = request.headers.get("X-Filename", "upload")[:200]
                 data = await request.read()
@@ -465,7 +517,7 @@ class WebRTCServer:
     async def _settings(self, request: web.Request) -> web.Response:
         session = self._session(request)
         try:
-            body = await request.json()
+            body = await _json_body(request)
             changes = settings_changes(body, session.settings.get())
             current = session.settings.update(**changes)
         except (ValueError, TypeError) as exc:
@@ -491,6 +543,39 @@ async def _read_capped(request: web.Request, cap: int) -> bytes | None:
             return None
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def _json_body(request: web.Request) -> Any:
+    """A settings or avatar-pick body; `ValueError` with a fixed reason if too large or not JSON."""
+    raw = await _read_capped(request, MAX_CONTROL_BYTES)
+    if raw is None:
+        raise ValueError(f"the body is too large (the limit is {MAX_CONTROL_BYTES} bytes)")
+    return _parse_json(raw)
+
+
+def _parse_json(raw: bytes) -> Any:
+    """``raw`` as JSON, whatever charset the request claimed; `ValueError` with fixed text.
+
+    The parser's own message (a position, a codec's complaint) is not passed on;
+    nesting deep enough to exhaust the parser's recursion is malformed too.
+    """
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        raise ValueError(NOT_JSON) from None
+
+
+def _same_origin(origin: str, host: str) -> bool:
+    try:
+        return urlsplit(origin).netloc == host
+    except ValueError:  # not a URL at all ("http://[")
+        return False
+
+
+def _busy(message: str, pending: list[Session]) -> web.Response:
+    """A 503 whose ``Retry-After`` is when the first pending session must have connected."""
+    wait = min((s.connect_left_s() for s in pending), default=BUSY_RETRY_S)
+    return _error(503, message, **{"Retry-After": str(max(1, math.ceil(wait)))})
 
 
 def _client_key(request: web.Request) -> str:

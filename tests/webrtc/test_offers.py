@@ -15,7 +15,12 @@ pytest.importorskip("aiohttp")
 from pipeline.stage import Stage
 from stages.reenact.live_settings import LiveSettingsBox
 from stages.webrtc.ice import ice_host_addresses
-from stages.webrtc.offers import SUPPORTED_FINGERPRINT_HASHES, OfferError, check_offer
+from stages.webrtc.offers import (
+    DECODABLE_CODECS,
+    SUPPORTED_FINGERPRINT_HASHES,
+    OfferError,
+    check_offer,
+)
 from stages.webrtc.peer_session import identity_factory
 from stages.webrtc.server import OFFER_FAILED, ServerConfig, WebRTCServer
 from tests.webrtc.peers import TestPeer, api_client
@@ -76,7 +81,13 @@ def application_section(sdp: str) -> str:
     return sdp[start:] if end < 0 else sdp[start:end]
 
 
-def without(sdp: str, prefix: str) -> str:
+def audio_section(sdp: str, codec: str) -> str:
+    """The video section as an audio one (its own mid) whose codecs are all ``codec``."""
+    audio = video_section(sdp).replace("m=video", "m=audio").replace("a=mid:0", "a=mid:7")
+    return re.sub(r"(a=rtpmap:\d+ )\S+", rf"\g<1>{codec}", audio)
+
+
+def without(sdp: str, prefix: str | tuple[str, ...]) -> str:
     return "".join(line for line in sdp.splitlines(keepends=True) if not line.startswith(prefix))
 
 
@@ -93,6 +104,13 @@ BAD_OFFERS = {
     "no video": (lambda s: s.replace("m=video", "m=audio"), "no video"),
     "no ice password": (lambda s: without(s, "a=ice-pwd:"), "ice-pwd"),
     "garbage": (lambda s: "v=0\r\n" + "\x00\x7f garbage \x01" * 40, "no video"),
+    "no decodable video codec": (lambda s: re.sub(r"(a=rtpmap:\d+ )(VP8|H264)/", r"\1VP9/", s),
+                                 "no codec this server can decode; send VP8 or H264"),
+    "no decodable audio codec": (lambda s: s + audio_section(s, "speex/16000"),
+                                 "audio uses no codec"),
+    "video not sent": (lambda s: s.replace("a=sendrecv", "a=recvonly"), "does not send"),
+    "payload type not a number": (lambda s: re.sub(r"(m=video \d+ \S+) \d+", r"\1 x", s),
+                                  "could not be parsed"),
 }
 
 
@@ -133,10 +151,24 @@ def test_a_good_offer_passes_the_check(offer):
 
 
 def test_a_session_level_fingerprint_and_credentials_serve_every_section(offer):
-    moved = [line for line in offer.splitlines(keepends=True)
-             if line.startswith(("a=fingerprint:", "a=ice-ufrag:", "a=ice-pwd:"))]
+    kinds = ("a=fingerprint:", "a=ice-ufrag:", "a=ice-pwd:")
+    moved = [line for line in offer.splitlines(keepends=True) if line.startswith(kinds)]
     head, media = offer.split("m=video", 1)
-    check_offer(head + "".join(moved) + "m=video" + without(media, "a="), LIMIT)
+    check_offer(head + "".join(moved) + "m=video" + without(media, kinds), LIMIT)
+
+
+def test_an_offer_with_one_decodable_codec_passes(offer):
+    only_h264 = re.sub(r"a=rtpmap:(\d+) VP8/", r"a=rtpmap:\1 VP9/", offer)
+    check_offer(only_h264, LIMIT)
+    check_offer(offer + audio_section(offer, "opus/48000/2"), LIMIT)
+
+
+def test_the_decodable_codecs_are_aiortcs():
+    from aiortc.codecs import CODECS
+
+    for kind, codecs in CODECS.items():
+        names = {(c.mimeType.split("/")[1].lower(), c.clockRate) for c in codecs}
+        assert names - {("rtx", 90000)} == DECODABLE_CODECS[kind]
 
 
 def test_the_supported_hashes_are_aiortcs():
