@@ -1,7 +1,8 @@
 """Small line charts for benchmark results, drawn with OpenCV (no plotting library needed).
 
-`line_chart` draws panels side by side, each with its series, an optional
-dashed goal line, axes with round ticks and a legend, and writes a PNG.
+`line_chart` draws panels side by side (or in rows of ``columns``), each with
+its series, an optional dashed goal line, axes with round ticks and a legend,
+and writes a PNG.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ COLOURS = ((200, 90, 30), (40, 120, 230), (60, 160, 60), (150, 60, 160))  # BGR
 INK = (40, 40, 40)
 GRID = (225, 225, 225)
 FONT = cv2.FONT_HERSHEY_SIMPLEX
+MAX_X_TICKS = 15  # more would overlap: every 2nd, 3rd... whole number is marked instead
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,13 +36,23 @@ class Series:
 Panel = tuple[str, Sequence[Series], float | None]  # title, series, goal line (or None)
 
 
-def line_chart(path: Path, panels: Sequence[Panel], x_label: str) -> Path:
-    """Draw ``panels`` side by side into a PNG at ``path``; returns ``path``."""
+def line_chart(path: Path, panels: Sequence[Panel], x_label: str,
+               columns: int | None = None) -> Path:
+    """Draw ``panels`` into a PNG at ``path``, ``columns`` to a row (all in one row
+    by default); returns ``path``."""
     images = [_panel(title, series, goal, x_label) for title, series, goal in panels]
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), np.hstack(images)):
+    if not cv2.imwrite(str(path), _grid(images, columns or len(images))):
         raise OSError(f"could not write the chart {path}")
     return path
+
+
+def _grid(images: Sequence[np.ndarray], columns: int) -> np.ndarray:
+    """Rows of ``columns`` panels; the last row padded with blank panels."""
+    blank = np.full_like(images[0], 255)
+    padded = [*images, *[blank] * (-len(images) % columns)]
+    rows = [np.hstack(padded[i:i + columns]) for i in range(0, len(padded), columns)]
+    return np.vstack(rows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +80,7 @@ def _panel(title: str, series: Sequence[Series], goal: float | None, x_label: st
         _draw_series(image, axes, line, colour)
     _text(image, title, (MARGIN[0], 24), 0.55)
     _text(image, x_label, (PANEL[0] // 2 - 50, PANEL[1] - 10), 0.45)
-    _legend(image, series)
+    _legend(image, series, goal is not None)
     return image
 
 
@@ -92,7 +104,8 @@ def _draw_grid(image: np.ndarray, axes: _Axes) -> None:
         left, right = axes.to_pixel(axes.x0, y), axes.to_pixel(axes.x1, y)
         cv2.line(image, left, right, GRID, 1)
         _text(image, f"{y:g}", (4, left[1] + 4), 0.4)
-    for x in range(math.ceil(axes.x0), math.floor(axes.x1) + 1):
+    step = max(1, math.ceil((axes.x1 - axes.x0) / MAX_X_TICKS))
+    for x in range(math.ceil(axes.x0), math.floor(axes.x1) + 1, step):
         bottom = axes.to_pixel(x, axes.y0)
         cv2.line(image, bottom, axes.to_pixel(x, axes.y1), GRID, 1)
         _text(image, str(x), (bottom[0] - 4, bottom[1] + 16), 0.4)
@@ -112,12 +125,14 @@ def _dashed(image: np.ndarray, start: tuple[int, int], end: tuple[int, int]) -> 
         cv2.line(image, (x, start[1]), (min(x + 6, end[0]), start[1]), (90, 90, 90), 1)
 
 
-def _legend(image: np.ndarray, series: Sequence[Series]) -> None:
+def _legend(image: np.ndarray, series: Sequence[Series], goal: bool = True) -> None:
     x = PANEL[0] - MARGIN[2] - 130
     for i, (colour, line) in enumerate(zip(COLOURS, series, strict=False)):
         y = MARGIN[1] + 16 + 18 * i
         cv2.line(image, (x, y - 4), (x + 20, y - 4), colour, 2)
         _text(image, line.label, (x + 26, y), 0.45)
+    if not goal:
+        return
     y = MARGIN[1] + 16 + 18 * len(series)
     _dashed(image, (x, y - 4), (x + 20, y - 4))
     _text(image, "goal", (x + 26, y), 0.45)

@@ -110,6 +110,13 @@ def webrtc_model(options: BenchOptions) -> dict[str, Any]:
     return run_webrtc_bench(seconds=seconds or 30.0, stage=MODEL, pin=options.pin)
 
 
+def flood(options: BenchOptions) -> dict[str, Any]:
+    from benchmarks.flood import FloodBenchConfig, run_flood_bench
+
+    # `seconds` is how long the flood lasts; start-up, the late peer and the probes add ~25 s.
+    return run_flood_bench(FloodBenchConfig(seconds=options.seconds or 10.0))
+
+
 def model(options: BenchOptions) -> dict[str, Any]:
     seconds = options.seconds
     from benchmarks.model import run_model_bench
@@ -130,3 +137,15 @@ def contention(options: BenchOptions) -> dict[str, Any]:
 
     # Four burner counts x two limiters, each measured for `seconds` after a warm-up.
     return run_contention_bench(seconds=options.seconds or 12.0)
+
+
+def soak(options: BenchOptions) -> dict[str, Any]:
+    from dataclasses import replace
+
+    from benchmarks.soak import SoakConfig, run_soak
+
+    # serve's (or run's) own model and defaults: the soak ignores the bench's model options.
+    config = SoakConfig(mode=options.mode or "serve")
+    if options.seconds is not None:
+        config = replace(config, seconds=options.seconds)
+    return run_soak(config, options.json_path)

@@ -35,6 +35,7 @@ class BenchOptions:
             their default (the bundled model on the CPU).
         max_sessions: the sessions benchmark's largest N (``None``: its default).
         json_path: where the figures go; benchmarks that draw a chart put it beside.
+        mode: the soak's mode, ``"serve"`` or ``"run"`` (``None``: serve).
     """
 
     seconds: float | None = None
@@ -42,6 +43,7 @@ class BenchOptions:
     model: ModelSpec | None = None
     max_sessions: int | None = None
     json_path: Path | None = None
+    mode: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +98,11 @@ _SPECS = (
         "per configuration: params, GFLOPs/frame, CPU ms/frame per backend, ORT parity",
     ),
     BenchSpec(
+        "flood",
+        "benchmarks.entry:flood",
+        "1,000 offers/s from many addresses for --seconds (10) against 2 live sessions",
+    ),
+    BenchSpec(
         "webrtc",
         "benchmarks.entry:webrtc",
         "headless Chromium through vicocam serve --identity: fps, freezes, latency",
@@ -109,6 +116,11 @@ _SPECS = (
         "webrtc-model",
         "benchmarks.entry:webrtc_model",
         "headless Chromium through vicocam serve with the avatar model: fps, freezes, latency",
+    ),
+    BenchSpec(
+        "soak",
+        "benchmarks.entry:soak",
+        "--minutes M (30) of serve with 3 churning peers, or --mode run: RSS, threads, fds...",
     ),
 )
 

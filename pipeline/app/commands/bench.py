@@ -1,13 +1,16 @@
-"""``vicocam bench NAME [--seconds S] [--runs N] [--no-pin] [--json PATH]``."""
+"""``vicocam bench NAME [--seconds S | --minutes M] [--runs N] [--no-pin] [--json PATH]``."""
 
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
 
 from pipeline.app.model_options import add_model_options, model_spec
-from pipeline.app.options import add_json_option, positive_float, positive_int
+from pipeline.app.options import (
+    add_json_option,
+    command_line,
+    positive_float,
+    positive_int,
+)
 from pipeline.errors import UserError
 
 
@@ -22,7 +25,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("name", metavar="NAME", help="benchmark name (see above)")
-    parser.add_argument("--seconds", type=positive_float, default=None, help="rough run time")
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--seconds", type=positive_float, default=None, help="rough run time")
+    length.add_argument("--minutes", type=positive_float, default=None,
+                        help="rough run time in minutes (the same as --seconds 60*M)")
+    parser.add_argument("--mode", choices=("serve", "run"), default=None,
+                        help="soak: serve (the server with churning peers, default) or run "
+                             "(the live path of 'vicocam run')")
     parser.add_argument("--runs", type=positive_int, default=1,
                         help="run it N times; the figures are the medians, with each run's "
                              "figures and the spread (min, max) beside them (1)")
@@ -50,13 +59,12 @@ def run_bench(args: argparse.Namespace) -> int:
     run = spec.load()
     sessions = args.max_sessions or MAX_SESSIONS
     # The engines' largest batch is the most sessions: one call may carry them all.
-    options = BenchOptions(seconds=args.seconds, pin=args.pin,
+    seconds = args.seconds if args.minutes is None else args.minutes * 60
+    options = BenchOptions(seconds=seconds, pin=args.pin,
                            model=model_spec(args, max_batch=sessions),
-                           max_sessions=sessions, json_path=args.json)
+                           max_sessions=sessions, json_path=args.json, mode=args.mode)
     runs = [run(options) for _ in range(args.runs)]
     figures = runs[0] if args.runs == 1 else median_of_runs(runs)
-    command = (
-        "vicocam " + shlex.join(sys.argv[1:]) if sys.argv[1:] else f"vicocam bench {spec.name}"
-    )
+    command = command_line(f"vicocam bench {spec.name}")
     print(write_result(figures, args.json, name=spec.name, command=command))
     return 0

@@ -56,6 +56,13 @@ def _server_arguments(parser: argparse.ArgumentParser) -> None:
                              "localhost, 127.x.x.x and [::1] (DNS rebinding); once names are "
                              "given, a server on any address accepts only those and these")
     parser.add_argument("--max-sessions", type=int, default=4, help="peers at once (4)")
+    parser.add_argument("--max-pending", type=int, default=2, metavar="N",
+                        help="peers that may be connecting at once, all clients together (2); "
+                             "more offers get 503 with Retry-After, so a flood of offers from "
+                             "many addresses cannot take every slot")
+    parser.add_argument("--connect-timeout", type=float, default=4.0, metavar="S",
+                        help="give a session's slot back when no video came this many "
+                             "seconds after the answer (4; raise it for peers behind TURN)")
     parser.add_argument("--avatars", type=Path, default=None,
                         help="folder of preset avatar pictures the page offers")
     parser.add_argument("--stall-timeout", type=float, default=10.0,
@@ -140,6 +147,7 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
 
     try:
         session = SessionConfig(stall_timeout_s=args.stall_timeout, ice_servers=tuple(args.stun),
+                                connect_timeout_s=args.connect_timeout,
                                 max_in_flight=args.max_in_flight,
                                 adaptive_in_flight=args.adaptive_in_flight,
                                 playout_delay=parse_playout_delay(args.playout_delay),
@@ -148,6 +156,7 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
                                 min_remb_bps=_kbps_to_bps(args.upload_floor_kbps))
         config = ServerConfig(host=args.host, port=args.port, token=args.token,
                               max_sessions=args.max_sessions, avatars_dir=args.avatars,
+                              max_pending=args.max_pending,
                               ice_host=args.ice_host, session=session,
                               allowed_hosts=tuple(args.allow_host))
     except ValueError as exc:

@@ -1,0 +1,199 @@
+"""``vicocam bench soak``: its schedule, its targets, its chart, and short runs of both modes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from benchmarks.chart import MARGIN, PANEL
+from benchmarks.soak import SoakConfig, SoakRecord, collect_cycles, schedule, ticks
+from benchmarks.soak_figures import plot_soak, soak_figures
+from benchmarks.soak_peers import MinuteBook, StampedCamera
+from stages.stamp import read_stamp
+
+TARGETS = {"rss_growth_after_minute_2_pct", "threads_back_after_each_churn",
+           "fds_back_after_each_churn", "latency_p50_last_vs_second_minute", "crashes",
+           "sessions_lost", "sessions_open_after_all_left", "rss_after_close_minus_idle_mb"}
+
+
+def test_ticks_reach_the_end_exactly():
+    assert ticks(45, 10) == [10, 20, 30, 40, 45]
+    assert ticks(40, 10) == [10, 20, 30, 40]
+
+
+def test_churns_come_every_20_s_after_the_sample_due_with_them():
+    events = schedule(SoakConfig(seconds=60, settle_s=18))
+    churns = [t for t, kind in events if kind == "churn"]
+    assert churns == [20, 40]  # 60 would settle past the end
+    assert [t for t, kind in events if kind == "settle"] == [38, 58]
+    assert events.index((20, "sample")) < events.index((20, "churn"))
+    assert [t for t, kind in events if kind == "sample"] == [10, 20, 30, 40, 50, 60]
+    assert all(kind == "sample" for _, kind in schedule(SoakConfig(seconds=60, mode="run")))
+
+
+def test_a_bad_config_is_refused():
+    with pytest.raises(ValueError, match="mode"):
+        SoakConfig(mode="browser")
+    with pytest.raises(ValueError, match="settle_s"):
+        SoakConfig(churn_s=10, settle_s=12)
+
+
+def test_the_stamped_camera_remembers_recent_frames_and_ends_when_asked():
+    clip = [np.full((120, 160, 3), 90, np.uint8)]
+    camera = StampedCamera(clip)
+    frames = [camera.read() for _ in range(3)]
+    assert [read_stamp(f.image) for f in frames if f] == [0, 1, 2]
+    assert clip[0][0, 0, 0] == 90  # the clip itself is never stamped
+    assert camera.captured_ns(1) is not None and camera.captured_ns(3) is None
+    camera.end()
+    assert camera.read() is None
+
+
+def test_minutes_are_counted_from_the_first_frame_back():
+    book = MinuteBook()
+    for second, ms in ((100, 20.0), (130, 40.0), (170, 60.0), (219, 80.0)):
+        book.add(second * 1_000_000_000, ms)
+    minutes = book.summary()
+    assert [m["minute"] for m in minutes] == [0, 1]
+    assert minutes[0]["samples"] == 2 and minutes[1]["latency_p50_ms"] == 70.0
+
+
+class _Node:
+    other: _Node | None = None
+
+
+class _FakeSession(_Node):
+    """Named as a resource holder is."""
+
+
+def test_a_full_collection_names_the_classes_it_freed():
+    a, b = _Node(), _FakeSession()
+    a.other, b.other = b, a
+    del a, b
+    freed = collect_cycles()
+    assert freed["cycle_objects"] >= 2
+    assert freed["cycle_types"].get(f"{__name__}._Node", 0) >= 1
+    assert not any(name.startswith("builtins.") for name in freed["cycle_types"])
+    assert freed["cycle_owners"] == {f"{__name__}._FakeSession": 1}
+
+
+def _sample(t_s: float, rss: float, **more: float) -> dict:
+    return {"t_s": t_s, "rss_mb": rss, "threads": 40, "python_threads": 30, "fds": 20,
+            "fps_min": 29.0, "fps_mean": 29.5, "latency_p50_ms": 40.0, "latency_p95_ms": 60.0,
+            "drops": 2, "frames_failed": 0, "sessions": [], **more}
+
+
+def _record() -> SoakRecord:
+    record = SoakRecord(SoakConfig(seconds=240))
+    record.samples = [_sample(t, 500 + t / 10) for t in range(10, 250, 10)]
+    record.churns = [{"before": {"threads": 40, "fds": 20}, "after": {"threads": 40, "fds": 21}},
+                     {"before": {"threads": 41, "fds": 20}, "after": {"threads": 40, "fds": 20}}]
+    record.minutes = [{"minute": m, "latency_p50_ms": 40.0 + m} for m in range(4)]
+    record.idle = record.idle_trimmed = {"rss_mb": 400.0, "rss_anon_mb": 300.0}
+    record.after_close = {"rss_mb": 470.0}
+    record.after_trim = {"rss_mb": 430.0, "rss_anon_mb": 320.0}
+    record.lost = [{"peer": "peer2", "why": "the call ended (the server closed it)"}]
+    record.joined, record.left = 13, 12
+    return record
+
+
+def test_the_targets_are_numbers_with_their_verdicts():
+    figures = soak_figures(_record())
+    targets = figures["targets"]
+    assert set(targets) == TARGETS
+    growth = targets["rss_growth_after_minute_2_pct"]
+    assert (growth["minute_2_mb"], growth["end_mb"]) == (512.0, 524.0)
+    assert growth["value"] == pytest.approx(100 * 12 / 512, abs=0.01) and growth["met"] is True
+    assert targets["threads_back_after_each_churn"]["value"] == 0
+    assert targets["fds_back_after_each_churn"] == {**targets["fds_back_after_each_churn"],
+                                                    "value": 1, "met": False, "largest_rise": 1}
+    ratio = targets["latency_p50_last_vs_second_minute"]
+    assert ratio["value"] == pytest.approx(43 / 41, abs=1e-3) and ratio["last_minute"] == 3
+    assert targets["sessions_lost"]["value"] == 1 and targets["sessions_lost"]["met"] is False
+    held = targets["rss_after_close_minus_idle_mb"]
+    assert (held["value"], held["met"], held["held_after_trim_mb"]) == (70.0, False, 30.0)
+    assert held["held_after_trim_anon_mb"] == 20.0
+    assert figures["all_targets_met"] is False
+
+
+def test_a_run_too_short_for_a_target_leaves_it_open():
+    record = _record()
+    record.config = SoakConfig(seconds=50)
+    record.samples = record.samples[:5]
+    record.minutes = record.minutes[:1]
+    targets = soak_figures(record)["targets"]
+    assert targets["rss_growth_after_minute_2_pct"]["met"] is None
+    assert targets["latency_p50_last_vs_second_minute"]["met"] is None
+
+
+def test_the_chart_has_six_panels_in_two_rows(tmp_path: Path):
+    path = plot_soak(_record(), tmp_path / "soak.png")
+    image = cv2.imread(str(path))
+    assert image is not None and image.shape[:2] == (2 * PANEL[1], 3 * PANEL[0])
+    x = PANEL[0] + MARGIN[0] + 2  # inside the second panel of the first row: threads
+    assert len({tuple(px) for px in image[MARGIN[1]:PANEL[1] - MARGIN[3], x]}) > 2
+
+
+def test_the_virtual_camera_backend_counts_frames():
+    pyvirtualcam = pytest.importorskip("pyvirtualcam")
+    from benchmarks.soak import COUNTING_BACKEND, counting_backend
+
+    with counting_backend() as count, \
+            pyvirtualcam.Camera(width=8, height=4, fps=30, backend=COUNTING_BACKEND) as camera:
+        camera.send(np.zeros((4, 8, 3), np.uint8))
+        camera.send(np.zeros((4, 8, 3), np.uint8))
+    assert count.frames == 2
+    assert COUNTING_BACKEND not in pyvirtualcam.camera.BACKENDS
+
+
+def _bench(tmp_path: Path, *args: str) -> dict:
+    out = tmp_path / "soak.json"
+    done = subprocess.run([sys.executable, "-m", "pipeline.app", "bench", "soak", *args,
+                           "--json", str(out)],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures: dict = json.loads(out.read_text())
+    assert figures["benchmark"] == "soak" and "loadavg_1m" in figures["machine"]
+    assert set(figures["targets"]) == TARGETS
+    assert all({"value", "limit", "met"} <= set(t) for t in figures["targets"].values())
+    assert (tmp_path / figures["chart"]).is_file()
+    for sample in figures["samples"]:
+        assert sample["rss_mb"] > 0 and sample["threads"] > 0 and sample["fds"] > 0
+    return figures
+
+
+def test_a_short_serve_soak_churns_its_peers(tmp_path: Path):
+    figures = _bench(tmp_path, "--seconds", "45")
+    assert figures["mode"] == "serve" and figures["max_sessions"] == 4
+    assert figures["batching"] is not None  # serve's default: batched
+    assert len(figures["samples"]) == 5  # at 10, 20, 30, 40 and 45 s
+    assert figures["churns"] == 1
+    churn = figures["churn_log"][0]
+    assert churn["left"] == "peer1" and churn["joined"] == "peer4"
+    assert churn["left_ok"] and churn["joined_ok"]
+    assert {"threads", "fds"} <= set(churn["before"]) & set(churn["after"])
+    assert figures["peers_joined"] == figures["peers_left"] == 4
+    assert figures["lost"] == [] and figures["targets"]["sessions_lost"]["met"] is True
+    assert figures["targets"]["sessions_open_after_all_left"]["value"] == 0
+    last = figures["samples"][-1]
+    assert [s["peer"] for s in last["sessions"]] == ["peer2", "peer3", "peer4"]
+    assert all(s["frames"] > 0 and s["session"] for s in last["sessions"])
+    assert figures["idle"]["rss_mb"] > 0 and figures["after_close"]["rss_mb"] > 0
+
+
+def test_a_short_run_soak_feeds_the_virtual_camera(tmp_path: Path):
+    pytest.importorskip("pyvirtualcam")
+    figures = _bench(tmp_path, "--mode", "run", "--seconds", "10")
+    assert figures["mode"] == "run" and figures["sink"] == "virtualcam"
+    assert "bench soak --mode run --seconds 10" in figures["command"]
+    (sample,) = figures["samples"]
+    assert sample["sink_fps"] > 0 and sample["sessions"][0]["frames"] > 0
+    assert figures["churns"] == 0 and figures["targets"]["threads_back_after_each_churn"][
+        "met"] is None
+    assert figures["targets"]["sessions_lost"]["value"] == 0
