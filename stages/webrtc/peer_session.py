@@ -378,7 +378,25 @@ class Session:
         if self.control is not None:
             await self.control.close()
         if self._pc is not None:
-            await self._pc.close()
+            await self._close_connection(self._pc)
+
+    async def _close_connection(self, pc: RTCPeerConnection) -> None:
+        """Close ``pc`` and unhook it from this session.
+
+        aiortc's ``close`` raises on a connection whose answer failed half-way
+        (its transports were never made); the session is closing either way,
+        so that is logged, not raised into the reply to the peer. The
+        listeners are bound methods of this session: unhooking them (and the
+        control channel) lets a closed session be freed when the server
+        forgets it, not only by a full garbage collection.
+        """
+        try:
+            await pc.close()
+        except Exception:  # aiortc's own bug on half-made connections; nothing left to free
+            log.warning("session %s: the peer connection failed to close cleanly", self.id,
+                        exc_info=True)
+        pc.remove_all_listeners()
+        self.control = None
 
     # ---- stats ------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:

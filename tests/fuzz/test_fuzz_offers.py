@@ -27,7 +27,6 @@ from tests.webrtc.peers import TestPeer, post_offer
 LIMIT = 64 * 1024
 CASE_S = 10.0
 INTERNAL_TEXT = re.compile(r"Traceback|File \"|line \d+,|\w+Error\b|\w+Exception\b|0x[0-9a-f]{6}")
-CLOSE_CRASH = "aiortc close() raises after a refused answer (500)"
 
 
 def assert_fixed(message: str, offer: str) -> None:
@@ -54,7 +53,7 @@ def test_check_offer_refuses_with_a_fixed_reason_or_passes(offer):
 
 # ---- through the server ----------------------------------------------------------------------
 class Errors(logging.Handler):
-    """Keeps the exceptions the server logs, to tell a known 500 from a new one."""
+    """Keeps the last exception the server logged (shown when a case gets a 500)."""
 
     def __init__(self) -> None:
         super().__init__(logging.ERROR)
@@ -63,17 +62,6 @@ class Errors(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if record.exc_info and record.exc_info[1] is not None:
             self.last = record.exc_info[1]
-
-
-def known_bug(exc: BaseException | None) -> str | None:
-    """`CLOSE_CRASH` when the 500 is aiortc failing to close after a refused answer."""
-    chain = []
-    while exc is not None:
-        chain.append(exc)
-        exc = exc.__context__
-    refused = any(isinstance(e, OfferError) and "could not be negotiated" in str(e)
-                  for e in chain)
-    return CLOSE_CRASH if refused and isinstance(chain[0], AttributeError) else None
 
 
 class OfferServer:
@@ -148,10 +136,7 @@ def test_the_offer_route_answers_4xx_with_a_fixed_reason(offer_server, case):
     body, offer = case
     status, reply = offer_server.post(body)
     tally.count("offers.route", str(status))
-    if status == 500 and known_bug(offer_server.errors.last):
-        tally.known_failure(CLOSE_CRASH)
-        return
-    assert status == 200 or 400 <= status < 500, (status, reply)
+    assert status == 200 or 400 <= status < 500, (status, reply, offer_server.errors.last)
     if status != 200:
         assert_fixed(reply["error"], offer)
 
@@ -166,12 +151,6 @@ def _offer_without_the_video_mid() -> str:
     return sdp.SEED_OFFERS["video-channel.sdp"].replace("a=mid:0\r\n", "", 1)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "server bug left to the owner of stages/webrtc/peer_session.py and server.py: an offer "
-    "whose video section lost its a=mid (BUNDLE with a data channel) fails in createAnswer "
-    "(OfferError), then Session.close() -> RTCPeerConnection.close() raises AttributeError "
-    "('NoneType' object has no attribute 'transport'/'_unregister_data_receiver') inside "
-    "_start_session's OfferError handler, so the peer gets 500 instead of 400"))
 def test_an_offer_aiortc_cannot_answer_gets_400_not_500(offer_server):
     body = json.dumps({"sdp": _offer_without_the_video_mid(), "type": "offer"}).encode()
     status, reply = offer_server.post(body)
