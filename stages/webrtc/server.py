@@ -64,6 +64,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import json
 import logging
 import math
@@ -109,6 +110,9 @@ from stages.webrtc.security import (
 from stages.webrtc.settings_messages import settings_changes, settings_reply, use_avatar
 from stages.webrtc.tls import TlsFiles, server_context
 from stages.webrtc.uploads import AvatarError, AvatarLimits, decode_avatar
+
+CLOSED_COLLECT_DELAY_S = 1.0
+"""How long after a session ends its leftovers are collected (see `WebRTCServer._forget`)."""
 
 log = logging.getLogger(__name__)
 
@@ -441,6 +445,13 @@ class WebRTCServer:
     def _forget(self, session: Session) -> None:
         if self.sessions.get(session.id) is session:
             del self.sessions[session.id]
+        # aiortc's peer connections (transports, senders, rate buckets) and a
+        # session's pipeline form reference cycles that only a full collection
+        # frees; Python runs one rarely, so without this a server that sees
+        # sessions come and go holds every closed one's threads and memory
+        # (measured by `vicocam bench soak`). A collection is a short pause,
+        # once per session end, shortly after it so its tasks have finished.
+        asyncio.get_running_loop().call_later(CLOSED_COLLECT_DELAY_S, gc.collect)
 
     # ---- per-session control ---------------------------------------------------------------
     def _session(self, request: web.Request) -> Session:

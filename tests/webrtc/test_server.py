@@ -491,3 +491,29 @@ def test_a_peer_that_stops_sending_is_closed_as_stalled():
 
     session = run(scenario())
     assert session.close_reason is not None and "no video for" in session.close_reason
+
+
+def test_a_closed_session_is_collected_soon_after_it_ends():
+    """aiortc's connection cycles are freed by the server's collection, not Python's someday."""
+    import gc
+    import weakref
+
+    server = WebRTCServer(ServerConfig(ice_host="127.0.0.1", session=FAST))
+
+    async def scenario():
+        with ice_host_addresses(["127.0.0.1"]):
+            async with api_client(server.build_app()) as client:
+                peer = TestPeer()
+                sid = await connect(client, peer)
+                await asyncio.wait_for(peer.got_frame.wait(), 30)
+                connection = weakref.ref(server.sessions[sid]._pc)
+                await peer.close()
+                await wait_for(lambda: not server.sessions)
+                await wait_for(lambda: connection() is None, limit_s=10)
+                return connection
+
+    gc.disable()  # only the server's own collection may free it
+    try:
+        assert run(scenario())() is None
+    finally:
+        gc.enable()
