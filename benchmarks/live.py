@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
@@ -149,7 +149,7 @@ def run_live_bench(
     )
     try:
         source, described = open_bench_driver(config.driver)
-        frames = _first_frames(source, config.bare_frames)
+        frames = first_frames(source, config.bare_frames)
         bare_fps = _bare_loop_fps(run_config, bundle, frames)
         source, _ = open_bench_driver(config.driver)
         metrics = live_metrics(run_config, bundle, source, seconds + WARMUP_S)
@@ -166,7 +166,8 @@ def run_live_bench(
     }
 
 
-def _first_frames(source: Source, count: int) -> list[Image]:
+def first_frames(source: Source, count: int) -> list[Image]:
+    """The first ``count`` pictures of ``source`` (fewer if it ends), opened and closed here."""
     source.open()
     try:
         frames: list[Image] = []
@@ -286,19 +287,21 @@ def run_backend_bench(
             reenactor, ModelSpec(backend=BackendName(backend), threads=threads,
                                  allow_fallback=False)
         )
-        figures[f"{backend}_motion_ms_p50"] = _engine_ms(motion, {"driver": driver}, frames)
-        figures[f"{backend}_generate_ms_p50"] = _engine_ms(generate, feeds, frames)
+        figures[f"{backend}_motion_ms_p50"] = call_ms(motion.run, {"driver": driver}, frames)
+        figures[f"{backend}_generate_ms_p50"] = call_ms(generate.run, feeds, frames)
         motion.close()
         generate.close()
     return figures
 
 
-def _engine_ms(engine: Any, feeds: dict[str, torch.Tensor], frames: int) -> float:
+def call_ms(run: Callable[[dict[str, torch.Tensor]], object],
+            feeds: dict[str, torch.Tensor], calls: int) -> float:
+    """Median ms of ``run(feeds)`` over ``calls`` calls, after five untimed ones."""
     for _ in range(5):
-        engine.run(feeds)
+        run(feeds)
     times = []
-    for _ in range(frames):
+    for _ in range(calls):
         start = time.perf_counter()
-        engine.run(feeds)
+        run(feeds)
         times.append((time.perf_counter() - start) * 1e3)
     return percentile(times, 50)

@@ -28,14 +28,14 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 from benchmarks.chart import Series, line_chart
-from benchmarks.live import FPS, FRAME_SIZE, WARMUP_S, steady_latencies
+from benchmarks.live import FPS, FRAME_SIZE, WARMUP_S, call_ms, first_frames, steady_latencies
 from benchmarks.registry import MAX_SESSIONS
 from pipeline.control import SettingsBox
 from pipeline.frame import Image
@@ -104,12 +104,7 @@ class ReplayClip:
 def render_clip(frames: int = CLIP_FRAMES) -> list[Image]:
     """The synthetic held-out person at 640 x 480, rendered once."""
     width, height = FRAME_SIZE
-    source = PersonSource(PersonConfig(width=width, height=height, fps=FPS))
-    source.open()
-    try:
-        return [got.image for _ in range(frames) if (got := source.read()) is not None]
-    finally:
-        source.close()
+    return first_frames(PersonSource(PersonConfig(width=width, height=height, fps=FPS)), frames)
 
 
 def run_sessions_bench(config: SessionsBenchConfig | None = None,
@@ -159,7 +154,8 @@ def batcher_overhead_ms(bundle: ModelBundle, calls: int = 200) -> dict[str, floa
     for role, engine in (("motion", bundle.motion), ("generate", bundle.generate)):
         feeds = _examples(engine, 1)
         member = EngineBatcher(engine, BatchConfig()).join()
-        rounds = [_ms(member.run, feeds, calls) - _ms(engine.run, feeds, calls) for _ in range(5)]
+        rounds = [call_ms(member.run, feeds, calls) - call_ms(engine.run, feeds, calls)
+                  for _ in range(5)]
         member.close()
         added[role] = sorted(rounds)[2]
     return added
@@ -168,21 +164,12 @@ def batcher_overhead_ms(bundle: ModelBundle, calls: int = 200) -> dict[str, floa
 def engine_ms_by_batch(bundle: ModelBundle, batches: Sequence[int] = (1, 2, 4),
                       calls: int = 60) -> dict[str, dict[int, float]]:
     """Per engine and batch size: ms per frame (one call's time over the batch)."""
-    return {role: {n: _ms(engine.run, _examples(engine, n), calls) / n for n in batches}
+    return {role: {n: call_ms(engine.run, _examples(engine, n), calls) / n for n in batches}
             for role, engine in (("motion", bundle.motion), ("generate", bundle.generate))}
 
 
 def _examples(engine: Engine, batch: int) -> dict[str, Any]:
     return {spec.name: spec.example(batch) for spec in engine.inputs}
-
-
-def _ms(call: Callable[[dict[str, Any]], object], feeds: dict[str, Any], calls: int) -> float:
-    for _ in range(10):
-        call(feeds)
-    start = time.perf_counter()
-    for _ in range(calls):
-        call(feeds)
-    return (time.perf_counter() - start) / calls * 1e3
 
 
 def _progress(row: dict[str, Any]) -> str:
