@@ -381,22 +381,19 @@ class Session:
             await self._close_connection(self._pc)
 
     async def _close_connection(self, pc: RTCPeerConnection) -> None:
-        """Close ``pc`` and unhook it from this session.
+        """Close ``pc``; aiortc's own failure to close is logged, not raised.
 
         aiortc's ``close`` raises on a connection whose answer failed half-way
         (its transports were never made); the session is closing either way,
-        so that is logged, not raised into the reply to the peer. The
-        listeners are bound methods of this session: unhooking them (and the
-        control channel) lets a closed session be freed when the server
-        forgets it, not only by a full garbage collection.
+        so the peer gets the offer's 400, not a 500. What the connection
+        leaves in reference cycles is collected by the server after the
+        session ends (`WebRTCServer._forget`).
         """
         try:
             await pc.close()
         except Exception:  # aiortc's own bug on half-made connections; nothing left to free
             log.warning("session %s: the peer connection failed to close cleanly", self.id,
                         exc_info=True)
-        pc.remove_all_listeners()
-        self.control = None
 
     # ---- stats ------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
