@@ -117,6 +117,16 @@ def flood(options: BenchOptions) -> dict[str, Any]:
     return run_flood_bench(FloodBenchConfig(seconds=options.seconds or 10.0))
 
 
+def network(options: BenchOptions) -> dict[str, Any]:
+    from benchmarks.network import NetworkBenchConfig, run_network_bench
+
+    # `seconds` is each condition's call; six conditions and start-up make ~7x that.
+    config = NetworkBenchConfig()
+    if options.seconds is not None:
+        config = NetworkBenchConfig(seconds=options.seconds)
+    return run_network_bench(config, options.json_path)
+
+
 def model(options: BenchOptions) -> dict[str, Any]:
     seconds = options.seconds
     from benchmarks.model import run_model_bench

@@ -103,6 +103,11 @@ _SPECS = (
         "1,000 offers/s from many addresses for --seconds (10) against 2 live sessions",
     ),
     BenchSpec(
+        "network",
+        "benchmarks.entry:network",
+        "the avatar over loss, delay, a 1 Mbit/s cap and a 3 s blackout: fps, freezes, recovery",
+    ),
+    BenchSpec(
         "webrtc",
         "benchmarks.entry:webrtc",
         "headless Chromium through vicocam serve --identity: fps, freezes, latency",

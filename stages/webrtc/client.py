@@ -30,7 +30,7 @@ import contextlib
 import logging
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
@@ -49,7 +49,9 @@ from pipeline.runtime import (
 )
 from pipeline.stage import Source, Stage
 from stages.webrtc.aiortc_patches import PatchConfig, install_patches
+from stages.webrtc.aiortc_patches.jitter import assembler_counts
 from stages.webrtc.ice import filter_candidates, ice_host_addresses
+from stages.webrtc.impairment import ImpairedLink, LinkConditions, impair_connection
 from stages.webrtc.tls import colon_hex, parse_fingerprint
 from stages.webrtc.tracks import OutgoingVideoTrack, TrackSink, TrackSource, pump_track
 
@@ -78,6 +80,9 @@ class ClientConfig:
             system's trusted authorities.
         fingerprint: accept an ``https`` server only if its certificate's
             SHA-256 is this (hex, colons allowed), whoever signed it.
+        network: run the call over a bad link (loss, delay, a bandwidth cap,
+            blackouts; `stages.webrtc.impairment`), to try how the avatar
+            holds up; ``None`` = the network as it is.
     """
 
     server: str
@@ -88,15 +93,23 @@ class ClientConfig:
     ice_host: str | None = None
     ca: Path | None = None
     fingerprint: str | None = None
+    network: LinkConditions | None = None
 
 
 @dataclass
 class ClientReport:
-    """What a client run did: the sending and receiving pipelines' reports."""
+    """What a client run did: the sending and receiving pipelines' reports.
+
+    ``network``: what the impaired link did (`ImpairedLink.report`), when
+    the run had one; ``reassembly``: what the returned video's frame
+    assembler did (given-up frames, picture-loss requests; `assembler_counts`).
+    """
 
     session: str
     sent: RunReport
     received: RunReport
+    network: dict[str, Any] | None = None
+    reassembly: dict[str, int] = field(default_factory=dict)
 
     @property
     def frames_sent(self) -> int:
@@ -118,10 +131,13 @@ def split_server_url(url: str, token: str | None) -> tuple[str, str | None]:
 
 
 async def run_client(config: ClientConfig, source: Source, sink: Stage, *,
-                     on_notice: Callable[[str], None] | None = None) -> ClientReport:
+                     on_notice: Callable[[str], None] | None = None,
+                     on_link: Callable[[ImpairedLink], None] | None = None) -> ClientReport:
     """Connect, run both directions until the end (see the module docstring), disconnect.
 
-    ``on_notice`` gets the server's notice, when it has one, once connected.
+    ``on_notice`` gets the server's notice, when it has one, once connected;
+    ``on_link`` the impaired link (``config.network``) once it is in place,
+    to black it out at will.
     """
     base, token = split_server_url(config.server, config.token)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -130,7 +146,7 @@ async def run_client(config: ClientConfig, source: Source, sink: Stage, *,
     connector = aiohttp.TCPConnector(ssl=tls_check(config, base))
     with scope:
         async with aiohttp.ClientSession(headers=headers, connector=connector) as http:
-            return await _Call(config, base, http, on_notice).run(source, sink)
+            return await _Call(config, base, http, on_notice, on_link).run(source, sink)
 
 
 SslCheck = ssl.SSLContext | aiohttp.Fingerprint | bool
@@ -167,9 +183,12 @@ class _Call:
     """One connection to the server; `run` owns its peer connection and pipelines."""
 
     def __init__(self, config: ClientConfig, base: str, http: aiohttp.ClientSession,
-                 on_notice: Callable[[str], None] | None = None) -> None:
+                 on_notice: Callable[[str], None] | None = None,
+                 on_link: Callable[[ImpairedLink], None] | None = None) -> None:
         self.config = config
         self.on_notice = on_notice
+        self.on_link = on_link
+        self.link: ImpairedLink | None = None
         self.base = base
         self.http = http
         self.session = ""
@@ -187,7 +206,8 @@ class _Call:
             await self._connect(pc)
             self._tell_notice(server)
             sent, received = await self._stream(send, receive)
-            return ClientReport(self.session, sent, received)
+            network = self.link.report() if self.link is not None else None
+            return ClientReport(self.session, sent, received, network, assembler_counts(pc))
         finally:
             send.request_stop()
             receive.request_stop()
@@ -212,6 +232,10 @@ class _Call:
         pc.on("connectionstatechange", lambda: self._on_state(pc.connectionState))
         install_patches(pc, PatchConfig())  # the frame assemblers only: nothing to answer
         await pc.setLocalDescription(await pc.createOffer())
+        if self.config.network is not None:
+            self.link = impair_connection(pc, self.config.network)
+            if self.on_link is not None:
+                self.on_link(self.link)
         reply = await self._request("POST", "/api/offer",
                                     json={"sdp": pc.localDescription.sdp, "type": "offer"})
         self.session = str(reply["session"])

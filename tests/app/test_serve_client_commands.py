@@ -26,10 +26,12 @@ def test_client_command_round_trips_through_a_server_and_prints_its_notice(tmp_p
     server = WebRTCServer(ServerConfig(port=0, ice_host="127.0.0.1", notice=notice))
     with ServerThread(server) as url:
         code = main(["client", "--server", url, "--source", "pattern:160x120@30",
-                     "--sink", str(out), "--seconds", "2", "--ice-host", "127.0.0.1"])
+                     "--sink", str(out), "--seconds", "2", "--ice-host", "127.0.0.1",
+                     "--network", "loss=1%,delay=5ms"])
     assert code == 0
     captured = capsys.readouterr()
     assert "received" in captured.out
+    assert "vicocam: network loss=1%,delay=5ms: sent " in captured.out
     assert f"vicocam: warning from the server: {notice}\n" in captured.err
     source = VideoFileSource(VideoFileSourceConfig(out))
     source.open()
@@ -52,6 +54,8 @@ def test_client_reports_a_missing_camera_clearly(capsys):
 def test_bad_arguments_are_user_errors(capsys):
     assert main(["client", "--server", "http://x:1", "--size", "big"]) == 2
     assert "WIDTHxHEIGHT" in capsys.readouterr().err
+    assert main(["client", "--server", "http://x:1", "--network", "speed=1mbit"]) == 2
+    assert "--network knows no 'speed'" in capsys.readouterr().err
     assert main(["serve", "--max-sessions", "0"]) == 2
     assert main(["serve", "--avatars", "no-such-folder", "--identity"]) == 2
     assert "no such folder" in capsys.readouterr().err

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
+from typing import Any
 
 from pipeline.app.endpoint_options import add_sink_option
 from pipeline.app.options import add_deprecated, positive_float, size
@@ -47,8 +48,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--fps", type=positive_float, default=30.0, help="frame rate (30)")
     parser.add_argument("--seconds", type=positive_float, default=None,
                         help="stop after this long")
+    parser.add_argument("--network", default=None, metavar="CONDITIONS", type=_link,
+                        help="try a bad network: impair this call's packets both ways, e.g. "
+                             "loss=2%%,delay=40ms,jitter=10ms,rate=1mbit,blackout=10s+3s "
+                             "(any subset; seeded, so runs repeat)")
     parser.add_argument("--ice-host", default=None, help=argparse.SUPPRESS)
     parser.set_defaults(handler=handle_client)
+
+
+def _link(text: str) -> object:
+    from stages.webrtc.impairment import LinkSpecError, parse_link
+
+    try:
+        return parse_link(text)
+    except LinkSpecError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def handle_client(args: argparse.Namespace) -> int:
@@ -57,7 +71,8 @@ def handle_client(args: argparse.Namespace) -> int:
     from stages.webrtc.client import ClientConfig, ClientError, run_client
 
     config = ClientConfig(server=args.server, token=args.token, duration_s=args.seconds,
-                          ice_host=args.ice_host, ca=args.ca, fingerprint=args.fingerprint)
+                          ice_host=args.ice_host, ca=args.ca, fingerprint=args.fingerprint,
+                          network=args.network)
     try:
         source = open_source(args.source, SourceOptions(fps=args.fps, size=args.size, loop=True))
         sink = open_sink(args.sink, SinkOptions(fps=args.fps, size=args.size,
@@ -67,9 +82,21 @@ def handle_client(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from exc
     print(f"vicocam: sent {report.frames_sent} frames, received {report.frames_received} "
           f"(session {report.session})")
+    if report.network is not None:
+        print(f"vicocam: network {_link_summary(report.network)}")
     if report.frames_received == 0:
         raise UserError("no video came back from the server; check its log")
     return 0
+
+
+def _link_summary(network: dict[str, Any]) -> str:
+    """One line of what the impaired link did in each direction."""
+    def side(stats: dict[str, int]) -> str:
+        lost = stats["lost_random"] + stats["lost_blackout"] + stats["lost_queue"]
+        return f"{stats['packets']} packets, {lost} lost, {stats['reordered']} reordered"
+
+    return (f"{network['conditions']}: sent {side(network['outgoing'])}; "
+            f"received {side(network['incoming'])}")
 
 
 def _server_notice(notice: str) -> None:

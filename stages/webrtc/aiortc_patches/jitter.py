@@ -19,11 +19,17 @@ takes one frame per packet, a reordered audio packet leaves the stream one
 packet (20 ms) behind until the next gap is skipped; well within lip-sync
 tolerance, and it never happens on a clean link.
 
-Loss handling follows aiortc: an incomplete frame waits for the NACKed
-retransmission; when packets pile up to ``capacity`` the oldest are dropped
-up to a frame boundary and a picture-loss indication (PLI) is requested so
-the sender sends a keyframe; a large jump back in sequence numbers (a sender
-restart) resets the buffer, also with a PLI.
+Loss handling: an incomplete frame waits for the NACKed retransmission, but
+for at most ``give_up_s`` (0.25 s) while newer packets are waiting behind the
+gap; then the incomplete frame is given up, the next whole frame goes on and
+a picture-loss indication (PLI) asks the sender for a keyframe. aiortc's
+buffer instead waits until packets pile up to ``capacity`` (512 video
+packets: seconds of frozen picture when one retransmission is lost too,
+since aiortc NACKs a packet only once). When packets do pile up to
+``capacity`` the oldest are dropped up to a frame boundary, also with a PLI;
+a large jump back in sequence numbers (a sender restart) resets the buffer,
+also with a PLI. Until the keyframe arrives the decoder predicts from the
+last frame it had (a few frames of smeared picture rather than a frozen one).
 
 The buffer lives in a name-mangled attribute of ``RTCRtpReceiver``;
 `install_frame_assemblers` swaps it in place (before media flows) after
@@ -36,6 +42,8 @@ elsewhere. `FrameAssembler.add` keeps the contract of ``JitterBuffer.add``:
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
@@ -52,6 +60,8 @@ INTERNALS = (
     Internal("aiortc.rtcrtpreceiver", "RTCRtpReceiver.__init__", _RECEIVER_BUFFER_ATTR),
 )
 """What `install_on_receiver` reaches into (checked by `compat.check_aiortc`)."""
+GIVE_UP_S = 0.25
+"""How long a gap in the video packets may hold newer frames back (NACK's chance)."""
 _SEQ_MOD = 1 << 16
 _HALF = 1 << 15
 
@@ -67,7 +77,8 @@ class FrameAssembler:
 
     def __init__(self, capacity: int = 512, *, one_packet_frames: bool = False,
                  max_misorder: int = 100, skip_gap_after: int = 3,
-                 request_pli: bool = True) -> None:
+                 request_pli: bool = True, give_up_s: float | None = GIVE_UP_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         if capacity < 2:
             raise ValueError("capacity must be >= 2 packets")
         self._capacity = capacity
@@ -75,11 +86,16 @@ class FrameAssembler:
         self._max_misorder = max_misorder
         self._skip_gap_after = skip_gap_after
         self._request_pli = request_pli
+        self._give_up_s = give_up_s
+        self._clock = clock
+        self._blocked_since: float | None = None
         self._packets: dict[int, RtpPacket] = {}
         self._head: int | None = None  # unwrapped seq of the oldest packet not released
         self._released_ts: int | None = None
         self.frames_released = 0
         self.packets_dropped = 0
+        self.frames_given_up = 0
+        self.plis_requested = 0
 
     @property
     def capacity(self) -> int:
@@ -100,7 +116,35 @@ class FrameAssembler:
         if seq - self._head >= self._capacity:
             self._resync(seq - self._capacity + 1)
             pli = self._request_pli
-        return pli, self._pop_frame()
+        frame = self._pop_frame()
+        if frame is None and self._waited_too_long():
+            self._resync(self._head)  # skip the incomplete frame to the next frame start
+            self.frames_given_up += 1
+            pli = self._request_pli
+            frame = self._pop_frame()
+        self.plis_requested += pli
+        return pli, frame
+
+    def _waited_too_long(self) -> bool:
+        """Whether a gap has held newer packets back for over ``give_up_s``.
+
+        Packets of a frame still arriving in order are no gap; the clock
+        starts when a gap is first seen and stops when a frame goes out.
+        """
+        if self._give_up_s is None or self._one_packet or not self._packets:
+            self._blocked_since = None
+            return False
+        assert self._head is not None
+        if max(self._packets) - self._head + 1 == len(self._packets):
+            self._blocked_since = None  # no packet missing: the frame is only unfinished
+            return False
+        now = self._clock()
+        if self._blocked_since is None:
+            self._blocked_since = now
+        if now - self._blocked_since < self._give_up_s:
+            return False
+        self._blocked_since = None
+        return True
 
     @staticmethod
     def _unwrap(sequence_number: int, near: int) -> int:
@@ -172,6 +216,7 @@ class FrameAssembler:
         return self._release(self._head, self._head + 1)
 
     def _release(self, start: int, end: int) -> JitterFrame:
+        self._blocked_since = None
         packets = [self._packets.pop(seq) for seq in range(start, end)]
         self._head = end
         self._released_ts = packets[0].timestamp
@@ -205,6 +250,18 @@ def install_on_receiver(receiver: Any, kind: str) -> bool:
         assembler = FrameAssembler(current.capacity)
     setattr(receiver, _RECEIVER_BUFFER_ATTR, assembler)
     return True
+
+
+def assembler_counts(pc: Any) -> dict[str, int]:
+    """What the video `FrameAssembler` s of ``pc`` did: frames, given-up frames, PLIs."""
+    counts = {"frames_released": 0, "frames_given_up": 0, "packets_dropped": 0,
+              "plis_requested": 0}
+    for transceiver in pc.getTransceivers():
+        assembler = getattr(transceiver.receiver, _RECEIVER_BUFFER_ATTR, None)
+        if transceiver.kind == "video" and isinstance(assembler, FrameAssembler):
+            for key in counts:
+                counts[key] += getattr(assembler, key)
+    return counts
 
 
 def install_frame_assemblers(pc: Any) -> int:

@@ -104,3 +104,26 @@ def test_a_vp8_sender_gets_the_steady_encoder_before_its_first_frame():
     assert codec.lower() == "video/vp8"
     assert done == again == 1
     assert isinstance(encoder, SteadyVp8Encoder)
+
+
+def vp8_is_keyframe(packets: list[bytes]) -> bool:
+    """RFC 6386 9.1: bit 0 of a VP8 frame's first byte is 0 for a keyframe."""
+    from aiortc.codecs.vpx import VpxPayloadDescriptor
+
+    _, frame = VpxPayloadDescriptor.parse(packets[0])  # the RTP payload descriptor off
+    return not frame[0] & 1
+
+
+def test_a_picture_loss_request_still_gets_a_keyframe():
+    # The sender turns a peer's PLI into force_keyframe; the steady encoder must honour
+    # it, or a peer that lost a picture waits for the periodic keyframe (gop 3000 frames).
+    from av import VideoFrame
+
+    encoder = SteadyVp8Encoder()
+    frames = [VideoFrame(width=160, height=120, format="yuv420p") for _ in range(4)]
+    for i, frame in enumerate(frames):
+        frame.pts = i * 3000
+    kinds = [vp8_is_keyframe(encoder.encode(f)[0]) for f in frames[:3]]
+    forced = encoder.encode(frames[3], force_keyframe=True)
+    assert kinds == [True, False, False]
+    assert vp8_is_keyframe(forced[0])

@@ -164,3 +164,49 @@ def test_unknown_receivers_are_left_alone():
         pass
 
     assert install_on_receiver(Other(), "video") is False
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_frame_whose_packet_never_comes_is_given_up_with_a_pli():
+    clock = FakeClock()
+    buffer = FrameAssembler(give_up_s=0.25, clock=clock)
+    broken = frame_packets(0, 0, 3)
+    del broken[1]  # lost, and its retransmission too
+    outcomes = [buffer.add(p) for p in broken + frame_packets(3, 3000, 2)]
+    assert all(frame is None and not pli for pli, frame in outcomes)  # waiting for the NACK
+    clock.now = 0.2
+    pli, frame = buffer.add(packet(5, 6000, marker=True))
+    assert frame is None and not pli  # not yet: a retransmission may still come
+    clock.now = 0.3
+    pli, frame = buffer.add(packet(6, 9000, marker=True))
+    assert pli and frame is not None and frame.timestamp == 3000  # the next whole frame
+    assert buffer.frames_given_up == 1
+    assert [f.timestamp for _, f in feed(buffer, [packet(7, 12000, marker=True)])] == [6000]
+
+
+def test_a_retransmission_in_time_loses_nothing():
+    clock = FakeClock()
+    buffer = FrameAssembler(give_up_s=0.25, clock=clock)
+    packets = frame_packets(0, 0, 3) + frame_packets(3, 3000, 2)
+    late = packets.pop(1)
+    assert feed(buffer, packets) == []
+    clock.now = 0.2
+    released = feed(buffer, [late, packet(5, 6000, marker=True)])
+    assert [f.timestamp for _, f in released] == [0, 3000]
+    assert buffer.frames_given_up == 0
+
+
+def test_a_frame_still_arriving_in_order_is_never_given_up():
+    clock = FakeClock()
+    buffer = FrameAssembler(give_up_s=0.25, clock=clock)
+    assert feed(buffer, frame_packets(0, 0, 3)[:2]) == []
+    clock.now = 5.0
+    pli, frame = buffer.add(packet(2, 0, marker=True))
+    assert not pli and frame is not None and buffer.frames_given_up == 0
