@@ -36,6 +36,7 @@ from av.video.stream import VideoStream
 
 from pipeline.frame import Frame, Image, check_image
 from pipeline.stage import SourceFrame, SourceInfo, StageBase, as_fraction
+from stages.io.av_convert import RgbConverter
 from stages.io.errors import SinkError, SourceError
 
 logger = logging.getLogger(__name__)
@@ -167,6 +168,7 @@ class VideoFileSource:
         self._decoded: Iterator[VideoFrame] = iter(())
         self._step = 1  # one frame, in stream time-base units
         self._emitted = 0
+        self._rgb = RgbConverter()
         self._pass_frames = 0
         self._offset = 0  # added to the stream's pts, grows on every loop
         self._last_pts: int | None = None
@@ -308,11 +310,10 @@ class VideoFileSource:
     def _to_rgb(self, frame: VideoFrame) -> Image:
         size = self.config.size
         if size is None or size == (frame.width, frame.height):
-            image = frame.to_ndarray(format="rgb24")
+            image = self._rgb(frame)
         else:
             shrink = size[0] * size[1] < frame.width * frame.height
-            image = frame.to_ndarray(format="rgb24", width=size[0], height=size[1],
-                                     interpolation="AREA" if shrink else "BICUBIC")
+            image = self._rgb(frame, size[0], size[1], "AREA" if shrink else "BICUBIC")
         return check_image(image, what=f"{self.name} frame {self._emitted}")
 
 

@@ -46,6 +46,7 @@ from pipeline.clock import Clock, MonotonicClock
 from pipeline.frame import Frame, Image
 from pipeline.stage import SourceFrame, SourceInfo, StageBase
 from stages.camera.slot import LatestSlot
+from stages.io.av_convert import RgbConverter
 from stages.io.errors import SourceError
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,7 @@ class TrackSource:
         self._read_timeout_s = read_timeout_s
         self._slot: LatestSlot[VideoFrame] = LatestSlot()
         self._last = 0
+        self._to_rgb = RgbConverter()  # only read() converts: one thread
 
     # ---- the event loop side ----------------------------------------------------
     def push(self, frame: AvFrame) -> None:
@@ -123,7 +125,7 @@ class TrackSource:
             if got is not None:
                 self._last = got.number
                 frame = got.item
-                image = np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8)
+                image = self._to_rgb(frame)
                 time_base = Fraction(frame.time_base) if frame.time_base else None
                 return SourceFrame(image, pts=frame.pts, time_base=time_base,
                                    capture_ns=got.put_ns)
