@@ -15,13 +15,21 @@ run: the live path ``vicocam run`` builds (its parser and
     the virtual camera, whose pyvirtualcam backend is a registered one that
     counts frames and keeps none (``run_sink="null"``: the null sink).
 
+Before the first session RSS is read (cold idle). In serve mode a warm-up
+follows: the soak's peers join, stay ``warmup_s`` and leave, and once their
+sessions closed RSS is read again (the warm baseline: what the first
+sessions load once, such as codec libraries, engine caches and arenas).
+
 Every ``sample_s`` (10 s) a sample: this process's RSS, threads and open file
 descriptors, per session its fps and latency p50/p95 over the window (serve:
 camera capture to the frame decoded back at the peer; run: capture to the
 sink), the sessions' drops and failed frames in the window. Threads and fds
-are also read just before each churn and ``settle_s`` after it began. Once
-every peer has left (or the run ended) and ``close_settle_s`` passed, RSS is
-read, then again after a garbage collection and ``malloc_trim`` (what the
+are also read just before each churn, then every ``poll_s`` until they are
+back at that level (`ChurnWatch`), and ``settle_s`` after it began. Threads
+are told apart by name: Python's, and the native ones by the OS name of the
+thread that started them (`named_os_threads`, `native_threads`). Once every
+peer has left (or the run ended) and ``close_settle_s`` passed, RSS is read,
+then again after a garbage collection and ``malloc_trim`` (what the
 allocator held but did not use).
 
 `benchmarks.soak_figures` turns the record into the issue's targets and a
@@ -44,10 +52,10 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from benchmarks.soak_peers import (
     LEAVE_TIMEOUT_S,
@@ -78,10 +86,15 @@ class SoakConfig:
         peers: peers at once (serve).
         churn_s: one peer leaves and a new one joins this often (serve).
         sample_s: how often a sample is taken.
-        settle_s: threads and fds are read again this long after a churn began
-            (past the peers' 15 s HTTP keep-alive: the new peer's idle
-            connection to the server would count as a socket left open).
+        settle_s: after a churn, threads and held fds (`fd_counts`) must come
+            back to their level before it within this long from its start
+            (`ChurnWatch`); then they are read once more (``after``). It ends
+            before the next churn, so each churn is judged on its own.
+        poll_s: how often threads and fds are read after a churn until back.
         close_settle_s: from the last session closing to the RSS reading.
+        warmup_s: serve: before the soak, ``peers`` peers join, stay this long
+            and leave; RSS once they closed is the warm baseline (what the
+            first sessions load once). 0: no warm-up.
         run_sink: ``"virtualcam"`` (through `CountingCamera`) or ``"null"`` (run).
     """
 
@@ -91,14 +104,18 @@ class SoakConfig:
     churn_s: float = 20.0
     sample_s: float = 10.0
     settle_s: float = 18.0
+    poll_s: float = 0.25
     close_settle_s: float = 5.0
+    warmup_s: float = 5.0
     run_sink: str = "virtualcam"
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"soak mode must be one of {MODES}, got {self.mode!r}")
-        if min(self.seconds, self.churn_s, self.sample_s, self.peers) <= 0:
+        if min(self.seconds, self.churn_s, self.sample_s, self.peers, self.poll_s) <= 0:
             raise ValueError("soak seconds, intervals and peers must be > 0")
+        if self.warmup_s < 0:
+            raise ValueError("warmup_s must be >= 0")
         if not 0 < self.settle_s < self.churn_s:
             raise ValueError("settle_s must lie between 0 and churn_s")
         if self.run_sink not in ("virtualcam", "null"):
@@ -111,9 +128,11 @@ class SoakRecord:
 
     ``idle``: the probe before the first session, ``idle_trimmed`` the same
     after a collection and ``malloc_trim`` (``idle_freed``: what those freed,
-    see `release_freed_memory`); ``after_close``: once the last session
-    closed; ``after_trim``: then after a collection and ``malloc_trim``
-    (``after_freed``).
+    see `release_freed_memory`); ``idle_warm``, ``idle_warm_trimmed`` and
+    ``idle_warm_freed``: the same once the warm-up's sessions closed (empty
+    without one; ``warmup``: how it went); ``after_close``: once the last
+    session closed; ``after_trim``: then after a collection and
+    ``malloc_trim`` (``after_freed``).
     ``lost``: sessions that ended without being asked; ``faults``: failed
     looks at the server; ``errors``: records logged at ERROR or above.
     """
@@ -136,19 +155,21 @@ class SoakRecord:
     after_trim: dict[str, Any] = field(default_factory=dict)
     idle_freed: dict[str, Any] = field(default_factory=dict)
     after_freed: dict[str, Any] = field(default_factory=dict)
+    warmup: dict[str, Any] = field(default_factory=dict)
+    idle_warm: dict[str, Any] = field(default_factory=dict)
+    idle_warm_trimmed: dict[str, Any] = field(default_factory=dict)
+    idle_warm_freed: dict[str, Any] = field(default_factory=dict)
 
 
 # ---- probes --------------------------------------------------------------------------
 def process_probe() -> dict[str, Any]:
     """This process's resident memory (MB; anonymous: the heaps, file: mapped libraries
-    and files), threads (all; Python's) and open file descriptors (Linux), and the
-    machine's load."""
+    and files), threads (all; Python's), open file descriptors (all; held: see
+    `fd_counts`) (Linux), and the machine's load."""
     status = _proc_status()
-    threads = status.get("Threads")
     return {"rss_mb": _mb(status, "VmRSS"), "rss_anon_mb": _mb(status, "RssAnon"),
-            "rss_file_mb": _mb(status, "RssFile"), "threads": int(threads) if threads else None,
-            "python_threads": threading.active_count(), "fds": _open_fds(),
-            "load_1m": _load()}
+            "rss_file_mb": _mb(status, "RssFile"), **quick_counts(status),
+            "python_threads": threading.active_count(), "load_1m": _load()}
 
 
 def _load() -> float | None:
@@ -178,11 +199,6 @@ def _proc_status() -> dict[str, str]:
     return {key: value.strip() for key, _, value in (line.partition(":") for line in lines)}
 
 
-def _open_fds() -> int | None:
-    fds = _listing("/proc/self/fd")
-    return len(fds) if fds else None
-
-
 def counts_probe(readings: int = 5, every_s: float = 0.2) -> dict[str, Any]:
     """Threads and fds for a churn's before/after: the least of a few readings over a
     second (a worker thread or a socket of that instant is not a level), with RSS,
@@ -192,26 +208,135 @@ def counts_probe(readings: int = 5, every_s: float = 0.2) -> dict[str, Any]:
         time.sleep(every_s if i else 0.0)
         probes.append(process_probe())
     least = {key: min((p[key] for p in probes if p[key] is not None), default=None)
-             for key in ("threads", "fds")}
-    return {**probes[-1], **least, "thread_names": thread_names(), "fd_kinds": fd_kinds()}
+             for key in ("threads", "fds", "fds_held")}
+    return {**probes[-1], **least, **tallies()}
+
+
+def quick_counts(status: dict[str, str] | None = None) -> dict[str, int | None]:
+    """This process's threads and open fds now (`fd_counts`): what a churn's watch polls."""
+    threads = (_proc_status() if status is None else status).get("Threads")
+    return {"threads": int(threads) if threads else None, **fd_counts()}
+
+
+def fd_counts() -> dict[str, int | None]:
+    """Open file descriptors: ``fds`` all of them, ``fds_held`` those less the TCP
+    connections a client made to this server and still holds open
+    (`client_connections`): a peer's idle HTTP keep-alive is the peer's to close
+    (aiohttp's client closes it 15 to 31 s after its last request), and one the
+    client closed but the server did not is still held."""
+    targets = _fd_targets()
+    if not targets:
+        return {"fds": None, "fds_held": None}
+    return {"fds": len(targets), "fds_held": len(targets) - len(client_connections(targets))}
+
+
+def _fd_targets() -> list[str]:
+    """What each open fd points at (``socket:[123]``, ``pipe:[45]``, a path)."""
+    targets = []
+    for fd in _listing("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            targets.append(str(fd.readlink()))
+    return targets
+
+
+def client_connections(targets: list[str]) -> set[str]:
+    """The socket inodes among ``targets`` that are TCP connections to one of this
+    process's listening ports, open at both ends (``ESTABLISHED``)."""
+    ours = {t[len("socket:["):-1] for t in targets if t.startswith("socket:[")}
+    rows = [row for name in ("tcp", "tcp6") for row in _tcp_sockets(name) if row[2] in ours]
+    listening = {port for port, state, _ in rows if state == TCP_LISTEN}
+    return {inode for port, state, inode in rows if state == TCP_ESTABLISHED and port in listening}
+
+
+TCP_ESTABLISHED, TCP_LISTEN = "01", "0A"
+"""States in ``/proc/net/tcp`` (hex)."""
+
+
+def _tcp_sockets(name: str) -> list[tuple[str, str, str]]:
+    """``(local port, state, inode)`` of each socket in ``/proc/self/net/<name>``."""
+    try:
+        lines = Path(f"/proc/self/net/{name}").read_text().splitlines()[1:]
+    except OSError:
+        return []
+    rows = [line.split() for line in lines]
+    return [(parts[1].rsplit(":", 1)[-1], parts[3], parts[9]) for parts in rows if len(parts) > 9]
+
+
+def tallies() -> dict[str, dict[str, int]]:
+    """What the threads and fds are: Python's threads by name, the others by their
+    OS name (`native_threads`), the fds by kind."""
+    return {"thread_names": thread_names(), "native_threads": native_threads(),
+            "fd_kinds": fd_kinds()}
 
 
 def thread_names() -> dict[str, int]:
     """Python's threads by name, numbers left out (``ThreadPoolExecutor-3_0`` ->
     ``ThreadPoolExecutor-_``); threads started outside Python (a model runtime's
-    own) are not among them."""
+    own) are not among them: see `native_threads`."""
     names = collections.Counter(re.sub(r"\d+", "", t.name) for t in threading.enumerate())
     return dict(sorted(names.items()))
 
 
+def native_threads() -> dict[str, int]:
+    """The threads of this process Python did not start (a codec's, a model runtime's),
+    by their OS name (``/proc/self/task/*/comm``), numbers left out.
+
+    A thread is born with the OS name of the thread that started it, and inside
+    `named_os_threads` Python's threads carry their own names: an swscale worker
+    a session's ``vicocam-source_0`` thread started reads ``source_``, a libvpx
+    decoder's worker ``video-decoder``; ``python`` (or the program's name) is
+    one started before the naming (at import). Libraries that name their
+    threads show theirs.
+    """
+    ours = {t.native_id for t in threading.enumerate()}
+    names: collections.Counter[str] = collections.Counter()
+    for task in _listing("/proc/self/task"):
+        if task.name.isdigit() and int(task.name) not in ours:
+            with contextlib.suppress(OSError):
+                names[re.sub(r"\d+", "", (task / "comm").read_text().strip())] += 1
+    return dict(sorted(names.items()))
+
+
+@contextlib.contextmanager
+def named_os_threads() -> Iterator[None]:
+    """While inside, every Python thread carries its name in the OS too (Python 3.11
+    leaves them all ``python``), so that `native_threads` tells who started a
+    native thread. New threads are named as they start (`threading.setprofile`)."""
+    threading.setprofile(_name_new_thread)
+    try:
+        for thread in threading.enumerate():
+            _set_os_name(thread.native_id, thread.name)
+        yield
+    finally:
+        threading.setprofile(None)
+
+
+def _name_new_thread(frame: Any, event: str, arg: Any) -> None:
+    """A new thread's first profile event: name it in the OS, then profile no more."""
+    sys.setprofile(None)
+    _set_os_name(threading.get_native_id(), threading.current_thread().name)
+
+
+def _set_os_name(native_id: int | None, name: str) -> None:
+    """Set a thread's OS name: 15 bytes at most, so ``vicocam-`` is left out."""
+    if native_id is None:
+        return
+    short = name.removeprefix("vicocam-")[:15]
+    with contextlib.suppress(OSError):
+        Path(f"/proc/self/task/{native_id}/comm").write_text(short)
+
+
 def fd_kinds() -> dict[str, int]:
-    """This process's open file descriptors by kind: socket, pipe, anon_inode, file."""
+    """This process's open file descriptors by kind: socket, pipe, anon_inode, file,
+    and ``client_connection``: a socket `client_connections` finds."""
+    targets = _fd_targets()
+    clients = client_connections(targets)
     kinds: collections.Counter[str] = collections.Counter()
-    for fd in _listing("/proc/self/fd"):
-        with contextlib.suppress(OSError):
-            target = str(fd.readlink())
-            kind = target.split(":", 1)[0] if ":" in target else "file"
-            kinds["anon_inode" if kind.startswith("anon_inode") else kind] += 1
+    for target in targets:
+        kind = target.split(":", 1)[0] if ":" in target else "file"
+        if kind == "socket" and target[len("socket:["):-1] in clients:
+            kind = "client_connection"
+        kinds["anon_inode" if kind.startswith("anon_inode") else kind] += 1
     return dict(sorted(kinds.items()))
 
 
@@ -316,10 +441,16 @@ def ticks(seconds: float, step: float) -> list[float]:
 
 
 def follow(events: list[tuple[float, str]], start: float,
-           handlers: dict[str, Callable[[], None]]) -> None:
-    """Call each event's handler at its time (at once when late)."""
+           handlers: dict[str, Callable[[], None]],
+           between: Callable[[], float | None] = lambda: None) -> None:
+    """Call each event's handler at its time (at once when late); while waiting,
+    ``between``, which returns when it wants to run again (seconds; ``None``: not
+    before the next event)."""
     for at, kind in events:
-        time.sleep(max(0.0, start + at - time.monotonic()))
+        while (left := start + at - time.monotonic()) > 0:
+            again = between()
+            time.sleep(max(0.0, min(left if again is None else again,
+                                    start + at - time.monotonic())))
         handlers[kind]()
 
 
@@ -374,6 +505,59 @@ def _counts(stats: dict[str, Any]) -> dict[str, int]:
     return {"drops": drops, "frames_failed": failed}
 
 
+class ChurnWatch:
+    """Threads and fds after one churn, read every `SoakConfig.poll_s` until each is
+    back at its level before the churn (``before``: the least of `counts_probe`'s
+    readings). A codec's thread alive at one instant is not a level; a thread or
+    socket the churn left keeps the count above it at every reading.
+
+    It writes into the churn's log entry: ``threads_back_s`` and ``fds_back_s``,
+    seconds from the churn's start to the first reading at or below the level
+    (``None``: not back, so far); and ``peak``, per count its highest reading
+    before it came back, when, and what was added then (`tallies` against the
+    ones before the churn).
+    """
+
+    LEVELS: ClassVar[Mapping[str, str]] = {"threads": "threads", "fds": "fds_held"}
+    """Each count and the reading that is its level (fds: `fd_counts`' held ones)."""
+
+    def __init__(self, entry: dict[str, Any], started: float) -> None:
+        self.entry = entry
+        self.started = started
+        entry.update({f"{key}_back_s": None for key in self.LEVELS})
+        entry["peak"] = {}
+
+    @property
+    def watching(self) -> bool:
+        return any(self.entry[f"{key}_back_s"] is None for key in self.LEVELS)
+
+    def poll(self) -> None:
+        at = round(time.monotonic() - self.started, 2)
+        counts = quick_counts()
+        for key, reading in self.LEVELS.items():
+            value, level = counts[reading], self.entry["before"][reading]
+            if value is None or level is None or self.entry[f"{key}_back_s"] is not None:
+                continue
+            if value <= level:
+                self.entry[f"{key}_back_s"] = at
+            elif value > self.entry["peak"].get(key, {}).get("count", level):
+                self.entry["peak"][key] = {"count": value, "rise": value - level, "at_s": at,
+                                           "added": self._added(key)}
+
+    def _added(self, key: str) -> dict[str, int]:
+        """What there is more of now than before the churn: threads by name (Python's,
+        and ``native:`` the others'), or fds by kind."""
+        parts = ("fd_kinds",) if key == "fds" else ("thread_names", "native_threads")
+        now, before = tallies(), self.entry["before"]
+        added = {}
+        for part in parts:
+            prefix = "native:" if part == "native_threads" else ""
+            for name, n in now[part].items():
+                if n > before.get(part, {}).get(name, 0):
+                    added[prefix + name] = n - before.get(part, {}).get(name, 0)
+        return added
+
+
 class ServeSoak:
     """One serve soak: peers join, churn and leave while the samples are taken."""
 
@@ -386,15 +570,33 @@ class ServeSoak:
         self.start = time.monotonic()
         self._seen: dict[str, dict[str, int]] = {}  # per session: counts at the last sample
         self._session_of: dict[str, str] = {}  # peer -> its session on the server
+        self._watch: ChurnWatch | None = None  # the last churn's, until its settle
 
     def run(self) -> None:
         before_first_session(self.record)
+        self.warm_up()
         self.start = time.monotonic()
         for _ in range(self.config.peers):
             self.join()
         follow(schedule(self.config), self.start,
-               {"sample": self.sample, "churn": self.churn, "settle": self.settle})
+               {"sample": self.sample, "churn": self.churn, "settle": self.settle}, self.poll)
         self.finish()
+
+    def warm_up(self) -> None:
+        """The soak's peers join, stay `SoakConfig.warmup_s` and leave; once their
+        sessions closed, the warm baseline (`settled_memory`)."""
+        if self.config.warmup_s <= 0:
+            return
+        joined = [self.join() for _ in range(self.config.peers)]
+        time.sleep(self.config.warmup_s)
+        left = [self.leave() for _ in joined]
+        self.record.warmup = {
+            "peers": len(joined), "seconds": self.config.warmup_s,
+            "joined_ok": all(j["ok"] for j in joined), "left_ok": all(x["ok"] for x in left),
+            "not_closed": self._wait_closed(CLOSE_WAIT_S)}
+        record = self.record
+        record.idle_warm, record.idle_warm_freed, record.idle_warm_trimmed = \
+            settled_memory(self.config)
 
     def elapsed(self) -> float:
         return round(time.monotonic() - self.start, 1)
@@ -408,17 +610,36 @@ class ServeSoak:
         self.record.joined += 1
         return reply
 
-    def churn(self) -> None:
-        before = counts_probe()
+    def leave(self) -> dict[str, Any]:
+        """The oldest peer hangs up."""
         left = self.peers.ask("leave")
         self._session_of.pop(str(left["peer"]), None)
+        return left
+
+    def churn(self) -> None:
+        started = time.monotonic()
+        before = counts_probe()
+        left = self.leave()
         joined = self.join()
-        self.record.churns.append({
-            "t_s": self.elapsed(), "left": left["peer"], "left_ok": left["ok"],
-            "joined": joined["peer"], "joined_ok": joined["ok"], "join_s": joined["join_s"],
-            "before": before})
+        entry = {"t_s": self.elapsed(), "left": left["peer"], "left_ok": left["ok"],
+                 "joined": joined["peer"], "joined_ok": joined["ok"],
+                 "join_s": joined["join_s"], "before": before}
+        self.record.churns.append(entry)
+        self._watch = ChurnWatch(entry, started)
+        self._watch.poll()
+
+    def poll(self) -> float | None:
+        """Between events: the last churn's watch, until its counts are back."""
+        if self._watch is None or not self._watch.watching:
+            return None
+        self._watch.poll()
+        return self.config.poll_s
 
     def settle(self) -> None:
+        """The churn's bound: its watch ends; one more reading (``after``)."""
+        if self._watch is not None:
+            self._watch.poll()
+            self._watch = None
         self.record.churns[-1]["after"] = counts_probe()
 
     def sample(self) -> None:
@@ -480,7 +701,7 @@ class ServeSoak:
 
 
 def before_first_session(record: SoakRecord) -> None:
-    """RSS before any session, then after a trim (the baseline of `after_release`'s)."""
+    """RSS before any session, then after a trim (the cold baseline of `after_release`'s)."""
     record.idle = memory_probe()
     record.idle_freed = release_freed_memory()
     record.idle_trimmed = memory_probe()
@@ -488,15 +709,21 @@ def before_first_session(record: SoakRecord) -> None:
 
 def after_release(record: SoakRecord, config: SoakConfig) -> None:
     """RSS once the sessions are gone and things settled, then after a trim."""
+    record.after_close, record.after_freed, record.after_trim = settled_memory(config)
+
+
+def settled_memory(config: SoakConfig) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """`SoakConfig.close_settle_s` after sessions closed: `memory_probe`, then what a
+    collection and ``malloc_trim`` freed (`release_freed_memory`) and the probe after."""
     time.sleep(config.close_settle_s)
-    record.after_close = memory_probe()
-    record.after_freed = release_freed_memory()
-    record.after_trim = memory_probe()
+    settled = memory_probe()
+    freed = release_freed_memory()
+    return settled, freed, memory_probe()
 
 
 def run_serve_soak(config: SoakConfig) -> SoakRecord:
     record = SoakRecord(config)
-    with ErrorLog() as errors:
+    with ErrorLog() as errors, named_os_threads():
         with served() as server, PeerHost(server.url) as peers:
             record.facts = {**server.facts, "camera": CAMERA, "peers": config.peers,
                             "churn_s": config.churn_s}
@@ -634,7 +861,7 @@ async def sampled_run(pipeline: Any, config: SoakConfig, sampler: RunSampler) ->
 
 def run_run_soak(config: SoakConfig) -> SoakRecord:
     record = SoakRecord(config)
-    with ErrorLog() as errors, counting_backend() as sink:
+    with ErrorLog() as errors, named_os_threads(), counting_backend() as sink:
         run = build_run(config)
         record.facts = {"run": "vicocam " + " ".join(run_args(config)),
                         "model": run.bundle.label, "trained": run.bundle.trained,

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import gc
 import json
+import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import cv2
@@ -13,7 +16,20 @@ import numpy as np
 import pytest
 
 from benchmarks.chart import MARGIN, PANEL
-from benchmarks.soak import SoakConfig, SoakRecord, collect_cycles, schedule, ticks
+from benchmarks.soak import (
+    ChurnWatch,
+    SoakConfig,
+    SoakRecord,
+    collect_cycles,
+    fd_counts,
+    fd_kinds,
+    follow,
+    named_os_threads,
+    native_threads,
+    quick_counts,
+    schedule,
+    ticks,
+)
 from benchmarks.soak_figures import plot_soak, soak_figures
 from benchmarks.soak_peers import MinuteBook, StampedCamera
 from stages.stamp import read_stamp
@@ -43,6 +59,83 @@ def test_a_bad_config_is_refused():
         SoakConfig(mode="browser")
     with pytest.raises(ValueError, match="settle_s"):
         SoakConfig(churn_s=10, settle_s=12)
+    with pytest.raises(ValueError, match="warmup_s"):
+        SoakConfig(warmup_s=-1)
+
+
+def test_between_events_the_watch_runs_until_it_has_nothing_to_do():
+    calls: list[str] = []
+    polls = iter([0.01, 0.01, None])
+
+    def between() -> float | None:
+        calls.append("poll")
+        return next(polls, None)
+
+    follow([(0.2, "sample"), (0.25, "churn")], time.monotonic(),
+           {"sample": lambda: calls.append("sample"), "churn": lambda: calls.append("churn")},
+           between)
+    assert calls[:3] == ["poll"] * 3 and calls[-1] == "churn"
+    assert [call for call in calls if call != "poll"] == ["sample", "churn"]
+    assert calls.count("poll") <= 4  # after None it waits for each event, asking once
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads /proc (Linux)")
+def test_native_threads_carry_the_name_of_the_thread_that_started_them():
+    from av import VideoFrame
+    from av.video.reformatter import VideoReformatter
+
+    held: list[VideoReformatter] = []
+    ready, done = threading.Event(), threading.Event()
+
+    def scale() -> None:  # swscale starts its slice threads in this thread, named "probe_1"
+        reformatter = VideoReformatter()
+        frame = VideoFrame.from_ndarray(np.zeros((64, 64, 3), np.uint8), format="rgb24")
+        reformatter.reformat(frame, format="yuv420p", threads=2)
+        held.append(reformatter)
+        ready.set()
+        done.wait(10)
+
+    with named_os_threads():
+        thread = threading.Thread(target=scale, name="vicocam-probe_1")
+        thread.start()
+        assert ready.wait(10)
+        natives = native_threads()
+        done.set()
+        thread.join()
+    assert natives.get("probe_", 0) >= 1  # its slice workers (one may run in the caller)
+    assert "probe_" not in {n for n in natives if n.startswith("vicocam")}
+
+
+@pytest.mark.skipif(not Path("/proc/self/net/tcp").is_file(), reason="reads /proc (Linux)")
+def test_a_connection_a_client_holds_open_is_not_held_by_the_server():
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        client = socket.create_connection(server.getsockname())
+        accepted, _ = server.accept()
+        kinds, counts = fd_kinds(), fd_counts()
+        assert kinds.get("client_connection") == 1
+        assert counts["fds"] is not None and counts["fds_held"] == counts["fds"] - 1
+        client.close()  # now only this side holds it (CLOSE_WAIT): held, however briefly
+        time.sleep(0.05)
+        assert "client_connection" not in fd_kinds()
+        accepted.close()
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads /proc (Linux)")
+def test_a_churn_watch_waits_for_the_count_to_come_back():
+    before = quick_counts()
+    entry: dict = {"before": {**before, "thread_names": {}, "native_threads": {}}}
+    release = threading.Event()
+    extra = threading.Thread(target=release.wait, name="vicocam-left_0")
+    extra.start()
+    watch = ChurnWatch(entry, time.monotonic())
+    watch.poll()
+    assert watch.watching and entry["threads_back_s"] is None
+    assert entry["peak"]["threads"]["rise"] >= 1
+    assert entry["peak"]["threads"]["added"].get("vicocam-left_") == 1
+    release.set()
+    extra.join()
+    watch.poll()
+    assert entry["threads_back_s"] is not None and entry["threads_back_s"] >= 0
 
 
 def test_the_stamped_camera_remembers_recent_frames_and_ends_when_asked():
@@ -91,11 +184,22 @@ def _sample(t_s: float, rss: float, **more: float) -> dict:
             "drops": 2, "frames_failed": 0, "sessions": [], **more}
 
 
+def _churn(t_s: float, before: tuple[int, int], after: tuple[int, int],
+           back: tuple[float | None, float | None], peak: int = 0) -> dict:
+    """A churn log entry: threads and held fds before and after, seconds to come back."""
+    def counts(threads: int, fds: int) -> dict:
+        return {"threads": threads, "fds": fds + 1, "fds_held": fds}
+    return {"t_s": t_s, "before": counts(*before), "after": counts(*after),
+            "threads_back_s": back[0], "fds_back_s": back[1],
+            "peak": {"threads": {"count": before[0] + peak, "rise": peak, "at_s": 2.0,
+                                 "added": {"native:source_": peak}}} if peak else {}}
+
+
 def _record() -> SoakRecord:
     record = SoakRecord(SoakConfig(seconds=240))
     record.samples = [_sample(t, 500 + t / 10) for t in range(10, 250, 10)]
-    record.churns = [{"before": {"threads": 40, "fds": 20}, "after": {"threads": 40, "fds": 21}},
-                     {"before": {"threads": 41, "fds": 20}, "after": {"threads": 40, "fds": 20}}]
+    record.churns = [_churn(20.5, (40, 20), (40, 21), (3.2, None), peak=4),
+                     _churn(40.5, (41, 20), (40, 20), (2.5, 1.8), peak=2)]
     record.minutes = [{"minute": m, "latency_p50_ms": 40.0 + m} for m in range(4)]
     record.idle = record.idle_trimmed = {"rss_mb": 400.0, "rss_anon_mb": 300.0}
     record.after_close = {"rss_mb": 470.0}
@@ -112,16 +216,58 @@ def test_the_targets_are_numbers_with_their_verdicts():
     growth = targets["rss_growth_after_minute_2_pct"]
     assert (growth["minute_2_mb"], growth["end_mb"]) == (512.0, 524.0)
     assert growth["value"] == pytest.approx(100 * 12 / 512, abs=0.01) and growth["met"] is True
-    assert targets["threads_back_after_each_churn"]["value"] == 0
+    threads = targets["threads_back_after_each_churn"]
+    assert (threads["value"], threads["met"], threads["churns"]) == (0, True, 2)
+    assert (threads["slowest_return_s"], threads["returned_within_s"]) == (3.2, 18.0)
+    assert threads["largest_rise"] == 0  # the after reading; the peak was transient
+    assert threads["largest_peak_rise"] == 4
+    assert threads["largest_peak_added"] == {"native:source_": 4}
     assert targets["fds_back_after_each_churn"] == {**targets["fds_back_after_each_churn"],
-                                                    "value": 1, "met": False, "largest_rise": 1}
+                                                    "value": 1, "met": False, "largest_rise": 1,
+                                                    "not_back_at_s": [20.5], "first_before": 20,
+                                                    "last_after": 20}
     ratio = targets["latency_p50_last_vs_second_minute"]
     assert ratio["value"] == pytest.approx(43 / 41, abs=1e-3) and ratio["last_minute"] == 3
     assert targets["sessions_lost"]["value"] == 1 and targets["sessions_lost"]["met"] is False
     held = targets["rss_after_close_minus_idle_mb"]
     assert (held["value"], held["met"], held["held_after_trim_mb"]) == (70.0, False, 30.0)
     assert held["held_after_trim_anon_mb"] == 20.0
+    assert (held["met_by"], held["warm"], held["one_time_loads_mb"]) == (None, None, None)
     assert figures["all_targets_met"] is False
+
+
+def _warm(record: SoakRecord, warm: float, warm_trimmed: float) -> SoakRecord:
+    record.idle_warm = {"rss_mb": warm, "rss_anon_mb": warm - 100}
+    record.idle_warm_trimmed = {"rss_mb": warm_trimmed, "rss_anon_mb": warm_trimmed - 100}
+    return record
+
+
+def test_memory_within_the_limit_of_idle_needs_no_explaining():
+    record = _warm(_record(), 430.0, 420.0)
+    record.after_close = {"rss_mb": 440.0}
+    held = soak_figures(record)["targets"]["rss_after_close_minus_idle_mb"]
+    assert (held["value"], held["met"], held["met_by"]) == (40.0, True, "idle")
+    assert "explained" not in held
+
+
+def test_memory_held_beyond_idle_is_met_when_the_warm_baseline_explains_it():
+    record = _warm(_record(), 520.0, 410.0)  # the first sessions' one-time loads: +10 MB
+    record.after_close, record.after_trim = {"rss_mb": 600.0}, {"rss_mb": 440.0}
+    held = soak_figures(record)["targets"]["rss_after_close_minus_idle_mb"]
+    assert (held["value"], held["met"], held["met_by"]) == (200.0, True, "warm")
+    assert held["one_time_loads_mb"] == 10.0
+    warm = held["warm"]
+    assert (warm["value"], warm["met"], warm["after_close_minus_warm_mb"]) == (30.0, True, 80.0)
+    assert warm["allocator_free_after_close_mb"] == 160.0
+    assert "one-time loads" in held["explained"] and "30.0 MB is held" in held["explained"]
+
+
+def test_memory_held_beyond_the_warm_baseline_too_is_missed():
+    record = _warm(_record(), 520.0, 410.0)
+    record.after_close, record.after_trim = {"rss_mb": 600.0}, {"rss_mb": 470.0}
+    held = soak_figures(record)["targets"]["rss_after_close_minus_idle_mb"]
+    assert (held["met"], held["met_by"], held["warm"]["value"]) == (False, None, 60.0)
+    assert "explained" not in held
 
 
 def test_a_run_too_short_for_a_target_leaves_it_open():
@@ -177,16 +323,22 @@ def test_a_short_serve_soak_churns_its_peers(tmp_path: Path):
     assert len(figures["samples"]) == 5  # at 10, 20, 30, 40 and 45 s
     assert figures["churns"] == 1
     churn = figures["churn_log"][0]
-    assert churn["left"] == "peer1" and churn["joined"] == "peer4"
+    assert churn["left"] == "peer4" and churn["joined"] == "peer7"  # 1-3: the warm-up
     assert churn["left_ok"] and churn["joined_ok"]
-    assert {"threads", "fds"} <= set(churn["before"]) & set(churn["after"])
-    assert figures["peers_joined"] == figures["peers_left"] == 4
+    assert {"threads", "fds", "fds_held"} <= set(churn["before"]) & set(churn["after"])
+    assert {"threads_back_s", "fds_back_s", "peak"} <= set(churn)
+    assert "native_threads" in churn["before"] and "thread_names" in churn["before"]
+    assert figures["warmup"]["joined_ok"] and figures["warmup"]["not_closed"] == 0
+    assert figures["idle_warm"]["rss_mb"] > 0 and figures["idle_warm_trimmed"]["rss_mb"] > 0
+    assert figures["peers_joined"] == figures["peers_left"] == 7
     assert figures["lost"] == [] and figures["targets"]["sessions_lost"]["met"] is True
     assert figures["targets"]["sessions_open_after_all_left"]["value"] == 0
     last = figures["samples"][-1]
-    assert [s["peer"] for s in last["sessions"]] == ["peer2", "peer3", "peer4"]
+    assert [s["peer"] for s in last["sessions"]] == ["peer5", "peer6", "peer7"]
     assert all(s["frames"] > 0 and s["session"] for s in last["sessions"])
     assert figures["idle"]["rss_mb"] > 0 and figures["after_close"]["rss_mb"] > 0
+    held = figures["targets"]["rss_after_close_minus_idle_mb"]
+    assert held["warm"] is not None and held["met_by"] in ("idle", "warm", None)
 
 
 def test_a_short_run_soak_feeds_the_virtual_camera(tmp_path: Path):
