@@ -121,9 +121,10 @@ def network(options: BenchOptions) -> dict[str, Any]:
     from benchmarks.network import NetworkBenchConfig, run_network_bench
 
     # `seconds` is each condition's call; six conditions and start-up make ~7x that.
-    config = NetworkBenchConfig()
+    link = options.mode or "user"
+    config = NetworkBenchConfig(link=link)
     if options.seconds is not None:
-        config = NetworkBenchConfig(seconds=options.seconds)
+        config = NetworkBenchConfig(seconds=options.seconds, link=link)
     return run_network_bench(config, options.json_path)
 
 

@@ -18,6 +18,11 @@ the link did, and what the peer's frame assembler did (frames given up,
 picture-loss requests). For a blackout: the time from the link coming back
 to the next returned frame, and to the next one with a readable stamp.
 
+``link="kernel"`` (``vicocam bench network --mode kernel``) puts the same
+conditions on ``lo`` with the kernel's ``netem`` instead (`stages.webrtc.netem`;
+root, in a network namespace of its own, and a kernel that has netem: the
+machines here do not).
+
 A chart beside the JSON shows returned fps over time per condition.
 """
 
@@ -47,6 +52,7 @@ CONDITIONS: tuple[tuple[str, str], ...] = (
     ("blackout 3 s", "blackout={at}s+3s"),
 )
 """``(label, --network conditions)``; ``{at}`` is the blackout's start."""
+LINKS = ("user", "kernel")
 GAP_S = 0.2
 FREEZE_S = 1.0
 TARGETS = {"loss2_fps_min": 25.0, "loss2_freezes_over_1s_max": 0,
@@ -62,14 +68,19 @@ class NetworkBenchConfig:
         warmup_s: returned frames this soon after the first one are not counted.
         blackout_at_s: when the blackout starts, from the link's installation.
         seed: the link's random seed.
+        link: ``"user"`` (the peer's sockets shaped in its process) or
+            ``"kernel"`` (netem on ``lo``).
     """
 
     seconds: float = 20.0
     warmup_s: float = 2.0
     blackout_at_s: float = 9.0
     seed: int = 1
+    link: str = "user"
 
     def __post_init__(self) -> None:
+        if self.link not in LINKS:
+            raise ValueError(f"the network bench's link is one of {LINKS}, got {self.link!r}")
         if self.seconds < self.blackout_at_s + 6.0:
             raise ValueError(f"the network bench needs >= {self.blackout_at_s + 6:g} s per "
                              f"condition (a blackout at {self.blackout_at_s:g} s, 3 s long, "
@@ -98,8 +109,12 @@ class ReturnLog(StageBase):
         return frame
 
 
-def peer_call(url: str, spec: str, seconds: float) -> dict[str, Any]:
-    """In the peer's process: one call over a link of ``spec``; what came back."""
+def peer_call(url: str, spec: str | None, seconds: float) -> dict[str, Any]:
+    """In the peer's process: one call over a link of ``spec``; what came back.
+
+    ``spec`` ``None``: the call's own sockets are left as they are (the
+    kernel impairs the link).
+    """
     from benchmarks.sessions import render_clip
     from stages.webrtc.client import ClientConfig, run_client
     from stages.webrtc.impairment import parse_link
@@ -108,7 +123,8 @@ def peer_call(url: str, spec: str, seconds: float) -> dict[str, Any]:
     log = ReturnLog(camera)
     links: list[Any] = []
     config = ClientConfig(server=url, ice_host=LOOPBACK, duration_s=seconds,
-                          network=parse_link(spec), connect_timeout_s=30.0)
+                          network=None if spec is None else parse_link(spec),
+                          connect_timeout_s=30.0)
     report = asyncio.run(run_client(config, camera, log, on_link=links.append))
     return {"frames_sent": report.frames_sent, "frames": log.frames,
             "link": report.network, "blackouts": links[0].blackouts if links else [],
@@ -185,21 +201,39 @@ def run_network_bench(config: NetworkBenchConfig | None = None,
     with served() as server, ProcessPoolExecutor(1, mp_context=context) as peers:
         for label, template in CONDITIONS:
             spec = config.spec(template)
-            print(f"bench network: {label} ({spec}), {config.seconds:g} s", flush=True)
-            calls[label] = peers.submit(peer_call, server.url, spec, config.seconds).result(
-                timeout=config.seconds + 120)
+            print(f"bench network: {label} ({spec}, {config.link} space), {config.seconds:g} s",
+                  flush=True)
+            calls[label] = one_call(peers, server.url, spec, config)
         facts = server.facts
     figures = {label: {"conditions": config.spec(t), **condition_figures(calls[label],
                                                                         config.warmup_s)}
                for label, t in CONDITIONS}
     met = targets(figures)
-    result = {"benchmark": "network", **facts, "seconds_per_condition": config.seconds,
+    result = {"benchmark": "network", **facts, "link": config.link,
+              "seconds_per_condition": config.seconds,
               "warmup_s": config.warmup_s, "camera": "synthetic person 640x480 at 30 fps",
               "conditions": figures, "targets": met,
               "all_targets_met": all(t["met"] for t in met.values())}
     if json_path is not None:
         result["chart"] = plot_network(calls, json_path.with_suffix(".png")).name
     return result
+
+
+def one_call(peers: ProcessPoolExecutor, url: str, spec: str,
+             config: NetworkBenchConfig) -> dict[str, Any]:
+    """One condition's call, its link in the peer (user) or on ``lo`` (kernel)."""
+    timeout = config.seconds + 120
+    if config.link == "user":
+        return peers.submit(peer_call, url, spec, config.seconds).result(timeout=timeout)
+    from stages.webrtc.impairment import parse_link
+    from stages.webrtc.netem import KernelLink, netem_available
+
+    problem = netem_available()
+    if problem is not None:
+        raise RuntimeError(f"bench network --mode kernel: {problem}")
+    with KernelLink(parse_link(spec)) as link:
+        call = peers.submit(peer_call, url, None, config.seconds).result(timeout=timeout)
+    return {**call, "blackouts": link.blackouts}
 
 
 def plot_network(calls: dict[str, dict[str, Any]], path: Path) -> Path:

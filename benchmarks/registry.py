@@ -35,7 +35,8 @@ class BenchOptions:
             their default (the bundled model on the CPU).
         max_sessions: the sessions benchmark's largest N (``None``: its default).
         json_path: where the figures go; benchmarks that draw a chart put it beside.
-        mode: the soak's mode, ``"serve"`` or ``"run"`` (``None``: serve).
+        mode: the soak's mode, ``"serve"`` or ``"run"`` (``None``: serve); the
+            network benchmark's link, ``"user"`` or ``"kernel"`` (``None``: user).
     """
 
     seconds: float | None = None

@@ -29,9 +29,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     length.add_argument("--seconds", type=positive_float, default=None, help="rough run time")
     length.add_argument("--minutes", type=positive_float, default=None,
                         help="rough run time in minutes (the same as --seconds 60*M)")
-    parser.add_argument("--mode", choices=("serve", "run"), default=None,
+    parser.add_argument("--mode", choices=("serve", "run", "user", "kernel"), default=None,
                         help="soak: serve (the server with churning peers, default) or run "
-                             "(the live path of 'vicocam run')")
+                             "(the live path of 'vicocam run'); network: user (the peer's "
+                             "packets shaped in user space, default) or kernel (tc netem on "
+                             "lo: root, its own network namespace, a kernel with netem)")
     parser.add_argument("--runs", type=positive_int, default=1,
                         help="run it N times; the figures are the medians, with each run's "
                              "figures and the spread (min, max) beside them (1)")
