@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up vicocam in ./.venv (idempotent): Python >= 3.11, PyTorch, vicocam and its extras.
 #   scripts/setup.sh           runtime extras (WebRTC, virtual camera)
-#   scripts/setup.sh --test    also test tools and the headless browser for the WebRTC test
+#   scripts/setup.sh --test    also test tools, Ray Serve (the --cluster tests) and the
+#                              headless browser for the WebRTC test
 # PyTorch: an existing install in the venv is kept (e.g. a CUDA build on a GPU machine);
 # otherwise torch==2.13.0 is installed. Set VICOCAM_TORCH_SPEC to choose another.
 set -euo pipefail
@@ -28,7 +29,7 @@ if ! .venv/bin/python -c 'import torch' 2>/dev/null; then
 fi
 
 extras="webrtc,virtualcam"
-[[ $want_test == 1 ]] && extras="$extras,dev"
+[[ $want_test == 1 ]] && extras="$extras,dev,cluster"
 echo "==> installing vicocam[$extras]"
 pip install -e ".[$extras]"
 

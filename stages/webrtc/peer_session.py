@@ -44,6 +44,7 @@ from stages.webrtc.aiortc_patches import (
 from stages.webrtc.control_channel import (
     CONTROL_LABEL,
     AvatarPicker,
+    AvatarUploader,
     ControlChannel,
     ControlTarget,
 )
@@ -57,6 +58,7 @@ from stages.webrtc.tracks import (
     TrackSource,
     pump_track,
 )
+from stages.webrtc.uploads import AvatarLimits
 
 log = logging.getLogger(__name__)
 
@@ -155,19 +157,25 @@ class Session:
     ``settings`` starts as ``initial`` (default `LiveSettings()`); the server's
     handlers and the page's control channel (`stages.webrtc.control_channel`)
     replace it, the stages read it per frame. ``avatar_names`` names the
-    avatar chosen last; ``pick_avatar`` lets the channel pick presets.
+    avatar chosen last; ``pick_avatar`` lets the channel pick presets and
+    ``upload_avatar`` take pictures uploaded on it (of at most
+    ``max_upload_bytes``; `stages.webrtc.channel_upload`); ``None`` refuses them.
     """
 
     def __init__(self, session_id: str, factory: StageFactory, config: SessionConfig,
                  on_closed: Callable[[Session], None] | None = None,
                  initial: LiveSettings | None = None,
-                 pick_avatar: AvatarPicker | None = None) -> None:
+                 pick_avatar: AvatarPicker | None = None,
+                 upload_avatar: AvatarUploader | None = None,
+                 max_upload_bytes: int = AvatarLimits().max_bytes) -> None:
         self.id = session_id
         self.config = config
         self.settings: LiveSettingsBox = SettingsBox(initial or LiveSettings())
         self.avatar_names = AvatarNames()
         self.control: ControlChannel | None = None
         self._pick_avatar = pick_avatar
+        self._upload_avatar = upload_avatar
+        self._max_upload_bytes = max_upload_bytes
         self.close_reason: str | None = None
         self._factory = factory
         self._on_closed = on_closed
@@ -241,7 +249,8 @@ class Session:
             channel.close()
             return
         target = ControlTarget(self.settings, self.avatar_names, self.stats, self._video_out,
-                               self._source_origin, self._sent_origin, self._pick_avatar)
+                               self._source_origin, self._sent_origin, self._pick_avatar,
+                               self._upload_avatar, self._max_upload_bytes)
         self.control = ControlChannel(channel, target)
 
     def _build_pipeline(self, source: TrackSource, out: OutgoingVideoTrack) -> Pipeline:

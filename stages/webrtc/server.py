@@ -57,6 +57,13 @@ The page sends its controls and gets its live stats on the session's own
 data channel (`stages.webrtc.control_channel`), whichever HTTP worker
 answered the offer; the settings, avatar and stats routes stay for programs
 and answer by the same rules (`stages.webrtc.settings_messages`).
+
+Every session starts through one seam, `WebRTCServer.open_session` (the
+offer checked, admission, the start; otherwise `SessionRefusedError`
+carrying the HTTP status): ``/api/offer`` uses it, and so does a cluster
+replica, which hosts sessions with no listener of its own
+(`pipeline.app.cluster`). `stages.webrtc.gateway` is this server with its
+sessions moved to such hosts.
 """
 
 from __future__ import annotations
@@ -209,6 +216,32 @@ BUSY_RETRY_S = 10.0
 
 def _error(status: int, message: str, **headers: str) -> web.Response:
     return web.json_response({"error": message}, status=status, headers=headers or None)
+
+
+class SessionRefusedError(Exception):
+    """An offer that did not become a session, and the answer the peer gets.
+
+    ``status`` is the HTTP status it is answered with: 400 a bad offer (the
+    message says what is wrong with it), 503 busy or out of capacity (with
+    ``retry_after_s``, whole seconds, for ``Retry-After``), 500 a failure of
+    the server (logged there; the message is fixed text). Messages are never
+    an exception's text, so they are safe to send.
+    """
+
+    def __init__(self, status: int, message: str, retry_after_s: int | None = None) -> None:
+        super().__init__(status, message, retry_after_s)  # all of them: it pickles whole
+        self.status = status
+        self.message = message
+        self.retry_after_s = retry_after_s
+
+    def __str__(self) -> str:
+        return self.message
+
+    def response(self) -> web.Response:
+        """The JSON error answer, with ``Retry-After`` when there is one."""
+        if self.retry_after_s is None:
+            return _error(self.status, self.message)
+        return _error(self.status, self.message, **{"Retry-After": str(self.retry_after_s)})
 
 
 @web.middleware
@@ -380,20 +413,48 @@ class WebRTCServer:
         if wait > 0:
             return _error(429, "too many connection attempts; wait and retry",
                           **{"Retry-After": str(max(1, round(wait)))})
-        busy = self._admission()  # before the body is read: a flood costs no parsing
+        busy = self.admission()  # before the body is read: a flood costs no parsing
         if busy is not None:
-            return busy
+            return busy.response()
         try:
-            sdp = await self._read_offer(request)
+            session_id, answer = await self.open_session(await self._read_offer(request))
         except OfferError as exc:
             return _error(400, str(exc))
-        busy = self._admission()  # again: others may have started while this one was read
+        except SessionRefusedError as exc:
+            return exc.response()
+        return web.json_response(self._answer_reply(session_id, answer))
+
+    def _answer_reply(self, session_id: str, answer: str) -> dict[str, Any]:
+        """The offer's JSON reply (a cluster gateway adds where the session runs)."""
+        return {"sdp": answer, "type": "answer", "session": session_id}
+
+    async def open_session(self, sdp: str) -> tuple[str, str]:
+        """Start a session for the offer ``sdp``; ``(session id, answer SDP)``.
+
+        Every way in goes through here: ``POST /api/offer`` once it has read
+        the body, and a cluster replica with the offer its gateway forwarded
+        (`pipeline.app.cluster`), which has no HTTP listener of its own. In
+        order: the offer is checked whole (`check_offer`), then admission
+        (`admission`, again: others may have started meanwhile), then the
+        session starts. Raises `SessionRefusedError` (400, 503 or 500) for each.
+        The session is ``self.sessions[id]`` until it closes: its ``closed``
+        event is set then, and ``close(reason)`` ends it early.
+        """
+        try:
+            check_offer(sdp, self.config.max_offer_bytes)
+        except OfferError as exc:
+            raise SessionRefusedError(400, str(exc)) from None
+        busy = self.admission()
         if busy is not None:
-            return busy
+            raise busy
         return await self._start_session(sdp)
 
-    def _admission(self) -> web.Response | None:
-        """503 with ``Retry-After`` while every session slot or the pending budget is taken."""
+    def admission(self) -> SessionRefusedError | None:
+        """The 503 an offer gets now, or ``None`` when a session may start.
+
+        Busy while every session slot or the pending budget is taken; its
+        ``Retry-After`` is when the first pending session must have connected.
+        """
         pending = [s for s in self.sessions.values() if s.pending]
         if len(self.sessions) >= self.config.max_sessions:
             return _busy(f"the server is busy: {len(self.sessions)} sessions in use; "
@@ -404,6 +465,7 @@ class WebRTCServer:
         return None
 
     async def _read_offer(self, request: web.Request) -> str:
+        """The offer's SDP from the body; `OfferError` for a body too large or malformed."""
         limit = self.config.max_offer_bytes
         if request.content_length is not None and request.content_length > limit + 1024:
             raise OfferError(f"the offer is too large ({request.content_length} bytes; "
@@ -416,31 +478,28 @@ class WebRTCServer:
         except ValueError:
             raise OfferError("the offer must be JSON: {\"sdp\": \"...\", \"type\": \"offer\"}"
                              ) from None
-        if not isinstance(body, dict) or body.get("type") != "offer":
-            raise OfferError("the body must be {\"sdp\": \"...\", \"type\": \"offer\"}")
-        sdp = body.get("sdp")
-        if not isinstance(sdp, str) or not sdp.startswith("v=0"):
-            raise OfferError("the offer's sdp must be a session description starting with v=0")
-        check_offer(sdp, limit)
-        return sdp
+        return offer_sdp(body)
 
-    async def _start_session(self, sdp: str) -> web.Response:
+    async def _start_session(self, sdp: str) -> tuple[str, str]:
+        """Start a session for a checked, admitted offer; `SessionRefusedError` if it fails."""
         session_id = secrets.token_urlsafe(12)
         session = Session(session_id, self.factory, self._session_config,
                           on_closed=self._forget, initial=self.config.settings,
-                          pick_avatar=self._pick_preset)
+                          pick_avatar=self._pick_preset,
+                          upload_avatar=self._upload_from_channel,
+                          max_upload_bytes=self.config.avatar_limits.max_bytes)
         self.sessions[session_id] = session
         try:
             answer = await session.answer(sdp)
         except OfferError as exc:
             await session.close(f"bad offer: {exc}")
-            return _error(400, str(exc))
+            raise SessionRefusedError(400, str(exc)) from None
         except Exception:
             log.exception("session %s could not start", session_id)
             await session.close("failed to start")
-            return _error(500, OFFER_FAILED)
+            raise SessionRefusedError(500, OFFER_FAILED) from None
         log.info("session %s: started (%d in use)", session_id, len(self.sessions))
-        return web.json_response({"sdp": answer, "type": "answer", "session": session_id})
+        return session_id, answer
 
     def _forget(self, session: Session) -> None:
         if self.sessions.get(session.id) is session:
@@ -481,6 +540,14 @@ class WebRTCServer:
         if avatar is not None and avatar.image is not None:
             reply["height"], reply["width"] = avatar.image.shape[:2]
         return web.json_response(reply)
+
+    async def _upload_from_channel(self, name: str,
+                                   data: bytes) -> tuple[str | None, AvatarKey | None]:
+        """A picture uploaded on a session's control channel, decoded and prepared off the
+        loop as the upload route does (the same limits and `ValueError` reasons)."""
+        avatar = await asyncio.to_thread(decode_avatar, data, self.config.avatar_limits)
+        await self._prepare(avatar)
+        return name, avatar
 
     async def _pick_preset(self, body: Any) -> tuple[str | None, AvatarKey | None]:
         """`_preset`, prepared (a session's control channel picks with it)."""
@@ -583,10 +650,23 @@ def _same_origin(origin: str, host: str) -> bool:
         return False
 
 
-def _busy(message: str, pending: list[Session]) -> web.Response:
+def _busy(message: str, pending: list[Session]) -> SessionRefusedError:
     """A 503 whose ``Retry-After`` is when the first pending session must have connected."""
     wait = min((s.connect_left_s() for s in pending), default=BUSY_RETRY_S)
-    return _error(503, message, **{"Retry-After": str(max(1, math.ceil(wait)))})
+    return SessionRefusedError(503, message, max(1, math.ceil(wait)))
+
+
+def offer_sdp(body: Any) -> str:
+    """The SDP of an offer body ``{"sdp": "v=0...", "type": "offer"}``; `OfferError` if malformed.
+
+    Only the envelope is checked here; `WebRTCServer.open_session` checks the SDP itself.
+    """
+    if not isinstance(body, dict) or body.get("type") != "offer":
+        raise OfferError("the body must be {\"sdp\": \"...\", \"type\": \"offer\"}")
+    sdp = body.get("sdp")
+    if not isinstance(sdp, str) or not sdp.startswith("v=0"):
+        raise OfferError("the offer's sdp must be a session description starting with v=0")
+    return sdp
 
 
 def _client_key(request: web.Request) -> str:

@@ -61,6 +61,12 @@ def test_bad_arguments_are_user_errors(capsys):
     assert "no such folder" in capsys.readouterr().err
 
 
+def test_client_calls_again_unless_told_not_to():
+    parse = build_parser().parse_args
+    assert parse(["client", "--server", "http://x:1"]).reconnect is True
+    assert parse(["client", "--server", "http://x:1", "--no-reconnect"]).reconnect is False
+
+
 def serve_args(*extra):
     return build_parser().parse_args(["serve", "--port", "0", *extra])
 

@@ -52,6 +52,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         help="try a bad network: impair this call's packets both ways, e.g. "
                              "loss=2%%,delay=40ms,jitter=10ms,rate=1mbit,blackout=10s+3s "
                              "(any subset; seeded, so runs repeat)")
+    parser.add_argument("--no-reconnect", dest="reconnect", action="store_false",
+                        help="end the run when the session is lost, instead of calling the "
+                             "server again (by default a lost session, e.g. a server or "
+                             "cluster replica that died, is called again with backoff)")
     parser.add_argument("--ice-host", default=None, help=argparse.SUPPRESS)
     parser.set_defaults(handler=handle_client)
 
@@ -72,7 +76,7 @@ def handle_client(args: argparse.Namespace) -> int:
 
     config = ClientConfig(server=args.server, token=args.token, duration_s=args.seconds,
                           ice_host=args.ice_host, ca=args.ca, fingerprint=args.fingerprint,
-                          network=args.network)
+                          network=args.network, reconnect=args.reconnect)
     try:
         source = open_source(args.source, SourceOptions(fps=args.fps, size=args.size, loop=True))
         sink = open_sink(args.sink, SinkOptions(fps=args.fps, size=args.size,
@@ -82,8 +86,13 @@ def handle_client(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from exc
     print(f"vicocam: sent {report.frames_sent} frames, received {report.frames_received} "
           f"(session {report.session})")
+    if len(report.sessions) > 1:
+        print(f"vicocam: {len(report.sessions)} sessions: the server was lost and called "
+              f"again {len(report.sessions) - 1} times")
     if report.network is not None:
         print(f"vicocam: network {_link_summary(report.network)}")
+    if report.gave_up is not None:
+        raise UserError(f"the server was lost: {report.gave_up}")
     if report.frames_received == 0:
         raise UserError("no video came back from the server; check its log")
     return 0

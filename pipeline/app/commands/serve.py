@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipeline.app.cluster.options import add_cluster_options
 from pipeline.app.endpoint_options import add_avatar_options
 from pipeline.app.model_options import add_model_options, model_spec, open_model
 from pipeline.app.options import add_in_flight_options
@@ -43,6 +44,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _avatar_arguments(parser)
     add_model_options(parser)
     add_in_flight_options(parser)
+    add_cluster_options(parser)
     parser.set_defaults(handler=handle_serve)
 
 
@@ -104,9 +106,13 @@ def _avatar_arguments(parser: argparse.ArgumentParser) -> None:
 def handle_serve(args: argparse.Namespace) -> int:
     from stages.webrtc.server import serve
 
+    if args.cluster is not None:
+        from pipeline.app.cluster.command import serve_cluster
+
+        return serve_cluster(args)
     server, service = build_server(args)
     try:
-        asyncio.run(serve(server, ready=lambda url: _announce(url, server)))
+        asyncio.run(serve(server, ready=lambda url: announce(url, server)))
     except OSError as exc:
         raise UserError(f"cannot listen on {args.host}:{args.port}: {exc}") from exc
     finally:
@@ -124,14 +130,23 @@ def build_server(args: argparse.Namespace) -> tuple[WebRTCServer, AvatarService 
     on the page: a browser's camera films a real face.
     """
     from stages.webrtc.aiortc_patches import require_supported_aiortc
+
+    require_supported_aiortc()  # fail at start, not when the first peer connects
+    return open_server(server_config(args), None if args.identity else serve_config(args))
+
+
+def open_server(config: ServerConfig,
+                serving: ServeConfig | None) -> tuple[WebRTCServer, AvatarService | None]:
+    """`build_server` from its composed configs; ``serving`` ``None`` = no model (--identity).
+
+    A cluster replica builds its server with this too (`pipeline.app.cluster`),
+    so it loads its model exactly as ``vicocam serve`` does.
+    """
     from stages.webrtc.peer_session import identity_factory
     from stages.webrtc.server import WebRTCServer
 
-    require_supported_aiortc()  # fail at start, not when the first peer connects
-    config = server_config(args)
-    if args.identity:
+    if serving is None:
         return WebRTCServer(config, identity_factory), None
-    serving = serve_config(args)
     service = _open_service(serving)
     notice = serve_notice(service.bundle.domain, serving.avatar)
     warn(notice)
@@ -233,7 +248,8 @@ def _open_service(config: ServeConfig) -> AvatarService:
         raise UserError(f"cannot serve the avatar {config.avatar!r}: {exc}") from exc
 
 
-def _announce(url: str, server: WebRTCServer) -> None:
+def announce(url: str, server: WebRTCServer) -> None:
+    """Say where ``server`` serves and what its users need to know."""
     from stages.webrtc.ice import is_loopback
 
     print(f"vicocam: open {url} in a browser (Ctrl-C to stop)", file=sys.stderr)

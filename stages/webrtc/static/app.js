@@ -1,9 +1,23 @@
 // The vicocam page: sends the camera to the server, shows the returned avatar,
 // and drives the session's settings. window.vicocam exposes the live state
 // (used by the automated browser test and the benchmark).
+//
+// Everything the page does during a session travels on the session's own data
+// channel (control.js): settings, avatar picks and uploads, stats. Over HTTP go
+// only /api/config, /api/avatars (and the preset pictures), /api/offer, and the
+// DELETE on leaving: through a cluster's gateway those are the requests that
+// reach any server, while the session lives on one replica.
+//
+// A session that ends unasked (its connection fails or closes, its channel
+// closes, or the server says nothing for SILENCE_MS: a server that died sends
+// nothing) is offered again to the same server, with backoff and the server's
+// Retry-After, on the same camera stream; the new session gets the page's
+// avatar (a preset's name, or the uploaded picture kept in memory) and
+// settings again. A session the user hung up stays ended.
 
 import { CONTROL_LABEL, ControlChannel } from "./control.js";
 import { LatencyMatcher } from "./latency.js";
+import { backoffMs, retryable, retryDelayMs, SILENCE_MS, sleep } from "./reconnect.js";
 import { measureCaptureTimes, RtpLatency } from "./rtp_latency.js";
 import { StallCounter } from "./stalls.js";
 import { StampReader } from "./stamp.js";
@@ -14,11 +28,25 @@ const params = new URLSearchParams(location.search);
 // cookie that the page's same-origin requests carry.
 const authHeaders = {};
 const LATENCY_KEEP = 20000;
+const WATCH_MS = 250; // how often a session's signs of life are checked
+const QUICK_LOSS_MS = 10000; // a session lost sooner than this was not a good one
+const OFFER_TIMEOUT_MS = 30000; // a gateway may start a host for an offer
 
 const state = {
   connected: false,
   error: null,
   session: null,
+  sessions: [], // every session this page held, in order
+  reconnecting: false, // the session was lost and a new one is being made
+  reconnects: 0, // sessions regained after a loss
+  losses: [], // {session, reason, at (performance.now())} of each session lost unasked
+  connectedAt: 0, // when the current session was made (performance.now())
+  quickLosses: 0, // sessions in a row lost soon after they were made: back off before the next
+  run: 0, // counts Start and Hang up presses: a reconnect loop of an older run stops
+  connection: 0, // counts sessions: watchers of an older one stop
+  camera: null, // the camera stream, kept across sessions
+  config: null, // the server's /api/config, read at Start
+  avatarChoice: null, // {name} (a preset) or {name, bytes} (an upload), re-sent to new sessions
   latencies: [], // {t, ms, index}: capture -> display of stamped frames
   latencyDropped: 0, // returned stamped frames that matched no capture
   rtpLatencies: [], // {t, ms}: capture -> display of any camera, by RTP timestamp
@@ -38,7 +66,7 @@ window.vicocam = state;
 // Fresh counters right now (the panel itself refreshes once a second).
 state.snapshot = async () => {
   if (state.pc) await readStats(state.pc);
-  if (state.session) state.server = await serverStats().catch(() => state.server);
+  if (channelOpen()) state.server = await serverStats().catch(() => state.server);
   return {
     now: performance.now(), inbound: state.inbound, outbound: state.outbound, server: state.server,
     stalls: state.stalls.snapshot(),
@@ -46,19 +74,20 @@ state.snapshot = async () => {
 };
 
 // ---- server API ---------------------------------------------------------------
+// Rejects with the server's error text; `status` and `retryAfter` (seconds) say more.
 async function api(path, options = {}) {
   const response = await fetch(path, {
     ...options,
     headers: { ...authHeaders, ...(options.headers || {}) },
   });
   const body = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(body.error || `${response.status} ${response.statusText}`);
+  if (!response.ok) {
+    const error = new Error(body.error || `${response.status} ${response.statusText}`);
+    error.status = response.status;
+    error.retryAfter = Number(response.headers.get("Retry-After")) || 0;
+    throw error;
+  }
   return body;
-}
-
-function sessionApi(suffix, options) {
-  if (!state.session) throw new Error("not connected");
-  return api(`/api/sessions/${state.session}${suffix}`, options);
 }
 
 function postJson(path, body) {
@@ -118,14 +147,32 @@ async function keepResolution(pc) {
 async function start() {
   $("start").disabled = true;
   state.error = null;
+  const run = ++state.run;
   try {
     setStatus("starting camera…");
-    const config = await api("/api/config");
-    const camera = await getCamera();
-    $("local").srcObject = camera;
-    const pc = new RTCPeerConnection({ iceServers: config.iceServers || [] });
-    state.pc = pc;
-    camera.getTracks().forEach((track) => pc.addTrack(track, camera));
+    state.config = await api("/api/config");
+    state.camera = await getCamera();
+    $("local").srcObject = state.camera;
+    watchLocal();
+    await connect();
+    $("stop").disabled = false;
+    pollStats(run);
+  } catch (err) {
+    say(`could not start: ${err.message}`, true);
+    setStatus("failed");
+    stopCamera();
+    $("start").disabled = false;
+  }
+}
+
+// One session on the camera stream: offer, answer, the control channel open, and the
+// session given this page's avatar and settings. On failure nothing of it is left.
+async function connect() {
+  const pc = new RTCPeerConnection({ iceServers: state.config.iceServers || [] });
+  state.pc = pc;
+  const connection = ++state.connection;
+  try {
+    state.camera.getTracks().forEach((track) => pc.addTrack(track, state.camera));
     openControl(pc);
     state.rtp = new RtpLatency();
     state.captureWorker = measureCaptureTimes(pc, state.rtp);
@@ -133,26 +180,34 @@ async function start() {
     $("remote").srcObject = remote;
     pc.addEventListener("track", (event) => remote.addTrack(event.track));
     pc.addEventListener("connectionstatechange", () => onConnectionState(pc));
-    await pc.setLocalDescription(await pc.createOffer());
-    await gatheringComplete(pc, 3000);
-    setStatus("connecting…");
-    const answer = await api("/api/offer", postJson("/api/offer", {
-      sdp: pc.localDescription.sdp, type: "offer",
-    }));
-    state.session = answer.session;
-    await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
+    await negotiate(pc);
     await keepResolution(pc);
-    await state.control.opened(5000); // until then (or without it), controls go over HTTP
-    await sendControls();
-    $("stop").disabled = false;
-    watchLatency();
-    watchStalls();
-    pollStats();
+    if (!(await state.control.opened(5000))) throw new Error("the session's control channel did not open");
+    watchRemote(connection);
+    watchSession(pc);
+    state.connectedAt = performance.now();
+    await restoreSession();
   } catch (err) {
-    say(`could not start: ${err.message}`, true);
-    setStatus("failed");
-    $("start").disabled = false;
+    if (state.pc === pc) dropConnection();
+    throw err;
   }
+}
+
+async function negotiate(pc) {
+  await pc.setLocalDescription(await pc.createOffer());
+  await gatheringComplete(pc, 3000);
+  setStatus("connecting…");
+  const answer = await api("/api/offer", {
+    ...postJson("/api/offer", { sdp: pc.localDescription.sdp, type: "offer" }),
+    signal: AbortSignal.timeout(OFFER_TIMEOUT_MS), // a hung server: try again
+  });
+  if (state.pc !== pc) { // hung up while the server answered
+    api(`/api/sessions/${answer.session}`, { method: "DELETE" }).catch(() => {});
+    throw new Error("hung up");
+  }
+  state.session = answer.session;
+  state.sessions.push(answer.session);
+  await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
 }
 
 // Controls and live stats travel on a data channel of the session itself, opened
@@ -163,33 +218,127 @@ function openControl(pc) {
     stats: (message) => { state.server = message.stats; },
     timing: (message) => state.rtp && state.rtp.serverFrames(message.frames),
     error: (message) => say(`the server refused a control: ${message.error}`, true),
+    closed: () => sessionLost(pc, "the server closed the session"),
   });
 }
 
 function onConnectionState(pc) {
+  if (state.pc !== pc) return;
   setStatus(pc.connectionState);
   state.connected = pc.connectionState === "connected";
-  if (pc.connectionState === "failed") say("the connection failed (network or server gone)", true);
+  if (["failed", "closed"].includes(pc.connectionState)) {
+    sessionLost(pc, `the connection ${pc.connectionState}`);
+  }
+}
+
+// A server that died says nothing: no message (stats come every second) for SILENCE_MS.
+function watchSession(pc) {
+  const timer = setInterval(() => {
+    if (state.pc !== pc) {
+      clearInterval(timer);
+    } else if (performance.now() - state.control.lastMessageAt > SILENCE_MS) {
+      clearInterval(timer);
+      sessionLost(pc, `nothing from the server for ${SILENCE_MS / 1000} s`);
+    }
+  }, WATCH_MS);
+}
+
+// The session's connection, channel and returned video go; the camera stays.
+function dropConnection() {
+  const pc = state.pc;
+  state.pc = null;
+  state.control = null;
+  state.session = null;
+  state.connected = false;
+  if (pc) pc.close();
+  if (state.captureWorker) state.captureWorker.terminate();
+  state.captureWorker = null;
+  const remote = $("remote").srcObject;
+  if (remote) remote.getTracks().forEach((t) => t.stop());
+  $("remote").srcObject = null;
+}
+
+function stopCamera() {
+  if (state.camera) state.camera.getTracks().forEach((t) => t.stop());
+  state.camera = null;
+  $("local").srcObject = null;
+}
+
+function sessionLost(pc, reason) {
+  if (state.pc !== pc) return; // already handled, or the user hung up
+  const session = state.session;
+  state.losses.push({ session, reason, at: performance.now() });
+  const quick = performance.now() - state.connectedAt < QUICK_LOSS_MS;
+  state.quickLosses = quick ? state.quickLosses + 1 : 0;
+  dropConnection();
+  // Frees the server's slot at once when it still runs (a cut network); best effort.
+  if (session) api(`/api/sessions/${session}`, { method: "DELETE" }).catch(() => {});
+  reconnect(reason, state.run);
+}
+
+// New offers to the same server until one holds, or the user hangs up.
+async function reconnect(reason, run) {
+  state.reconnecting = true;
+  setStatus("reconnecting…");
+  say(`the session ended (${reason}); reconnecting…`);
+  let failures = 0;
+  let delay = backoffMs(state.quickLosses); // at once after a session that lasted
+  while (state.run === run) {
+    await sleep(delay);
+    if (state.run !== run) return;
+    try {
+      await connect();
+      state.reconnecting = false;
+      state.reconnects += 1;
+      say("reconnected");
+      return;
+    } catch (err) {
+      if (state.run !== run) return;
+      failures += 1;
+      if (!retryable(err)) return giveUp(err);
+      delay = retryDelayMs(err, failures);
+      setStatus("reconnecting…");
+      say(`reconnecting: ${err.message}; trying again in ${(delay / 1000).toFixed(1)} s`);
+    }
+  }
+}
+
+function giveUp(err) {
+  state.reconnecting = false;
+  say(`could not reconnect: ${err.message}`, true);
+  endRun();
 }
 
 async function hangUp() {
-  $("stop").disabled = true;
   const session = state.session;
-  state.session = null;
-  state.control = null;
-  if (state.pc) state.pc.close();
-  if (state.captureWorker) state.captureWorker.terminate();
-  for (const id of ["local", "remote"]) {
-    const stream = $(id).srcObject;
-    if (stream) stream.getTracks().forEach((t) => t.stop());
-    $(id).srcObject = null;
-  }
-  state.connected = false;
-  setStatus("idle");
-  $("start").disabled = false;
+  endRun();
   if (session) {
     await api(`/api/sessions/${session}`, { method: "DELETE" }).catch(() => {});
   }
+}
+
+function endRun() {
+  state.run += 1; // a reconnect loop still waiting stops
+  state.reconnecting = false;
+  $("stop").disabled = true;
+  dropConnection();
+  stopCamera();
+  setStatus("idle");
+  $("start").disabled = false;
+}
+
+// A new session starts from the server's settings: give it this page's avatar and
+// what the controls show.
+async function restoreSession() {
+  const choice = state.avatarChoice;
+  const controls = controlsBody(); // before a reply shows the new session's defaults
+  try {
+    if (choice && choice.bytes) showSettings(await state.control.upload(choice.name, choice.bytes));
+    else if (choice) showSettings(await chooseAvatar(choice.name));
+  } catch (err) {
+    say(`avatar not restored: ${err.message}`, true);
+  }
+  await changeSettings(controls);
 }
 
 // ---- capture -> display latency -----------------------------------------------------
@@ -199,49 +348,47 @@ async function hangUp() {
 // benchmarks read it): each returned frame's stamped index is matched with the
 // time the same index was captured (local preview; see latency.js for how a
 // looping clip's repeated indices are told apart).
+const stamps = { matcher: null, local: new StampReader(), remote: new StampReader() };
+
 function keepSamples(list, samples) {
   for (const sample of samples) list.push(sample);
   if (list.length > LATENCY_KEEP) list.splice(0, list.length - LATENCY_KEEP);
 }
 
-function watchLatency() {
+function watchLocal() {
   const local = $("local");
-  const remote = $("remote");
   if (!("requestVideoFrameCallback" in HTMLVideoElement.prototype)) return;
-  const matcher = new LatencyMatcher();
-  const localReader = new StampReader();
-  const remoteReader = new StampReader();
-  const rtp = state.rtp;
-
+  stamps.matcher = new LatencyMatcher();
+  const run = state.run;
   const onLocal = (now, meta) => {
-    rtp.previewed(meta.captureTime);
-    const index = localReader.read(local);
-    if (index !== null) matcher.local(index, meta.captureTime ?? meta.presentationTime ?? now);
-    keepSamples(state.latencies, matcher.resolve(performance.now()));
-    state.latencyDropped = matcher.dropped;
+    if (state.run !== run) return;
+    if (state.rtp) state.rtp.previewed(meta.captureTime);
+    const index = stamps.local.read(local);
+    if (index !== null) stamps.matcher.local(index, meta.captureTime ?? meta.presentationTime ?? now);
+    keepSamples(state.latencies, stamps.matcher.resolve(performance.now()));
+    state.latencyDropped = stamps.matcher.dropped;
     local.requestVideoFrameCallback(onLocal);
   };
-  const onRemote = (now, meta) => {
-    const shown = meta.expectedDisplayTime ?? now;
-    if (meta.rtpTimestamp !== undefined) rtp.shown(meta.rtpTimestamp, shown);
-    keepSamples(state.rtpLatencies, rtp.resolve(performance.now()));
-    const index = remoteReader.read(remote);
-    if (index !== null) matcher.remote(index, shown);
-    remote.requestVideoFrameCallback(onRemote);
-  };
   local.requestVideoFrameCallback(onLocal);
-  remote.requestVideoFrameCallback(onRemote);
 }
 
-// ---- stalls of the returned video (any camera, stamped or not) ---------------------
-function watchStalls() {
+// Each returned frame of session `connection`: its latency, and the stall counter (any
+// camera, stamped or not).
+function watchRemote(connection) {
   const remote = $("remote");
   if (!("requestVideoFrameCallback" in HTMLVideoElement.prototype)) return;
-  const onFrame = (now, meta) => {
-    state.stalls.frame(meta.expectedDisplayTime ?? now);
-    remote.requestVideoFrameCallback(onFrame);
+  const rtp = state.rtp;
+  const onRemote = (now, meta) => {
+    if (state.connection !== connection) return;
+    const shown = meta.expectedDisplayTime ?? now;
+    state.stalls.frame(shown);
+    if (meta.rtpTimestamp !== undefined) rtp.shown(meta.rtpTimestamp, shown);
+    keepSamples(state.rtpLatencies, rtp.resolve(performance.now()));
+    const index = stamps.remote.read(remote);
+    if (index !== null && stamps.matcher) stamps.matcher.remote(index, shown);
+    remote.requestVideoFrameCallback(onRemote);
   };
-  remote.requestVideoFrameCallback(onFrame);
+  remote.requestVideoFrameCallback(onRemote);
 }
 
 function median(values) {
@@ -260,24 +407,21 @@ async function readStats(pc) {
   });
 }
 
-async function pollStats() {
-  const pc = state.pc;
-  while (state.pc === pc && pc.connectionState !== "closed") {
+// The server's stats come pushed on the channel; the browser's own are read here.
+async function pollStats(run) {
+  while (state.run === run) {
     try {
-      await readStats(pc);
-      // The channel pushes the server's stats; ask over HTTP only without it.
-      if (state.session && !channelOpen()) state.server = await serverStats();
+      if (state.pc) await readStats(state.pc);
       showStats();
     } catch (err) {
       console.warn("stats", err);
     }
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await sleep(1000);
   }
 }
 
 async function serverStats() {
-  if (channelOpen()) return (await state.control.request("stats")).stats;
-  return sessionApi("/stats");
+  return (await state.control.request("stats")).stats;
 }
 
 function fmt(value, digits = 0, unit = "") {
@@ -381,6 +525,7 @@ async function pickAvatar() {
   }
   try {
     showSettings(await chooseAvatar(name));
+    state.avatarChoice = name ? { name } : null; // what a new session gets again
     say(`avatar: ${state.settings.avatar ?? "server default"}`);
   } catch (err) {
     say(`avatar not changed: ${err.message}`, true);
@@ -389,22 +534,23 @@ async function pickAvatar() {
 }
 
 async function chooseAvatar(name) {
-  if (channelOpen()) return (await state.control.request("avatar", { name })).settings;
-  const reply = await sessionApi("/avatar", postJson("", { name }));
-  return { avatar: reply.avatar ?? state.defaultAvatar };
+  return (await connectedControl().request("avatar", { name })).settings;
 }
 
+// The picture goes on the session's channel; the page keeps its bytes to give them
+// to a new session after a reconnect.
 async function uploadAvatar() {
   const file = $("avatar-file").files[0];
   if (!file) return;
   try {
-    const reply = await sessionApi("/avatar", {
-      method: "POST",
-      headers: { "Content-Type": file.type || "application/octet-stream", "X-Filename": file.name },
-      body: file,
-    });
-    say(`avatar: ${reply.avatar} (${reply.width}x${reply.height})`);
-    showSettings({ avatar: reply.avatar }); // the server's reply names the avatar in use
+    const bytes = await file.arrayBuffer();
+    const limit = state.config && state.config.maxAvatarBytes;
+    if (limit && bytes.byteLength > limit) {
+      throw new Error(`the picture is ${(bytes.byteLength / 1e6).toFixed(1)} MB; the limit is ${(limit / 1e6).toFixed(1)} MB`);
+    }
+    showSettings(await connectedControl().upload(file.name, bytes));
+    state.avatarChoice = { name: file.name, bytes };
+    say(`avatar: ${file.name}${await pictureSize(file)}`);
     const preview = $("avatar-preview");
     preview.src = URL.createObjectURL(file);
     preview.hidden = false;
@@ -415,14 +561,30 @@ async function uploadAvatar() {
   }
 }
 
+// " (WxH)" of a picture file, or "" when the browser cannot tell.
+async function pictureSize(file) {
+  try {
+    const bitmap = await createImageBitmap(file);
+    const size = ` (${bitmap.width}x${bitmap.height})`;
+    bitmap.close();
+    return size;
+  } catch (err) {
+    return "";
+  }
+}
+
 // A new session starts from the server's settings: give it what the controls show.
-async function sendControls() {
+function controlsBody() {
   const body = { strength: Number($("strength").value), mode: $("mode-select").value || null };
   if ($("output-select").value) body.output = $("output-select").value;
-  await changeSettings(body);
+  return body;
 }
 
 async function changeSettings(body, done) {
+  if (!channelOpen() && state.reconnecting) {
+    say("not connected: the controls are sent to the next session"); // restoreSession does
+    return;
+  }
   try {
     showSettings(await sendSettings(body));
     if (done) say(done);
@@ -435,10 +597,14 @@ function channelOpen() {
   return Boolean(state.control && state.control.open);
 }
 
-// Over the session's control channel; over HTTP only while it is not open.
+// The session's control channel, or an error saying there is no session.
+function connectedControl() {
+  if (!channelOpen()) throw new Error(state.reconnecting ? "reconnecting; try again in a moment" : "not connected; press Start first");
+  return state.control;
+}
+
 async function sendSettings(body) {
-  if (channelOpen()) return (await state.control.request("settings", { settings: body })).settings;
-  return sessionApi("/settings", postJson("", body));
+  return (await connectedControl().request("settings", { settings: body })).settings;
 }
 
 // The controls show what the session uses, as the server last reported it
@@ -488,7 +654,7 @@ $("output-select").addEventListener("change", () => {
   const output = $("output-select").value;
   changeSettings({ output }, `showing: ${LABELS[output] || output}`);
 });
-window.addEventListener("pagehide", () => { if (state.session) hangUp(); });
+window.addEventListener("pagehide", () => { if (state.session || state.reconnecting) hangUp(); });
 
 loadSettings();
 loadAvatars();
