@@ -13,7 +13,7 @@ import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 _SIZE = re.compile(r"^(\d+)x(\d+)$")
 
@@ -26,26 +26,40 @@ def size(text: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
+_N = TypeVar("_N", int, float)
+
+
+def _number(text: str, kind: type[_N], lowest: _N, inclusive: bool) -> _N:
+    """``text`` as a ``kind`` at least ``lowest`` (above it unless ``inclusive``)."""
+    try:
+        value = kind(text)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+    if value < lowest or (value == lowest and not inclusive):
+        raise argparse.ArgumentTypeError(f"must be {'>=' if inclusive else '>'} {lowest:g}, "
+                                         f"got {value}")
+    return value
+
+
 def positive_int(text: str) -> int:
     """An integer >= 1; an argparse ``type``."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+    return _number(text, int, 1, inclusive=True)
 
 
 def positive_float(text: str) -> float:
     """A number > 0; an argparse ``type``."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return value
+    return _number(text, float, 0.0, inclusive=False)
+
+
+def non_negative_int(text: str) -> int:
+    """An integer >= 0; an argparse ``type``."""
+    return _number(text, int, 0, inclusive=True)
+
+
+def non_negative_float(text: str) -> float:
+    """A number >= 0; an argparse ``type``."""
+    return _number(text, float, 0.0, inclusive=True)
 
 
 def deprecation(old: str, new: str) -> None:

@@ -4,27 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from pipeline.app.options import positive_float, positive_int
-
-
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+from pipeline.app.options import (
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 
 
 def add_cluster_options(parser: argparse.ArgumentParser) -> None:
@@ -39,11 +24,11 @@ def add_cluster_options(parser: argparse.ArgumentParser) -> None:
                             "--max-sessions is then --max-replicas x --sessions-per-replica")
     group.add_argument("--sessions-per-replica", type=positive_int, default=4, metavar="N",
                        help="live sessions one replica holds (4)")
-    group.add_argument("--replica-cpus", type=_non_negative, default=1.0, metavar="N",
+    group.add_argument("--replica-cpus", type=non_negative_float, default=1.0, metavar="N",
                        help="CPUs Ray reserves for each replica (1; fractions allowed)")
-    group.add_argument("--replica-gpus", type=_non_negative, default=None, metavar="N",
+    group.add_argument("--replica-gpus", type=non_negative_float, default=None, metavar="N",
                        help="GPUs Ray reserves for each replica (0; 1 with --device cuda)")
-    group.add_argument("--min-replicas", type=_count, default=1, metavar="N",
+    group.add_argument("--min-replicas", type=non_negative_int, default=1, metavar="N",
                        help="replicas kept up with no session (1)")
     group.add_argument("--max-replicas", type=positive_int, default=2, metavar="N",
                        help="most replicas the autoscaler starts (2)")
@@ -51,11 +36,11 @@ def add_cluster_options(parser: argparse.ArgumentParser) -> None:
                        help="sessions per replica the autoscaler aims at (default: "
                             "--sessions-per-replica: a replica is added when a session waits "
                             "for room; lower adds one earlier, before the last slot is taken)")
-    group.add_argument("--upscale-delay", type=_non_negative, default=1.0, metavar="S",
+    group.add_argument("--upscale-delay", type=non_negative_float, default=1.0, metavar="S",
                        help="seconds a need for another replica must last before one starts (1)")
-    group.add_argument("--downscale-delay", type=_non_negative, default=60.0, metavar="S",
+    group.add_argument("--downscale-delay", type=non_negative_float, default=60.0, metavar="S",
                        help="seconds replicas must be idle before they are stopped (60)")
-    group.add_argument("--drain-timeout", type=_non_negative, default=600.0, metavar="S",
+    group.add_argument("--drain-timeout", type=non_negative_float, default=600.0, metavar="S",
                        help="how long a replica being stopped waits for its live sessions to "
                             "end (600)")
     group.add_argument("--answer-timeout", type=positive_float, default=60.0, metavar="S",
