@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 
 from pipeline.app.cluster.command import open_gateway
+from pipeline.app.cluster.config import ClusterConfig, ReplicaConfig
 from pipeline.app.cluster.runtime import SessionHosts
 from stages.webrtc.gateway import ClusterGateway
 from stages.webrtc.server import ServerConfig, ServerThread
@@ -29,6 +30,14 @@ class Gateway:
     def sessions(self) -> dict[str, str]:
         """The gateway's live sessions: id -> replica (read on its own loop)."""
         return self.thread.call(lambda: {k: v.replica for k, v in self.server.remote.items()})
+
+
+def deployed_replicas(cluster: ClusterConfig) -> contextlib.AbstractContextManager[SessionHosts]:
+    """``cluster`` deployed with identity replicas of two sessions each, on loopback."""
+    from pipeline.app.cluster.runtime import deployed_hosts
+
+    replica = ReplicaConfig(ServerConfig(ice_host="127.0.0.1", max_sessions=2, max_pending=2))
+    return deployed_hosts(cluster, replica)
 
 
 @contextlib.contextmanager

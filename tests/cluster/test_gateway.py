@@ -22,21 +22,16 @@ from stages.webrtc.gateway import (
     refusal_item,
     refusal_of,
 )
-from stages.webrtc.ice import ice_host_addresses
 from stages.webrtc.peer_session import Session, SessionConfig, identity_factory
 from stages.webrtc.server import ServerConfig, SessionRefusedError
 from tests.cluster.local_hosts import LocalHosts, StreamCancelledError
-from tests.webrtc.peers import TestPeer, api_client, wait_for
+from tests.webrtc.peers import TestPeer, api_client, run_on_loopback, wait_for
 
 ANSWER = {"sdp": "v=0\r\n", "type": "answer", "session": "s1", "replica": "r1"}
 
 
 def run(coro, limit_s: float = 60.0):
-    async def bounded():
-        async with asyncio.timeout(limit_s):
-            return await coro
-    with ice_host_addresses(["127.0.0.1"]):
-        return asyncio.run(bounded())
+    return run_on_loopback(coro, limit_s)
 
 
 class FakeStream:

@@ -7,13 +7,10 @@ left, the cluster goes back to one replica.
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
-from pipeline.app.cluster.config import ClusterConfig, ReplicaConfig
-from stages.webrtc.ice import ice_host_addresses
-from stages.webrtc.server import ServerConfig
+from pipeline.app.cluster.config import ClusterConfig
+from tests.webrtc.peers import run_on_loopback
 
 pytestmark = pytest.mark.slow
 
@@ -23,19 +20,14 @@ CLUSTER = ClusterConfig(sessions_per_replica=2, min_replicas=1, max_replicas=2,
 
 
 def run(coro, limit_s: float = 150.0):
-    async def bounded():
-        async with asyncio.timeout(limit_s):
-            return await coro
-    with ice_host_addresses(["127.0.0.1"]):
-        return asyncio.run(bounded())
+    return run_on_loopback(coro, limit_s)
 
 
 @pytest.fixture(scope="module")
 def hosts(ray_cluster):
-    from pipeline.app.cluster.runtime import deployed_hosts
+    from tests.cluster.ray_peers import deployed_replicas
 
-    replica = ReplicaConfig(ServerConfig(ice_host="127.0.0.1", max_sessions=2, max_pending=2))
-    with deployed_hosts(CLUSTER, replica) as deployed:
+    with deployed_replicas(CLUSTER) as deployed:
         yield deployed
 
 

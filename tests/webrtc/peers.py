@@ -16,8 +16,10 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 from av import VideoFrame
 
+from pipeline.frame import Frame
+from pipeline.stage import StageBase
 from stages.stamp import read_stamp, stamp
-from stages.webrtc.ice import filter_candidates
+from stages.webrtc.ice import filter_candidates, ice_host_addresses
 from stages.webrtc.tracks import pump_track
 
 W, H = 160, 120
@@ -129,6 +131,32 @@ async def wait_for(predicate, step: float = 0.05, limit_s: float = 30.0) -> None
 
 # ---- browser tests ---------------------------------------------------------------------
 MESSAGE = "document.getElementById('message').textContent"
+
+
+class ReturnedFrames(StageBase):
+    """A client's sink: each returned frame's arrival time (monotonic) and stamp."""
+
+    name = "returned"
+    blocking = False
+
+    def __init__(self) -> None:
+        self.frames: list[tuple[float, int | None]] = []
+
+    def process(self, frame: Frame) -> Frame:
+        self.frames.append((time.monotonic(), read_stamp(frame.image)))
+        return frame
+
+    def since(self, moment: float) -> list[int | None]:
+        return [stamp for t, stamp in self.frames if t > moment]
+
+
+def run_on_loopback(coro, limit_s: float):
+    """Run ``coro`` to its end within ``limit_s``, aiortc gathering ICE on 127.0.0.1 only."""
+    async def bounded():
+        async with asyncio.timeout(limit_s):
+            return await coro
+    with ice_host_addresses(["127.0.0.1"]):
+        return asyncio.run(bounded())
 
 
 def wait_for_message(page, text: str) -> None:

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 
 pytest.importorskip("aiortc")
 
-from pipeline.frame import Frame
-from pipeline.stage import StageBase
 from stages.io import PatternConfig, PatternSource
-from stages.stamp import read_stamp
 from stages.webrtc.client import ClientConfig, run_client
 from stages.webrtc.impairment import (
     ImpairedLink,
@@ -23,7 +19,7 @@ from stages.webrtc.impairment import (
 )
 from stages.webrtc.peer_session import SessionConfig
 from stages.webrtc.server import ServerConfig, WebRTCServer
-from tests.webrtc.peers import api_client
+from tests.webrtc.peers import ReturnedFrames, api_client
 
 
 def decisions(conditions: LinkConditions, count: int = 2000, size: int = 1000,
@@ -109,18 +105,6 @@ def test_describe_reads_back():
     assert parse_link(conditions.describe()) == conditions
 
 
-class ReturnTimes(StageBase):
-    name = "return_times"
-    blocking = False
-
-    def __init__(self) -> None:
-        self.frames: list[tuple[float, int | None]] = []
-
-    def process(self, frame: Frame) -> Frame:
-        self.frames.append((time.monotonic(), read_stamp(frame.image)))
-        return frame
-
-
 def test_a_call_through_loss_and_a_blackout_comes_back_by_itself():
     """A real call (aiortc both ends) over 5 % loss and a 1.5 s blackout both ways.
 
@@ -131,7 +115,7 @@ def test_a_call_through_loss_and_a_blackout_comes_back_by_itself():
     server = WebRTCServer(ServerConfig(ice_host="127.0.0.1",
                                        session=SessionConfig(watchdog_interval_s=0.2)))
     links: list[ImpairedLink] = []
-    sink = ReturnTimes()
+    sink = ReturnedFrames()
 
     async def scenario():
         async with api_client(server.build_app()) as http:

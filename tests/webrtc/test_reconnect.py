@@ -20,16 +20,15 @@ pytest.importorskip("aiortc")
 from aiohttp import web
 from av import VideoFrame
 
-from pipeline.frame import Frame
-from pipeline.stage import SourceFrame, SourceInfo, StageBase
+from pipeline.stage import SourceFrame, SourceInfo
 from stages.io import PatternConfig, PatternSource
-from stages.stamp import read_stamp
 from stages.webrtc.client import ClientConfig, ClientError, ClientReport, run_client
 from stages.webrtc.impairment import ImpairedLink, LinkConditions
 from stages.webrtc.peer_session import SessionConfig
 from stages.webrtc.reconnect import Liveness, PtsBridge, backoff_s, retry_after_s
 from stages.webrtc.server import ServerConfig, ServerThread, WebRTCServer
 from tests.webrtc.peers import (
+    ReturnedFrames,
     api_client,
     browser_marks,
     evaluate_on_page,
@@ -61,23 +60,6 @@ class EndableSource:
         self.inner.close()
 
 
-class Returned(StageBase):
-    """The client's sink: each returned frame's arrival time and stamp."""
-
-    name = "returned"
-    blocking = False
-
-    def __init__(self) -> None:
-        self.frames: list[tuple[float, int | None]] = []
-
-    def process(self, frame: Frame) -> Frame:
-        self.frames.append((time.monotonic(), read_stamp(frame.image)))
-        return frame
-
-    def since(self, moment: float) -> list[int | None]:
-        return [stamp for t, stamp in self.frames if t > moment]
-
-
 def identity_server(**config) -> WebRTCServer:
     return WebRTCServer(ServerConfig(ice_host="127.0.0.1", session=SESSION, **config))
 
@@ -85,7 +67,7 @@ def identity_server(**config) -> WebRTCServer:
 async def call_through_a_loss(server: WebRTCServer, lose, **client) -> tuple:
     """Run a client until it has video, ``await lose(session id, links)``, run it until video
     is back on another session; the report and the sessions seen on the server."""
-    source, sink, links = EndableSource(), Returned(), []
+    source, sink, links = EndableSource(), ReturnedFrames(), []
     async with api_client(server.build_app()) as http:
         config = ClientConfig(server=str(http.make_url("/")), ice_host="127.0.0.1",
                               **client)
@@ -139,7 +121,7 @@ def test_without_reconnect_the_run_ends_with_the_session():
     server = identity_server()
 
     async def scenario():
-        source, sink = EndableSource(), Returned()
+        source, sink = EndableSource(), ReturnedFrames()
         async with api_client(server.build_app()) as http:
             config = ClientConfig(server=str(http.make_url("/")), ice_host="127.0.0.1",
                                   reconnect=False)
@@ -181,7 +163,7 @@ def run_refused(statuses: list[int], retry_after: str | None = None, **client):
                                   duration_s=1.5, **client)
             source = PatternSource(PatternConfig(width=160, height=120, fps=30))
             try:
-                return await run_client(config, source, Returned())
+                return await run_client(config, source, ReturnedFrames())
             except ClientError as exc:
                 return exc
             finally:

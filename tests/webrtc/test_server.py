@@ -441,6 +441,14 @@ async def connect(client, peer: TestPeer):
     return (await post_offer(client, peer))["session"]
 
 
+async def streaming(client) -> tuple[TestPeer, str]:
+    """A new peer connected, once its first frame came back: ``(peer, session id)``."""
+    peer = TestPeer()
+    sid = await connect(client, peer)
+    await asyncio.wait_for(peer.got_frame.wait(), 30)
+    return peer, sid
+
+
 def test_a_session_returns_video_and_is_freed_when_the_peer_closes():
     built: list[list[Stage]] = []
     boxes: list[LiveSettingsBox] = []
@@ -451,9 +459,7 @@ def test_a_session_returns_video_and_is_freed_when_the_peer_closes():
     async def scenario():
         with ice_host_addresses(["127.0.0.1"]):
             async with api_client(server.build_app()) as client:
-                peer = TestPeer()
-                sid = await connect(client, peer)
-                await asyncio.wait_for(peer.got_frame.wait(), 30)
+                peer, sid = await streaming(client)
                 await wait_for(lambda: len([i for i in peer.returned if i is not None]) >= 5)
                 busy = await client.post("/api/offer",
                                          json={"sdp": await TestPeer().offer(), "type": "offer"})
@@ -480,9 +486,7 @@ def test_a_peer_that_stops_sending_is_closed_as_stalled():
     async def scenario():
         with ice_host_addresses(["127.0.0.1"]):
             async with api_client(server.build_app()) as client:
-                peer = TestPeer()
-                sid = await connect(client, peer)
-                await asyncio.wait_for(peer.got_frame.wait(), 30)
+                peer, sid = await streaming(client)
                 session = server.sessions[sid]
                 peer.track.pause()  # connected, but no video any more
                 await wait_for(lambda: not server.sessions)
@@ -503,9 +507,7 @@ def test_a_closed_session_is_collected_soon_after_it_ends():
     async def scenario():
         with ice_host_addresses(["127.0.0.1"]):
             async with api_client(server.build_app()) as client:
-                peer = TestPeer()
-                sid = await connect(client, peer)
-                await asyncio.wait_for(peer.got_frame.wait(), 30)
+                peer, sid = await streaming(client)
                 connection = weakref.ref(server.sessions[sid]._pc)
                 await peer.close()
                 await wait_for(lambda: not server.sessions)
