@@ -36,7 +36,7 @@ import random
 import re
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from pipeline.errors import UserError
@@ -183,20 +183,20 @@ class LinkShaper:
         self.stats = LinkStats()
         self._start = start
         self._random = random.Random(conditions.seed * 2 + stream)
-        self._blackouts = [(start + s, start + s + n) for s, n in conditions.blackouts]
+        self.blackouts = [(start + s, start + s + n) for s, n in conditions.blackouts]
         self._link_free = start
         self._latest_arrival = start
 
     def black_out(self, now: float, length_s: float) -> tuple[float, float]:
         """Lose every packet from ``now`` for ``length_s``; returns the window."""
         window = (now, now + length_s)
-        self._blackouts.append(window)
+        self.blackouts.append(window)
         return window
 
     def admit(self, size: int, now: float) -> float | None:
         stats, conditions = self.stats, self.conditions
         stats.packets += 1
-        if any(begin <= now < end for begin, end in self._blackouts):
+        if any(begin <= now < end for begin, end in self.blackouts):
             stats.lost_blackout += 1
             return None
         sent = now
@@ -227,22 +227,22 @@ class ImpairedLink:
     outgoing: LinkShaper
     incoming: LinkShaper
     sockets: int = 0
-    blackouts: list[tuple[float, float]] = field(default_factory=list)
 
     @classmethod
     def starting_now(cls, conditions: LinkConditions) -> ImpairedLink:
         now = time.monotonic()
-        link = cls(conditions, LinkShaper(conditions, now, 0), LinkShaper(conditions, now, 1))
-        link.blackouts = [(now + s, now + s + n) for s, n in conditions.blackouts]
-        return link
+        return cls(conditions, LinkShaper(conditions, now, 0), LinkShaper(conditions, now, 1))
+
+    @property
+    def blackouts(self) -> list[tuple[float, float]]:
+        """Every blackout window on the monotonic clock (both directions share them)."""
+        return self.outgoing.blackouts
 
     def black_out(self, length_s: float) -> tuple[float, float]:
         """Cut the link both ways from now for ``length_s``; returns the monotonic window."""
         now = time.monotonic()
-        window = self.outgoing.black_out(now, length_s)
         self.incoming.black_out(now, length_s)
-        self.blackouts.append(window)
-        return window
+        return self.outgoing.black_out(now, length_s)
 
     def report(self) -> dict[str, Any]:
         return {"conditions": self.conditions.describe(), "sockets": self.sockets,
