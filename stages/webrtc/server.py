@@ -486,7 +486,7 @@ class WebRTCServer:
         session = Session(session_id, self.factory, self._session_config,
                           on_closed=self._forget, initial=self.config.settings,
                           pick_avatar=self._pick_preset,
-                          upload_avatar=self._upload_from_channel,
+                          upload_avatar=self._take_upload,
                           max_upload_bytes=self.config.avatar_limits.max_bytes)
         self.sessions[session_id] = session
         try:
@@ -525,11 +525,10 @@ class WebRTCServer:
         try:
             if request.content_type == "application/json":
                 name, avatar = self._preset(await _json_body(request))
+                await self._prepare(avatar)
             else:
                 name = request.headers.get("X-Filename", "upload")[:200]
-                data = await request.read()
-                avatar = await asyncio.to_thread(decode_avatar, data, self.config.avatar_limits)
-            await self._prepare(avatar)
+                name, avatar = await self._take_upload(name, await request.read())
         except (AvatarError, ValueError) as exc:
             return _error(400, str(exc))
         except web.HTTPRequestEntityTooLarge:
@@ -541,10 +540,10 @@ class WebRTCServer:
             reply["height"], reply["width"] = avatar.image.shape[:2]
         return web.json_response(reply)
 
-    async def _upload_from_channel(self, name: str,
-                                   data: bytes) -> tuple[str | None, AvatarKey | None]:
-        """A picture uploaded on a session's control channel, decoded and prepared off the
-        loop as the upload route does (the same limits and `ValueError` reasons)."""
+    async def _take_upload(self, name: str,
+                           data: bytes) -> tuple[str | None, AvatarKey | None]:
+        """An uploaded picture (the upload route's body, or a session's control channel),
+        decoded and prepared off the loop; `AvatarError`/`ValueError` say why not."""
         avatar = await asyncio.to_thread(decode_avatar, data, self.config.avatar_limits)
         await self._prepare(avatar)
         return name, avatar
