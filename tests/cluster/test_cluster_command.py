@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -124,6 +125,17 @@ def wait_for_line(process: subprocess.Popen, pattern: str, limit_s: float) -> li
     raise AssertionError(f"no line matching {pattern!r} in:\n{''.join(lines)}")
 
 
+def drain(process: subprocess.Popen) -> tuple[threading.Thread, list[str]]:
+    """Keep reading the process's stderr into a list, so a full pipe never blocks it."""
+    assert process.stderr is not None
+    stream = process.stderr
+    os.set_blocking(stream.fileno(), True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(stream), daemon=True)
+    reader.start()
+    return reader, lines
+
+
 @pytest.mark.slow
 def test_serve_cluster_serves_a_client_and_stops_cleanly_on_ctrl_c(ray_usable, tmp_path, capsys):
     port = free_port()
@@ -133,12 +145,14 @@ def test_serve_cluster_serves_a_client_and_stops_cleanly_on_ctrl_c(ray_usable, t
     process = subprocess.Popen(command, cwd=REPO_ROOT, stderr=subprocess.PIPE, text=True)
     try:
         lines = wait_for_line(process, r"sessions run on a local Ray cluster", limit_s=120)
+        reader, later = drain(process)
         code = main(["client", "--server", f"http://127.0.0.1:{port}", "--source",
                      "pattern:160x120@30", "--sink", str(tmp_path / "back.mp4"),
                      "--seconds", "2", "--ice-host", "127.0.0.1", "--no-reconnect"])
         process.send_signal(signal.SIGINT)
         exit_code = process.wait(timeout=60)
-        rest = process.stderr.read() if process.stderr else ""
+        reader.join(timeout=10)
+        rest = "".join(later)
     finally:
         if process.poll() is None:
             process.kill()
