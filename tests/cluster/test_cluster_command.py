@@ -150,7 +150,11 @@ def test_serve_cluster_serves_a_client_and_stops_cleanly_on_ctrl_c(ray_usable, t
                      "pattern:160x120@30", "--sink", str(tmp_path / "back.mp4"),
                      "--seconds", "2", "--ice-host", "127.0.0.1", "--no-reconnect"])
         process.send_signal(signal.SIGINT)
-        exit_code = process.wait(timeout=60)
+        try:
+            exit_code = process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the server did not stop within 60 s of Ctrl-C; it logged:\n"
+                        + "".join(lines + later))
         reader.join(timeout=10)
         rest = "".join(later)
     finally:
