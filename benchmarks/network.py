@@ -124,7 +124,9 @@ def peer_call(url: str, spec: str | None, seconds: float) -> dict[str, Any]:
     links: list[Any] = []
     config = ClientConfig(server=url, ice_host=LOOPBACK, duration_s=seconds,
                           network=None if spec is None else parse_link(spec),
-                          connect_timeout_s=30.0)
+                          connect_timeout_s=30.0,
+                          # The same call must recover: a new call would hide a frozen one.
+                          reconnect=False)
     report = asyncio.run(run_client(config, camera, log, on_link=links.append))
     return {"frames_sent": report.frames_sent, "frames": log.frames,
             "link": report.network, "blackouts": links[0].blackouts if links else [],

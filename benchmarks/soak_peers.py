@@ -192,7 +192,9 @@ class PeerPool:
 
         self.joined += 1
         camera, book = StampedCamera(self.clip), PeerBook(self.minutes)
-        config = ClientConfig(server=self.url, ice_host=LOOPBACK, connect_timeout_s=JOIN_TIMEOUT_S)
+        # A lost session must count as lost, not be replaced by a new call.
+        config = ClientConfig(server=self.url, ice_host=LOOPBACK, connect_timeout_s=JOIN_TIMEOUT_S,
+                              reconnect=False)
         name = f"peer{self.joined}"
         call = asyncio.create_task(run_client(config, camera, ReturnProbe(camera, book)), name=name)
         self.peers[name] = Peer(name, camera, book, call)
