@@ -41,8 +41,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import ctypes
-import ctypes.util
 import dataclasses
 import functools
 import gc
@@ -353,14 +351,10 @@ def release_freed_memory() -> dict[str, Any]:
     Returns what the collection freed (`collect_cycles`) and ``malloc_trim``:
     whether the C library has one (glibc); without it only the collection ran.
     """
+    from pipeline.memory import release_free_memory
+
     freed = collect_cycles()
-    name = ctypes.util.find_library("c")
-    try:
-        trim = ctypes.CDLL(name).malloc_trim
-    except (OSError, AttributeError, TypeError):
-        return {**freed, "malloc_trim": False}
-    trim(0)
-    return {**freed, "malloc_trim": True}
+    return {**freed, "malloc_trim": release_free_memory()}
 
 
 def collect_cycles(top: int = 15) -> dict[str, Any]:
@@ -903,9 +897,11 @@ def _run_through(pipeline: Any, config: SoakConfig, sampler: RunSampler,
 def run_soak(config: SoakConfig, json_path: Path | None = None) -> dict[str, Any]:
     """One soak in ``config.mode``; its figures (a chart beside ``json_path`` when given)."""
     from benchmarks.soak_figures import plot_soak, soak_figures
+    from pipeline.memory import tune_allocator
 
+    allocator = tune_allocator()  # as `vicocam serve` and `vicocam run` do
     record = run_serve_soak(config) if config.mode == "serve" else run_run_soak(config)
-    figures = soak_figures(record)
+    figures = {**soak_figures(record), "allocator": allocator or "glibc defaults"}
     if json_path is not None:
         figures["chart"] = plot_soak(record, json_path.with_suffix(".png")).name
     return figures

@@ -5,8 +5,10 @@ Routes (the API answers JSON; errors are ``{"error": "..."}`` with a status)::
     GET    /                              the page (static/index.html); /?token=T sets the
                                           access cookie and redirects to / without it
     GET    /static/...                    its script and style
-    GET    /api/config                    ICE servers, upload limits, the starting settings
-                                          and the server's notice (null when none)
+    GET    /api/config                    ICE servers (TURN credentials included, minted
+                                          per request from a shared secret; not cached),
+                                          upload limits, the starting settings and the
+                                          server's notice (null when none)
     POST   /api/offer                     {sdp, type: "offer"} -> {sdp, type: "answer", session}
     GET    /api/avatars                   names of the server's preset avatars
     GET    /api/avatars/{name}            one preset picture
@@ -90,6 +92,7 @@ from aiohttp.typedefs import Middleware
 from yarl import URL
 
 from networks.motion import MotionMode
+from pipeline.memory import release_free_memory
 from stages.reenact.live_settings import (
     MAX_STRENGTH,
     MIN_STRENGTH,
@@ -98,6 +101,7 @@ from stages.reenact.live_settings import (
     OutputMode,
 )
 from stages.webrtc.ice import ice_host_addresses
+from stages.webrtc.ice_servers import resolve_all
 from stages.webrtc.offers import check_offer
 from stages.webrtc.peer_session import (
     OfferError,
@@ -388,14 +392,20 @@ class WebRTCServer:
     async def _client_config(self, request: web.Request) -> web.Response:
         c = self.config
         return web.json_response({
-            "iceServers": [{"urls": url} for url in self._session_config.ice_servers],
+            "iceServers": self._ice_servers_json(),
             "maxAvatarBytes": c.avatar_limits.max_bytes,
             "strength": {"min": MIN_STRENGTH, "max": MAX_STRENGTH},
             "modes": [m.value for m in MotionMode],
             "outputs": [o.value for o in OutputMode],
             "settings": settings_reply(c.settings),
             "notice": c.notice,
-        })
+        }, headers={"Cache-Control": "no-store"})  # it may carry TURN credentials
+
+    def _ice_servers_json(self) -> list[dict[str, Any]]:
+        """The ``RTCIceServer`` dictionaries for the page and clients, TURN credentials
+        minted now where they come from a shared secret (`stages.webrtc.ice_servers`)."""
+        servers = resolve_all(self._session_config.ice_servers, time.time())
+        return [server.as_json() for server in servers]
 
     # ---- signalling --------------------------------------------------------------------
     async def _offer(self, request: web.Request) -> web.Response:
@@ -510,7 +520,7 @@ class WebRTCServer:
         # sessions come and go holds every closed one's threads and memory
         # (measured by `vicocam bench soak`). A collection is a short pause,
         # once per session end, shortly after it so its tasks have finished.
-        asyncio.get_running_loop().call_later(CLOSED_COLLECT_DELAY_S, gc.collect)
+        asyncio.get_running_loop().call_later(CLOSED_COLLECT_DELAY_S, _collect_closed)
 
     # ---- per-session control ---------------------------------------------------------------
     def _session(self, request: web.Request) -> Session:
@@ -812,3 +822,12 @@ class ServerThread:
 
 async def _call(fn: Callable[[], Any]) -> Any:
     return fn()
+
+
+def _collect_closed() -> None:
+    """Free a closed session's reference cycles, then give the pages its frames
+    held back to the system (`pipeline.memory`), off the loop: a trim walks
+    every arena."""
+    gc.collect()
+    with contextlib.suppress(RuntimeError):  # the loop is closing: nothing left to trim for
+        asyncio.get_running_loop().run_in_executor(None, release_free_memory)

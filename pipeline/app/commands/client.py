@@ -70,10 +70,12 @@ def _link(text: str) -> object:
 
 
 def handle_client(args: argparse.Namespace) -> int:
+    from pipeline.memory import tune_allocator
     from stages.endpoints import open_sink, open_source
     from stages.io import SinkOptions, SourceOptions
     from stages.webrtc.client import ClientConfig, ClientError, run_client
 
+    tune_allocator()  # a call lasts a meeting: see pipeline.memory
     config = ClientConfig(server=args.server, token=args.token, duration_s=args.seconds,
                           ice_host=args.ice_host, ca=args.ca, fingerprint=args.fingerprint,
                           network=args.network, reconnect=args.reconnect)

@@ -88,6 +88,9 @@ def _avatar_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    from pipeline.memory import tune_allocator
+
+    tune_allocator()  # a live run lasts a meeting: see pipeline.memory
     status = not args.no_status and sys.stderr.isatty()
     if args.source is not None:
         if args.avatar or args.driver is not None:

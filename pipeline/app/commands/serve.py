@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from pipeline.app.cluster.options import add_cluster_options
 from pipeline.app.endpoint_options import add_avatar_options
+from pipeline.app.ice_options import add_ice_options, ice_servers
 from pipeline.app.model_options import add_model_options, model_spec, open_model
 from pipeline.app.options import add_in_flight_options
 from pipeline.app.real_faces import serve_notice, warn
@@ -40,6 +41,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                      "localhost need HTTPS for the camera: --tls self-signed or "
                      "--tls-cert/--tls-key."))
     _server_arguments(parser)
+    add_ice_options(parser)
     add_tls_options(parser)
     _avatar_arguments(parser)
     add_model_options(parser)
@@ -69,8 +71,6 @@ def _server_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folder of preset avatar pictures the page offers")
     parser.add_argument("--stall-timeout", type=float, default=10.0,
                         help="close a session whose video stopped this many seconds ago (10)")
-    parser.add_argument("--stun", action="append", default=[], metavar="URL",
-                        help="STUN/TURN server for peers behind NAT (repeatable)")
     parser.add_argument("--ice-host", default=None,
                         help="use only this address for ICE (e.g. 127.0.0.1 for local tests)")
     parser.add_argument("--playout-delay", default="0", metavar="MS|MIN:MAX|browser",
@@ -104,7 +104,10 @@ def _avatar_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def handle_serve(args: argparse.Namespace) -> int:
+    from pipeline.memory import tune_allocator
     from stages.webrtc.server import serve
+
+    tune_allocator()  # a server runs for days: see pipeline.memory
 
     if args.cluster is not None:
         from pipeline.app.cluster.command import serve_cluster
@@ -160,8 +163,9 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
     from stages.webrtc.peer_session import SessionConfig
     from stages.webrtc.server import ServerConfig
 
+    ice = ice_servers(args)
     try:
-        session = SessionConfig(stall_timeout_s=args.stall_timeout, ice_servers=tuple(args.stun),
+        session = SessionConfig(stall_timeout_s=args.stall_timeout, ice_servers=ice,
                                 connect_timeout_s=args.connect_timeout,
                                 max_in_flight=args.max_in_flight,
                                 adaptive_in_flight=args.adaptive_in_flight,
@@ -258,6 +262,8 @@ def announce(url: str, server: WebRTCServer) -> None:
     if "//0.0.0.0:" in url or "//[::]:" in url:
         print("vicocam: from another machine, use this machine's name or address in place "
               "of the wildcard address", file=sys.stderr)
+    for entry in server.config.session.ice_servers:
+        print(f"vicocam: ICE server {entry.describe()}", file=sys.stderr)
     if server.token:
         print("vicocam: the access token is in that URL (opening it trades it for a "
               "cookie); share it only with people who may use this server", file=sys.stderr)
