@@ -18,8 +18,19 @@ Modules:
   keys write too.
 - `tracks`: aiortc tracks <-> the runtime's `Source` and sink.
 - `client`: ``vicocam client``'s side of the connection.
-- `security`: access tokens and per-client rate limits.
+- `offers`: an offer checked whole (SDP, media, fingerprint, codecs) before
+  anything is built for it.
+- `gateway`: ``vicocam serve --cluster``'s front: the same routes, each
+  session forwarded to a Ray Serve replica (`pipeline.app.cluster`).
+- `reconnect`: when and how often a client whose session was lost calls
+  again; `channel_upload`: an avatar sent over the data channel.
+- `security`: access tokens and per-client rate limits; `tls`: HTTPS
+  certificates, made or given.
+- `impairment`: a seeded bad network (loss, delay, jitter, rate, blackouts)
+  on a call's UDP sockets; `netem`: the same with the kernel's netem.
 - `ice`: ICE kept on chosen addresses (loopback for tests).
+- `ice_servers`: STUN and TURN servers with their credentials, fixed or
+  minted per use from coturn's shared secret (TURN REST API).
 - `stamp_relay`: measuring equipment, not part of a call: `StampRelay`
   carries the camera frame's stamp over to the avatar frame.
 - `aiortc_patches`: the patches to aiortc's internals, installed by one call

@@ -23,7 +23,9 @@ message, no frame) came for ``heartbeat_timeout_s`` (a server or cluster
 replica that died sends nothing) is lost; with ``reconnect`` the client
 calls the same server again at once, then with backoff, honouring a 503's
 or 429's ``Retry-After`` (`stages.webrtc.reconnect`), for up to
-``reconnect_for_s``. The local pipelines run on across calls (frames sent
+``reconnect_for_s``; each new call reads the server's config again, so the
+TURN credentials it uses are fresh (a server minting them from a shared
+secret makes them expire). The local pipelines run on across calls (frames sent
 while no call is up are dropped). A refusal that retrying cannot change (a
 wrong token, a bad request) ends the run at once. `ClientReport.calls` says
 when each call started, got video and ended, and why.
@@ -66,6 +68,7 @@ from stages.webrtc.aiortc_patches import PatchConfig, install_patches
 from stages.webrtc.aiortc_patches.jitter import assembler_counts
 from stages.webrtc.control_channel import CONTROL_LABEL
 from stages.webrtc.ice import filter_candidates, ice_host_addresses
+from stages.webrtc.ice_servers import IceServer, rtc_ice_servers
 from stages.webrtc.impairment import ImpairedLink, LinkConditions, impair_connection
 from stages.webrtc.reconnect import (
     CallSink,
@@ -606,6 +609,8 @@ class _Run:
         return delay
 
     async def _open_call(self) -> _Call:
+        if self.calls:  # a later call: fresh TURN credentials, the first ones may have expired
+            self._server = await self.api.request("GET", "/api/config")
         call = _Call(self.config, self.api, self._server, self.incoming, self._bridge,
                      self._links)
         self.calls.append(call.record)
@@ -657,8 +662,19 @@ def _stopped_by(send: asyncio.Task[RunReport]) -> str:
 
 
 def _ice_servers(server: dict[str, Any]) -> list[RTCIceServer]:
-    """The STUN/TURN servers the server's config names."""
-    return [RTCIceServer(urls=s["urls"]) for s in server.get("iceServers", [])]
+    """The STUN/TURN servers the server's config names, with their TURN credentials.
+
+    An entry this client cannot use (a malformed URL, TURN without
+    credentials) is left out with a warning: the call may still connect
+    without it, where aiortc would fail while gathering.
+    """
+    servers = []
+    for entry in server.get("iceServers") or []:
+        try:
+            servers.append(IceServer.from_json(entry))
+        except ValueError as exc:
+            log.warning("ignoring an ICE server of the server's config: %s", exc)
+    return rtc_ice_servers(servers)
 
 
 def _result(outcome: RunReport | BaseException, what: str) -> RunReport:

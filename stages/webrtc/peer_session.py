@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 
 from pipeline.control import SettingsBox
@@ -49,6 +49,7 @@ from stages.webrtc.control_channel import (
     ControlTarget,
 )
 from stages.webrtc.ice import filter_candidates
+from stages.webrtc.ice_servers import IceServerEntry, resolve_all, rtc_ice_servers
 from stages.webrtc.offers import OfferError
 from stages.webrtc.settings_messages import AvatarNames
 from stages.webrtc.tracks import (
@@ -104,7 +105,10 @@ class SessionConfig:
         watchdog_interval_s: how often those two are checked.
         max_audio_delay_s: cap on the audio delay (a stuck graph must not
             make the audio buffer grow).
-        ice_servers: STUN/TURN URLs for the server's side of ICE.
+        ice_servers: the STUN/TURN servers (`stages.webrtc.ice_servers`):
+            the server's side of ICE resolves them per session (minting
+            fresh TURN credentials from a shared secret), and ``/api/config``
+            hands them to the page and clients, credentials included.
         ice_allowed: when set, only the peer's candidates on these addresses
             are used (loopback tests; see `stages.webrtc.ice`).
         max_in_flight: the runtime's in-flight limit (``None`` = its default);
@@ -131,7 +135,7 @@ class SessionConfig:
     connect_timeout_s: float = 4.0
     watchdog_interval_s: float = 1.0
     max_audio_delay_s: float = 1.0
-    ice_servers: tuple[str, ...] = ()
+    ice_servers: tuple[IceServerEntry, ...] = ()
     ice_allowed: tuple[str, ...] | None = None
     max_in_flight: int | None = None
     adaptive_in_flight: bool = False
@@ -143,6 +147,10 @@ class SessionConfig:
     def __post_init__(self) -> None:
         if not self.connect_timeout_s > 0:
             raise ValueError(f"the connect timeout must be > 0 s, got {self.connect_timeout_s}")
+        wrong = [e for e in self.ice_servers if not isinstance(e, IceServerEntry)]
+        if wrong:
+            raise ValueError("ICE servers are IceServer or TurnRestServer entries, "
+                             f"got {wrong[0]!r}")
 
     def patches(self) -> PatchConfig:
         """The aiortc patches a session installs beyond the frame assemblers."""
@@ -235,9 +243,14 @@ class Session:
             raise OfferError("the offer has no video track; send a camera")
         return self._video_in, self._video_out
 
+    def rtc_configuration(self, now: float | None = None) -> RTCConfiguration:
+        """The peer connection's configuration: its ICE servers at ``now`` (Unix seconds;
+        default the time now), TURN credentials minted then where they come from a secret."""
+        servers = resolve_all(self.config.ice_servers, time.time() if now is None else now)
+        return RTCConfiguration(iceServers=rtc_ice_servers(servers))
+
     def _peer_connection(self) -> RTCPeerConnection:
-        ice = [RTCIceServer(urls=url) for url in self.config.ice_servers]
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=ice))
+        pc = RTCPeerConnection(self.rtc_configuration())
         pc.on("track", self._on_track)
         pc.on("datachannel", self._on_channel)
         pc.on("connectionstatechange", self._on_connection_state)

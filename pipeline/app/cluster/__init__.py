@@ -17,9 +17,12 @@ The gateway (`stages.webrtc.gateway.ClusterGateway`, run by this command)
 serves the same page, ``/api/config``, presets, token, TLS and rate limits
 as ``vicocam serve`` and forwards each offer through a Ray Serve handle
 (`runtime.SessionHosts.open_stream`). Media flows directly between the peer
-and the replica's machine (ICE candidates of that machine; ``--stun`` for
-peers behind NAT); controls and stats use the session's data channel, so no
-HTTP request after the offer needs to reach that replica.
+and the replica's machine (ICE candidates of that machine; ``--stun`` and
+``--turn`` for peers behind NAT: every replica gets the gateway's ICE
+servers in its pickled `ReplicaConfig`, and with ``--turn-secret`` mints its
+own TURN credentials for each session's side, as the gateway does for each
+page); controls and stats use the session's data channel, so no HTTP
+request after the offer needs to reach that replica.
 
 Faults.
 

@@ -11,7 +11,8 @@
 // A session that ends unasked (its connection fails or closes, its channel
 // closes, or the server says nothing for SILENCE_MS: a server that died sends
 // nothing) is offered again to the same server, with backoff and the server's
-// Retry-After, on the same camera stream; the new session gets the page's
+// Retry-After, on the same camera stream, with the ICE servers (TURN credentials
+// included) of a fresh /api/config; the new session gets the page's
 // avatar (a preset's name, or the uploaded picture kept in memory) and
 // settings again. A session the user hung up stays ended.
 
@@ -168,6 +169,7 @@ async function start() {
 // One session on the camera stream: offer, answer, the control channel open, and the
 // session given this page's avatar and settings. On failure nothing of it is left.
 async function connect() {
+  // The config's RTCIceServer dictionaries as they are: urls, username, credential.
   const pc = new RTCPeerConnection({ iceServers: state.config.iceServers || [] });
   state.pc = pc;
   const connection = ++state.connection;
@@ -287,6 +289,8 @@ async function reconnect(reason, run) {
     await sleep(delay);
     if (state.run !== run) return;
     try {
+      // Fresh ICE servers: TURN credentials the server minted from a shared secret expire.
+      state.config = await api("/api/config");
       await connect();
       state.reconnecting = false;
       state.reconnects += 1;
