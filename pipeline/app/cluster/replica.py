@@ -20,6 +20,7 @@ from typing import Any
 
 from pipeline.app.cluster.config import ReplicaConfig
 from pipeline.app.commands.serve import open_server
+from pipeline.memory import tune_allocator
 from stages.webrtc.gateway import refusal_item
 from stages.webrtc.ice import ice_host_addresses
 from stages.webrtc.offers import OfferError
@@ -43,6 +44,9 @@ class SessionHost:
     """
 
     def __init__(self, config: ReplicaConfig) -> None:
+        # The replica owns its worker process and runs for days, as `vicocam serve` does:
+        # arenas Ray's threads made before stay, frame-sized buffers are mapped from now on.
+        tune_allocator()
         self._ice = contextlib.ExitStack()
         if config.server.ice_host is not None:
             # The replica owns its process, so the process-wide ICE patch is its to make.
