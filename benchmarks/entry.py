@@ -154,9 +154,25 @@ def soak(options: BenchOptions) -> dict[str, Any]:
     from dataclasses import replace
 
     from benchmarks.soak import SoakConfig, run_soak
-
     # serve's (or run's) own model and defaults: the soak ignores the bench's model options.
     config = SoakConfig(mode=options.mode or "serve")
     if options.seconds is not None:
         config = replace(config, seconds=options.seconds)
     return run_soak(config, options.json_path)
+
+
+def cluster(options: BenchOptions) -> dict[str, Any]:
+    from dataclasses import replace
+
+    from benchmarks.cluster import ClusterBenchConfig, run_cluster_bench
+    from pipeline.errors import UserError
+
+    # `seconds` is each phase's; Ray's start, the model loads and the joins add ~1 min.
+    changes: dict[str, Any] = {"seconds": options.seconds, "sessions": options.sessions,
+               "replicas": options.replicas}
+    try:
+        config = replace(ClusterBenchConfig(),
+                         **{k: v for k, v in changes.items() if v is not None})
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    return run_cluster_bench(config, options.json_path)

@@ -37,6 +37,8 @@ class BenchOptions:
         json_path: where the figures go; benchmarks that draw a chart put it beside.
         mode: the soak's mode, ``"serve"`` or ``"run"`` (``None``: serve); the
             network benchmark's link, ``"user"`` or ``"kernel"`` (``None``: user).
+        sessions, replicas: the cluster benchmark's sessions and Ray Serve
+            replicas (``None``: its defaults, 4 and 2).
     """
 
     seconds: float | None = None
@@ -45,6 +47,8 @@ class BenchOptions:
     max_sessions: int | None = None
     json_path: Path | None = None
     mode: str | None = None
+    sessions: int | None = None
+    replicas: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +131,11 @@ _SPECS = (
         "soak",
         "benchmarks.entry:soak",
         "--minutes M (30) of serve with 3 churning peers, or --mode run: RSS, threads, fds...",
+    ),
+    BenchSpec(
+        "cluster",
+        "benchmarks.entry:cluster",
+        "serve --cluster on a local Ray: placement, first frame, fps, a replica killed",
     ),
 )
 

@@ -43,6 +43,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--max-sessions", type=positive_int, default=None, metavar="N",
                         help="sessions benchmark: the most sessions at once to try (8); also the "
                              "engines' largest batch")
+    parser.add_argument("--sessions", type=positive_int, default=None, metavar="N",
+                        help="cluster benchmark: sessions in each phase (4)")
+    parser.add_argument("--replicas", type=positive_int, default=None, metavar="N",
+                        help="cluster benchmark: Ray Serve replicas, one of them killed (2)")
     model = parser.add_argument_group(
         "model", "for the benchmarks that run one model (live, sessions): the bundled model "
                  "on the CPU unless given")
@@ -64,7 +68,8 @@ def run_bench(args: argparse.Namespace) -> int:
     seconds = args.seconds if args.minutes is None else args.minutes * 60
     options = BenchOptions(seconds=seconds, pin=args.pin,
                            model=model_spec(args, max_batch=sessions),
-                           max_sessions=sessions, json_path=args.json, mode=args.mode)
+                           max_sessions=sessions, json_path=args.json, mode=args.mode,
+                           sessions=args.sessions, replicas=args.replicas)
     runs = [run(options) for _ in range(args.runs)]
     figures = runs[0] if args.runs == 1 else median_of_runs(runs)
     command = command_line(f"vicocam bench {spec.name}")
