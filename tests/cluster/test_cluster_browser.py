@@ -12,8 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,6 +20,7 @@ import pytest
 pytest.importorskip("aiortc")
 
 from pipeline.app.cluster.config import ClusterConfig
+from tests.cluster.ray_peers import wait_until
 from tests.webrtc.peers import browser_marks
 
 pytestmark = [pytest.mark.slow, *browser_marks()]
@@ -38,15 +38,6 @@ SHOWN = ("n => { const v = window.vicocam, r = document.getElementById('remote')
 shown by the remote ``<video>`` (``requestVideoFrameCallback``); ``[decoded, shown]``."""
 
 
-def wait_until(predicate: Callable[[], Any], limit_s: float, step: float = 0.1) -> None:
-    """Poll ``predicate`` until it holds; fails past ``limit_s`` (a bound, not a measure)."""
-    deadline = time.monotonic() + limit_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached within {limit_s:g} s")
-        time.sleep(step)
-
-
 @pytest.fixture(scope="module")
 def hosts(ray_cluster):
     """One identity replica, deleted when the module ends (other modules deploy their own)."""
@@ -58,30 +49,21 @@ def hosts(ray_cluster):
 
 @pytest.fixture
 def gateway(hosts) -> Iterator:
-    from tests.cluster.ray_peers import serving_gateway
+    from tests.cluster.ray_peers import running_gateway
 
-    wait_until(lambda: hosts.replica_states() == {"RUNNING": 1}, limit_s=60)
-    with serving_gateway(hosts) as served:
+    with running_gateway(hosts, replicas=1) as served:
         yield served
 
 
 @contextlib.contextmanager
 def gateway_page(base: str) -> Iterator[Any]:
     """The gateway's page, loaded (not started) in headless Chromium with a fake camera."""
-    from playwright.sync_api import sync_playwright
+    from tests.webrtc.peers import chromium_page
 
-    from benchmarks.browser import CHROMIUM_ARGS, find_chromium
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=find_chromium(), headless=True,
-                                    args=list(CHROMIUM_ARGS))
-        try:
-            page = browser.new_page()
-            page.goto(base + "/")
-            page.wait_for_function("window.vicocam !== undefined", timeout=30_000)
-            yield page
-        finally:
-            browser.close()
+    with chromium_page() as page:
+        page.goto(base + "/")
+        page.wait_for_function("window.vicocam !== undefined", timeout=30_000)
+        yield page
 
 
 def started(page) -> tuple[str, list[int]]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 import pytest
@@ -187,20 +188,28 @@ def browser_marks() -> list[pytest.MarkDecorator]:
     ]
 
 
-def evaluate_on_page(script: str) -> object:
-    """Run ``script`` (a JS function) in headless Chromium on the served page; its result."""
+@contextlib.contextmanager
+def chromium_page() -> Iterator[Any]:
+    """A new page of headless Chromium with the tests' flags (fake camera), not yet
+    loaded; the browser is closed on the way out."""
     from playwright.sync_api import sync_playwright
 
     from benchmarks.browser import CHROMIUM_ARGS, find_chromium
-    from stages.webrtc.server import ServerConfig, ServerThread, WebRTCServer
 
-    server = WebRTCServer(ServerConfig(port=0, ice_host="127.0.0.1"))
-    with ServerThread(server) as url, sync_playwright() as p:
+    with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=find_chromium(), headless=True,
                                     args=list(CHROMIUM_ARGS))
         try:
-            page = browser.new_page()
-            page.goto(url)
-            return page.evaluate(script)
+            yield browser.new_page()
         finally:
             browser.close()
+
+
+def evaluate_on_page(script: str) -> object:
+    """Run ``script`` (a JS function) in headless Chromium on the served page; its result."""
+    from stages.webrtc.server import ServerConfig, ServerThread, WebRTCServer
+
+    server = WebRTCServer(ServerConfig(port=0, ice_host="127.0.0.1"))
+    with ServerThread(server) as url, chromium_page() as page:
+        page.goto(url)
+        return page.evaluate(script)

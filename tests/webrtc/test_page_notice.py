@@ -16,21 +16,13 @@ NOTICE = "this model knows only vicocam's synthetic world, so real faces come ou
 
 
 def _open(url: str, check) -> None:
-    from playwright.sync_api import sync_playwright
+    from tests.webrtc.peers import chromium_page
 
-    from benchmarks.browser import CHROMIUM_ARGS, find_chromium
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=find_chromium(), headless=True,
-                                    args=list(CHROMIUM_ARGS))
-        try:
-            page = browser.new_page()
-            page.goto(url)
-            # The output choices come from the same config request as the notice.
-            page.wait_for_function("document.querySelectorAll('#output-select option').length")
-            check(page)
-        finally:
-            browser.close()
+    with chromium_page() as page:
+        page.goto(url)
+        # The output choices come from the same config request as the notice.
+        page.wait_for_function("document.querySelectorAll('#output-select option').length")
+        check(page)
 
 
 def test_the_page_shows_the_servers_notice():

@@ -34,25 +34,17 @@ CONNECTED = ("window.vicocam && (window.vicocam.error || "
 
 
 def test_the_page_connects_with_the_minted_turn_credentials():
-    from playwright.sync_api import sync_playwright
-
-    from benchmarks.browser import CHROMIUM_ARGS, find_chromium
+    from tests.webrtc.peers import chromium_page
 
     with fake_turn_thread(secret=SECRET) as (turn, url):
         session = SessionConfig(ice_servers=(TurnRestServer((url,), SECRET, ttl_s=600),))
         server = WebRTCServer(ServerConfig(port=0, ice_host="127.0.0.1", session=session))
-        with ServerThread(server) as page_url, sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=find_chromium(), headless=True,
-                                        args=list(CHROMIUM_ARGS))
-            try:
-                page = browser.new_page()
-                page.add_init_script(RECORD_CONFIGURATIONS)
-                page.goto(page_url + "?autostart=1")
-                page.wait_for_function(CONNECTED, timeout=60_000)
-                assert page.evaluate("window.vicocam.error") is None
-                configurations = page.evaluate("window.rtcConfigurations")
-            finally:
-                browser.close()
+        with ServerThread(server) as page_url, chromium_page() as page:
+            page.add_init_script(RECORD_CONFIGURATIONS)
+            page.goto(page_url + "?autostart=1")
+            page.wait_for_function(CONNECTED, timeout=60_000)
+            assert page.evaluate("window.vicocam.error") is None
+            configurations = page.evaluate("window.rtcConfigurations")
     (ice,) = configurations[0]["iceServers"]
     assert ice["urls"] == [url] and ice["username"].endswith(":vicocam")
     assert ice["credential"] == rest_password(SECRET, ice["username"])

@@ -270,9 +270,7 @@ def digest(path) -> str:
 
 @browser_test
 def test_the_page_comes_back_by_itself_with_its_avatar_and_settings(tmp_path):
-    from playwright.sync_api import sync_playwright
-
-    from benchmarks.browser import CHROMIUM_ARGS, find_chromium
+    from tests.webrtc.peers import chromium_page
 
     presets = tmp_path / "avatars"
     presets.mkdir()
@@ -282,39 +280,33 @@ def test_the_page_comes_back_by_itself_with_its_avatar_and_settings(tmp_path):
                                        avatars_dir=presets))
     thread = ServerThread(server)
     session_requests: list[str] = []
-    with thread as url, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=find_chromium(), headless=True,
-                                    args=list(CHROMIUM_ARGS))
-        try:
-            page = browser.new_page()
-            page.on("request", lambda r: session_requests.append(r.method)
-                    if "/api/sessions/" in r.url else None)
-            page.goto(url + "?autostart=1")
-            wait_for_video(page, 1)
-            page.select_option("#avatar-select", "preset.png")
-            wait_for_message(page, "avatar: preset.png")
-            page.locator("#strength").fill("1.5")
-            wait_for_message(page, "strength 1.50")
-            first = page.evaluate("window.vicocam.session")
-            # The server ends the session: the page is told (its connection and channel close).
-            thread.call(lambda: asyncio.ensure_future(server.sessions[first].close("test")))
-            wait_for_video(page, 2)
-            after_close = sessions_settings(thread, server), list(server.sessions)
-            page.set_input_files("#avatar-file", str(upload))
-            wait_for_message(page, "(120x160)")
-            # The server freezes as a dead one does: nothing comes, nothing closes.
-            thread.call(lambda: time.sleep(4.5))
-            wait_for_video(page, 3)
-            after_silence = sessions_settings(thread, server), list(server.sessions)
-            seen = page.evaluate("window.vicocam.sessions")
-            losses = page.evaluate("window.vicocam.losses.map(l => [l.session, l.reason])")
-            page.click("#stop")
-            left = wait_until_freed(server)
-            time.sleep(1.5)  # long enough for a reconnect to have started, were one coming
-            ended = page.evaluate("[window.vicocam.sessions.length, window.vicocam.reconnecting,"
-                                  " document.getElementById('status').textContent]")
-        finally:
-            browser.close()
+    with thread as url, chromium_page() as page:
+        page.on("request", lambda r: session_requests.append(r.method)
+                if "/api/sessions/" in r.url else None)
+        page.goto(url + "?autostart=1")
+        wait_for_video(page, 1)
+        page.select_option("#avatar-select", "preset.png")
+        wait_for_message(page, "avatar: preset.png")
+        page.locator("#strength").fill("1.5")
+        wait_for_message(page, "strength 1.50")
+        first = page.evaluate("window.vicocam.session")
+        # The server ends the session: the page is told (its connection and channel close).
+        thread.call(lambda: asyncio.ensure_future(server.sessions[first].close("test")))
+        wait_for_video(page, 2)
+        after_close = sessions_settings(thread, server), list(server.sessions)
+        page.set_input_files("#avatar-file", str(upload))
+        wait_for_message(page, "(120x160)")
+        # The server freezes as a dead one does: nothing comes, nothing closes.
+        thread.call(lambda: time.sleep(4.5))
+        wait_for_video(page, 3)
+        after_silence = sessions_settings(thread, server), list(server.sessions)
+        seen = page.evaluate("window.vicocam.sessions")
+        losses = page.evaluate("window.vicocam.losses.map(l => [l.session, l.reason])")
+        page.click("#stop")
+        left = wait_until_freed(server)
+        time.sleep(1.5)  # long enough for a reconnect to have started, were one coming
+        ended = page.evaluate("[window.vicocam.sessions.length, window.vicocam.reconnecting,"
+                              " document.getElementById('status').textContent]")
     assert len(set(seen)) == 3 and seen[0] == first
     assert losses[0][0] == first and losses[0][1] in (
         "the server closed the session", "the connection closed", "the connection failed")
