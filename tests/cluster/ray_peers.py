@@ -48,6 +48,14 @@ def serving_gateway(hosts: SessionHosts) -> Iterator[Gateway]:
         yield Gateway(server, url.rstrip("/"), thread)
 
 
+@contextlib.contextmanager
+def running_gateway(hosts: SessionHosts, replicas: int) -> Iterator[Gateway]:
+    """`serving_gateway` once ``replicas`` replicas of ``hosts`` are running."""
+    wait_until(lambda: hosts.replica_states() == {"RUNNING": replicas}, limit_s=60)
+    with serving_gateway(hosts) as served:
+        yield served
+
+
 @dataclass
 class Call:
     """One test peer and what the gateway answered it."""
@@ -109,6 +117,16 @@ async def until(predicate: Callable[[], Any], limit_s: float, step: float = 0.1)
             raise AssertionError(f"not reached within {limit_s:g} s")
         await asyncio.sleep(step)
     return time.monotonic() - started
+
+
+def wait_until(predicate: Callable[[], Any], limit_s: float, step: float = 0.1) -> None:
+    """`until` for code outside an event loop: poll ``predicate`` until it holds;
+    fails past ``limit_s`` (a bound, not a measure)."""
+    deadline = time.monotonic() + limit_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached within {limit_s:g} s")
+        time.sleep(step)
 
 
 async def frames(made: list[Call], limit_s: float = 30.0) -> None:

@@ -37,10 +37,9 @@ def hosts(ray_cluster):
 
 @pytest.fixture
 def gateway(hosts) -> Iterator:
-    from tests.cluster.ray_peers import serving_gateway, until
+    from tests.cluster.ray_peers import running_gateway
 
-    run(until(lambda: hosts.replica_states() == {"RUNNING": 2}, limit_s=60))
-    with serving_gateway(hosts) as served:
+    with running_gateway(hosts, replicas=2) as served:
         yield served
 
 
