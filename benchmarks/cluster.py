@@ -45,7 +45,6 @@ from typing import TYPE_CHECKING, Any
 
 from benchmarks.cluster_figures import PhaseLog, cluster_figures, group_timeline
 from benchmarks.cluster_peers import PeerPlan, peers_main
-from pipeline.errors import UserError
 
 if TYPE_CHECKING:
     from argparse import Namespace
@@ -112,17 +111,6 @@ class ClusterBenchConfig:
                 *(["--identity"] if self.identity else [])]
 
 
-def require_ray() -> None:
-    """`UserError` naming the extra to install when Ray Serve is missing."""
-    from pipeline.app.cluster.runtime import INSTALL_HINT
-
-    try:
-        import ray.serve  # noqa: F401
-    except ImportError as exc:
-        raise UserError(f"bench cluster needs Ray Serve, which is not installed ({exc}); "
-                        f"install it with: {INSTALL_HINT}") from None
-
-
 def run_cluster_bench(config: ClusterBenchConfig | None = None, json_path: Path | None = None,
                       *, ray_running: bool = False) -> dict[str, Any]:
     """Both phases on one cluster; flat figures, a chart beside ``json_path``.
@@ -132,10 +120,10 @@ def run_cluster_bench(config: ClusterBenchConfig | None = None, json_path: Path 
     """
     from pipeline.app.cli import build_parser
     from pipeline.app.cluster.command import ray_config
-    from pipeline.app.cluster.runtime import ray_runtime
+    from pipeline.app.cluster.runtime import ray_runtime, require_ray
 
     config = config or ClusterBenchConfig()
-    require_ray()
+    require_ray("bench cluster")
     args = build_parser().parse_args(config.serve_arguments())
     ray = dataclasses.replace(ray_config(args), log_to_driver=False,
                               num_cpus=max(os.cpu_count() or 1, config.replicas))

@@ -36,13 +36,14 @@ REPLICA_NAMESPACE = "serve"
 INSTALL_HINT = "pip install 'vicocam[cluster]'"
 
 
-def require_ray() -> tuple[ModuleType, ModuleType]:
-    """``(ray, ray.serve)``; `UserError` naming the extra to install when Ray is missing."""
+def require_ray(needed_by: str = "--cluster") -> tuple[ModuleType, ModuleType]:
+    """``(ray, ray.serve)``; `UserError` naming ``needed_by`` and the extra to install
+    when Ray is missing."""
     try:
         import ray
         from ray import serve
     except ImportError as exc:
-        raise UserError(f"--cluster needs Ray Serve, which is not installed ({exc}); "
+        raise UserError(f"{needed_by} needs Ray Serve, which is not installed ({exc}); "
                         f"install it with: {INSTALL_HINT}") from None
     return ray, serve
 
