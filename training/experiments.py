@@ -1,24 +1,16 @@
-"""The paper's claim, checked on the synthetic world: does ViCoFace's mixture training
-transfer motion across identities while preserving attributes better than LIA's
-self-reenactment training?
+"""The paper's claim, measured: ViCoFace against LIA from the same trained start.
 
-Protocol (same seed, world data, batch and step budget for both arms):
+``python -m training.experiments --out runs/study`` runs the whole study of
+``training.study`` (stage 1 to its plateau, both stage-2 arms over several
+seeds, the ablations, the scores on held-out identities) and writes
+``study.json`` and its pictures to ``--results``. Every run resumes from
+``--out``, so an interrupted study continues where it stopped.
 
-1. Tiny auxiliary networks for L_id / L_lmk are fitted on the renderer's
-   identity labels and landmarks (``training.aux_training``).
-2. Arm ``lia``: stage ``self`` (spec A.7 weights) on ``lia-32s``.
-3. Arm ``vicoface``: stage ``mixture`` (spec B.3 weights) on
-   ``vicoface-32s`` with **pseudo** cross targets from the FROZEN arm-1 model
-   (the paper's recipe: the teacher is a trained LIA), L_id and L_lmk through
-   the auxiliary networks, and the multi-path term. Without VGG weights the
-   multi-path L_reg (VGG in the paper) is an L1 (``cycle_l1 = 1``).
-4. Both are scored on held-out test identities (``training.evaluate``):
-   cross-subject PSNR / L1 / SSIM against the exact ground truth, and the
-   attribute error on hair, torso and face outline.
-
-Run: ``python -m training.experiments --out runs/claim --steps 1500``.
-The budget is tiny next to the paper's 660k iterations at 256 px; the
-outcome is a measurement at that budget, not a verdict on the method.
+The verdict (`verdict`): the ViCoFace arm must beat the LIA arm on the
+shape-mismatch subset's attribute error and identity distance by more than
+twice the seed spread (the larger of the two arms' sample standard
+deviations), with cross PSNR on all pairs no worse than LIA's minus that
+spread.
 """
 
 from __future__ import annotations
@@ -26,150 +18,309 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from dataclasses import asdict, dataclass, replace
+import shlex
+import sys
+import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from networks.checkpoint import load_generator
-from training.aux_nets import AuxTrainConfig, save_aux_net
-from training.aux_training import train_world_aux
-from training.config import DataConfig, LossWeights, OptimConfig, TrainConfig
-from training.distributed import DistEnv
-from training.evaluate import evaluate_generator
-from training.trainer import Trainer
-from training.worldset import default_world, training_dataset, world_batch, world_eval_batches
+from training.evaluate import cross_mode, model_method
+from training.study.config import (
+    ABLATIONS,
+    ARMS,
+    StudyConfig,
+    StudyPaths,
+    ablation_config,
+    arm_config,
+)
+from training.study.figures import mismatch_grid, pair_scatter, stage1_curve
+from training.study.pairs import CrossPairs, build_cross_pairs
+from training.study.runs import (
+    add_wall_time,
+    final_checkpoint,
+    load_judge,
+    run_seconds,
+    train_aux_networks,
+    train_stage1,
+    train_stage2,
+)
+from training.study.scores import (
+    across_seeds,
+    baseline_methods,
+    identity_distance,
+    score_pairs,
+    summarise,
+)
+from training.worldset import default_world
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class ClaimConfig:
-    """Budget of the comparison.
-
-    Attributes:
-        steps: optimiser steps of EACH arm.
-        batch_size: batch of each arm.
-        size: image side (the ``*-32s`` models are 32 px).
-        seed: model init and data order, shared by the arms.
-        aux_steps: training steps of each auxiliary network.
-        eval_pairs: self and cross pairs scored per arm.
-        gan: keep the adversarial terms (and D). Off by default: in runs of a
-            few hundred steps the GAN dominated both arms (D loss near 0, the
-            reconstruction L1 rising), which says nothing about the claim.
-        adam_beta1: Adam beta1 of both arms. The spec's 0 learns markedly slower
-            in short runs (measured on the demo model), so the budget runs use 0.9;
-            beta2 and the rates stay the spec's.
-    """
-
-    steps: int = 1500
-    batch_size: int = 8
-    size: int = 32
-    seed: int = 0
-    aux_steps: int = 400
-    eval_pairs: int = 256
-    gan: bool = False
-    adam_beta1: float = 0.9
+CLAIM_SCORES = ("attr_error", "identity_distance")
+"""Lower is better; the claim is about these on the shape-mismatch subset."""
+GRID_ROWS = 8
 
 
-def arm_configs(claim: ClaimConfig, out: Path) -> dict[str, TrainConfig]:
-    """The two TrainConfigs; the ViCoFace arm's teacher is the LIA arm's final model."""
-    spec = OptimConfig()
-    optim = OptimConfig(
-        g_lr=spec.g_lr, g_betas=(claim.adam_beta1, spec.g_betas[1]),
-        d_lr=spec.d_lr, d_betas=(claim.adam_beta1, spec.d_betas[1]),
-    )  # fmt: skip
-    common: dict[str, Any] = {
-        "optim": optim,
-        "steps": claim.steps, "batch_size": claim.batch_size, "seed": claim.seed,
-        "data": DataConfig(size=claim.size), "log_every": 10, "sample_every": 250,
-        "checkpoint_every": 500, "keep_checkpoints": 1,
-    }  # fmt: skip
-    no_gan: dict[str, Any] = {} if claim.gan else {"gan_g": 0.0, "gan_cross_g": 0.0}
-    lia_losses = replace(LossWeights.lia(), **no_gan)
-    vcf_losses = replace(LossWeights.vicoface(), cycle_l1=1.0, **no_gan)
-    lia = TrainConfig(model="lia-32s", stage="self", losses=lia_losses, **common)
-    vicoface = TrainConfig(
-        model="vicoface-32s", stage="mixture", cross_target="pseudo", losses=vcf_losses,
-        teacher_checkpoint=str(final_checkpoint(out / "lia", claim.steps)),
-        identity_net=str(out / "aux" / "identity.safetensors"),
-        landmark_net=str(out / "aux" / "landmarks.safetensors"), **common,
-    )  # fmt: skip
-    return {"lia": lia, "vicoface": vicoface}
+def verdict(stats: dict[str, Any]) -> dict[str, Any]:
+    """Did arm B beat arm A by more than twice the seed spread (see module doc)?"""
+    lia, vcf = stats["lia"], stats["vicoface"]
+    checks: dict[str, Any] = {}
+    for score in CLAIM_SCORES:
+        a, b = lia["mismatch"][score], vcf["mismatch"][score]
+        bound = 2.0 * max(a["spread"], b["spread"])
+        gain = a["mean"] - b["mean"]
+        checks[f"mismatch_{score}"] = {
+            "lia": a["mean"],
+            "vicoface": b["mean"],
+            "gain": gain,
+            "twice_spread": bound,
+            "met": gain > bound,
+        }
+    a, b = lia["all"]["psnr"], vcf["all"]["psnr"]
+    spread = max(a["spread"], b["spread"])
+    checks["cross_psnr"] = {
+        "lia": a["mean"],
+        "vicoface": b["mean"],
+        "spread": spread,
+        "met": b["mean"] >= a["mean"] - spread,
+    }
+    checks["claim_shown"] = all(c["met"] for c in checks.values())
+    return checks
 
 
-def final_checkpoint(run_dir: Path, steps: int) -> Path:
-    return run_dir / "checkpoints" / f"step_{steps:07d}.safetensors"
+def _score_model(path: Path, pairs: CrossPairs, judge: torch.nn.Module) -> dict[str, Tensor]:
+    generator = load_generator(path)
+    return score_pairs(model_method(generator, cross_mode(generator)), pairs, judge)
 
 
-def _train_aux(claim: ClaimConfig, out: Path) -> dict[str, float]:
-    losses = {}
-    for kind in ("identity", "landmarks"):
-        path = out / "aux" / f"{kind}.safetensors"
-        if path.is_file():
-            continue
-        config = AuxTrainConfig(steps=claim.aux_steps, seed=claim.seed)
-        net, loss = train_world_aux(kind, claim.size, 32, 200, config)
-        save_aux_net(net, path)
-        losses[kind] = loss
-        log.warning("aux %s network: held-out batch loss %.4f", kind, loss)
-    return losses
+def _ablation_effects(
+    ablations: dict[str, dict[str, Any]], reference: dict[str, Any]
+) -> dict[str, dict[str, float]]:
+    """Each ablation minus full arm B (same seed) on the figures the verdict reads."""
+    figures = [("mismatch", s) for s in CLAIM_SCORES] + [("all", "psnr")]
+    return {
+        name: {
+            f"{subset}_{score}": summary[subset][score] - reference[subset][score]
+            for subset, score in figures
+        }
+        for name, summary in ablations.items()
+    }
 
 
-def _train_arm(config: TrainConfig, run_dir: Path) -> None:
-    if final_checkpoint(run_dir, config.steps).is_file():
-        return  # finished earlier: the experiment resumes arm by arm
-    env = DistEnv(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
-    dataset = training_dataset(default_world(), config.stage, config.data.size, config.seed)
-    trainer = Trainer(config, dataset, world_batch, run_dir, env, progress=True, stream_data=True)
-    trainer.resume()
-    trainer.train()
+def _figures(
+    results: Path,
+    stage1: dict[str, Any],
+    per_pair: dict[str, dict[int, dict[str, Tensor]]],
+    test: CrossPairs,
+    models: dict[str, Path],
+) -> list[str]:
+    written = [
+        stage1_curve(
+            results / "stage1_curve.png",
+            stage1["curve"],
+            stage1["steps"] if stage1["plateau_reached"] else None,
+        )
+    ]
+    for score in CLAIM_SCORES:
+        mean = {
+            arm: torch.stack([s[score] for s in per_pair[arm].values()]).mean(0) for arm in ARMS
+        }
+        written.append(
+            pair_scatter(
+                results / f"pairs_{score}.png", mean["lia"], mean["vicoface"], test.mismatch, score
+            )
+        )
+    rows = torch.argsort(test.shape_distance, descending=True)[:GRID_ROWS]
+    outputs = []
+    for arm in ARMS:
+        generator = load_generator(models[arm])
+        method = model_method(generator, cross_mode(generator))
+        outputs.append(method(test.avatar[rows], test.driver[rows]))
+    grid = results / "mismatch_grid.png"
+    mismatch_grid(grid, [test.driver[rows], test.avatar[rows], *outputs, test.truth[rows]])
+    return [str(p.name) for p in [*written, grid]]
 
 
-def run_claim(claim: ClaimConfig, out: Path) -> dict[str, Any]:
-    """Train both arms (resuming whatever exists in ``out``), evaluate, write the report."""
-    aux = _train_aux(claim, out)
-    configs = arm_configs(claim, out)
-    for name, config in configs.items():
-        _train_arm(config, out / name)
+def run_study(study: StudyConfig, out: Path, results: Path) -> dict[str, Any]:
+    """Train what is missing under ``out``, score everything, write ``results/study.json``."""
+    started = time.monotonic()
+    torch.set_num_threads(study.jobs * study.threads)
+    paths = StudyPaths(out)
+    aux = train_aux_networks(study, paths)
     world = default_world()
-    self_b, cross_b = world_eval_batches(world, "test", claim.size, claim.eval_pairs)
-    results: dict[str, Any] = {"claim": asdict(claim), "aux_losses": aux}
-    for name, config in configs.items():
-        generator = load_generator(final_checkpoint(out / name, config.steps))
-        report = evaluate_generator(generator, self_b, cross_b, world.splits.count("test"))
-        results[name] = report.flat()
-        (out / f"{name}_eval.md").write_text(report.markdown())
-    (out / "claim.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
-    return results
+    val = build_cross_pairs(world, "val", study.size, study.val_pairs)
+    test = build_cross_pairs(world, "test", study.size, study.test_pairs, study.mismatch_share)
+    stage1 = train_stage1(study, paths, val)
+    runs = {
+        paths.run(arm, seed): arm_config(study, paths, arm, seed)
+        for arm in ARMS
+        for seed in study.seeds
+    }
+    runs |= {
+        paths.run(name, study.ablation_seed): ablation_config(study, paths, name)
+        for name in study.ablations
+    }
+    stage2_seconds = train_stage2(runs, study.jobs, study.threads)
+    judge = load_judge(paths)
+    per_pair = {
+        arm: {
+            seed: _score_model(
+                final_checkpoint(paths.run(arm, seed), runs[paths.run(arm, seed)]), test, judge
+            )
+            for seed in study.seeds
+        }
+        for arm in ARMS
+    }
+    summaries = {
+        arm: {seed: summarise(s, test.mismatch) for seed, s in by_seed.items()}
+        for arm, by_seed in per_pair.items()
+    }
+    stats = {arm: across_seeds(list(by_seed.values())) for arm, by_seed in summaries.items()}
+    ablations = {
+        name: summarise(
+            _score_model(
+                final_checkpoint(
+                    paths.run(name, study.ablation_seed), runs[paths.run(name, study.ablation_seed)]
+                ),
+                test,
+                judge,
+            ),
+            test.mismatch,
+        )
+        for name in study.ablations
+    }
+    reference = {
+        name: summarise(score_pairs(method, test, judge), test.mismatch)
+        for name, method in baseline_methods().items()
+    }
+    reference["stage1"] = summarise(
+        score_pairs(model_method(load_generator(paths.teacher), "absolute"), test, judge),
+        test.mismatch,
+    )
+    truth_id = identity_distance(judge, test.truth, test.avatar)
+    reference["truth"] = {  # how far the ground truth itself is from the avatar
+        "all": {"identity_distance": float(truth_id.mean())},
+        "mismatch": {"identity_distance": float(truth_id[test.mismatch].mean())},
+    }
+    results.mkdir(parents=True, exist_ok=True)
+    first = study.seeds[0]
+    models = {
+        arm: final_checkpoint(paths.run(arm, first), runs[paths.run(arm, first)]) for arm in ARMS
+    }
+    pictures = _figures(results, stage1, per_pair, test, models)
+    report = {
+        "study": asdict(study),
+        "aux_losses": aux,
+        "stage1": stage1,
+        "pairs": {
+            "test": len(test),
+            "mismatch": int(test.mismatch.sum()),
+            "mismatch_min_shape_distance": float(test.shape_distance[test.mismatch].min()),
+            "median_shape_distance": float(test.shape_distance.median()),
+        },
+        "arms": {
+            arm: {"seeds": {str(k): v for k, v in summaries[arm].items()}, "stats": stats[arm]}
+            for arm in ARMS
+        },
+        "ablations": ablations,
+        "ablation_effects": _ablation_effects(
+            ablations, summaries["vicoface"][study.ablation_seed]
+        ),
+        "ablation_changes": {name: ABLATIONS[name] for name in study.ablations},
+        "reference": reference,
+        "verdict": verdict(stats),
+        "pictures": pictures,
+        "seconds": {
+            "study_wall": round(add_wall_time(out, time.monotonic() - started), 1),
+            "stage1": stage1.get("seconds"),
+            "stage2_runs": {d.name: run_seconds(d) for d in runs},
+            "stage2_trained_this_call": len(stage2_seconds),
+        },
+    }
+    return report
+
+
+def _parse(argv: list[str] | None) -> tuple[argparse.Namespace, StudyConfig]:
+    defaults = StudyConfig()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("runs/study"),
+        help="where the runs are kept (resumed from)",
+    )
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=Path("benchmarks/results/study"),
+        help="where study.json and the pictures go",
+    )
+    parser.add_argument("--size", type=int, default=defaults.size)
+    parser.add_argument("--variant", default=defaults.variant, choices=("s", "t"))
+    parser.add_argument("--max-steps", type=int, default=defaults.max_steps)
+    parser.add_argument("--min-steps", type=int, default=defaults.min_steps)
+    parser.add_argument("--eval-every", type=int, default=defaults.eval_every)
+    parser.add_argument("--stage2-steps", type=int, default=defaults.stage2_steps)
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(defaults.seeds))
+    parser.add_argument(
+        "--ablations", nargs="*", default=list(defaults.ablations), choices=sorted(ABLATIONS)
+    )
+    parser.add_argument("--aux-steps", type=int, default=defaults.aux_steps)
+    parser.add_argument("--judge-steps", type=int, default=defaults.judge_steps)
+    parser.add_argument("--val-pairs", type=int, default=defaults.val_pairs)
+    parser.add_argument("--test-pairs", type=int, default=defaults.test_pairs)
+    parser.add_argument("--jobs", type=int, default=defaults.jobs)
+    parser.add_argument("--threads", type=int, default=defaults.threads)
+    args = parser.parse_args(argv)
+    study = StudyConfig(
+        size=args.size,
+        variant=args.variant,
+        max_steps=args.max_steps,
+        min_steps=args.min_steps,
+        eval_every=args.eval_every,
+        stage2_steps=args.stage2_steps,
+        seeds=tuple(args.seeds),
+        ablations=tuple(args.ablations),
+        ablation_seed=args.seeds[0],
+        aux_steps=args.aux_steps,
+        judge_steps=args.judge_steps,
+        val_pairs=args.val_pairs,
+        test_pairs=args.test_pairs,
+        jobs=args.jobs,
+        threads=args.threads,
+    )
+    return args, study
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--steps", type=int, default=ClaimConfig.steps)
-    parser.add_argument("--batch-size", type=int, default=ClaimConfig.batch_size)
-    parser.add_argument("--aux-steps", type=int, default=ClaimConfig.aux_steps)
-    parser.add_argument("--eval-pairs", type=int, default=ClaimConfig.eval_pairs)
-    parser.add_argument("--adam-beta1", type=float, default=ClaimConfig.adam_beta1)
-    parser.add_argument("--gan", action="store_true", help="keep the adversarial terms")
-    parser.add_argument("--threads", type=int, default=None)
-    args = parser.parse_args(argv)
+    from benchmarks.common import machine_info
+
+    args, study = _parse(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    claim = ClaimConfig(
-        steps=args.steps, batch_size=args.batch_size, aux_steps=args.aux_steps,
-        eval_pairs=args.eval_pairs, adam_beta1=args.adam_beta1, gan=args.gan,
-    )  # fmt: skip
-    results = run_claim(claim, args.out)
-    for arm in ("lia", "vicoface"):
-        r = results[arm]
-        print(
-            f"{arm}: cross PSNR {r['cross_psnr']:.2f} dB, cross L1 {r['cross_l1']:.4f},"
-            f" attribute L1 {r['attr_error']:.4f}, self PSNR {r['self_psnr']:.2f} dB"
-        )
+    command = "python -m training.experiments " + shlex.join(sys.argv[1:] if argv is None else argv)
+    load_before = machine_info().get("loadavg_1m")
+    report = run_study(study, args.out, args.results)
+    info = machine_info()
+    record = {
+        "command": command,
+        "machine": info,
+        "versions": info.get("versions"),
+        "load": {"before": load_before, "after": info.get("loadavg_1m")},
+        **report,
+    }
+    path = args.results / "study.json"
+    path.write_text(json.dumps(record, indent=2, default=str) + "\n")
+    for name, check in report["verdict"].items():
+        if isinstance(check, dict):
+            state = "met" if check["met"] else "NOT met"
+            figures = ", ".join(f"{k} {v:.4g}" for k, v in check.items() if k != "met")
+            print(f"{name}: {state} ({figures})")
+    shown = report["verdict"]["claim_shown"]
+    print(f"claim shown: {'yes' if shown else 'no'}; {path}")
     return 0
 
 
@@ -177,4 +328,4 @@ if __name__ == "__main__":
     raise SystemExit(main())
 
 
-__all__ = ["ClaimConfig", "arm_configs", "run_claim"]
+__all__ = ["run_study", "verdict"]

@@ -289,8 +289,17 @@ class Trainer:
         for raw in loader:
             yield self.adapter(raw)
 
-    def train(self, on_step: Callable[[int, dict[str, float]], None] | None = None) -> TrainResult:
-        """Run from the current step to ``config.steps``; checkpoint at the end."""
+    def train(
+        self,
+        on_step: Callable[[int, dict[str, float]], None] | None = None,
+        stop: Callable[[int], bool] | None = None,
+    ) -> TrainResult:
+        """Run from the current step to ``config.steps``; checkpoint at the end.
+
+        ``stop(step)``, called after each step's periodic work (logs, samples,
+        checkpoints), ends the run early when it returns True (e.g. once a
+        validation figure stops improving); the run still checkpoints then.
+        """
         start, last = time.monotonic(), {}
         bar = self._progress_bar()
         log_path = self.run_dir / "log.jsonl"
@@ -303,6 +312,8 @@ class Trainer:
             if on_step is not None:
                 on_step(self.step, terms)
             self._periodic(batch, terms, log_path, start, bar)
+            if stop is not None and stop(self.step):
+                break
         if bar is not None:
             bar.close()
         path = self.save() if self.config.checkpoint_every >= 0 else None
