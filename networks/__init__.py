@@ -9,7 +9,8 @@ Modules, read in this order:
   non-fused), ``ToFlow`` warping, the QR ``Direction`` basis.
 * ``generator``: ``Encoder``, ``Synthesis``, ``Generator`` (``enc`` / ``dec``).
 * ``discriminator``: the StyleGAN2 ResNet discriminator.
-* ``motion``: the motion modes and the composition of coefficients.
+* ``motion``: the motion modes and the composition of coefficients (and of
+  the latent, in LIA's order for its relative mode).
 * ``graphs``: ``MotionGraph`` / ``GenerateGraph``, the export-ready per-frame graphs.
 * ``avatar``: ``Reenactor``, ``Avatar``: inference with a cached avatar.
 * ``reference``: ``RelativeReference``, a stream's relative-mode reference and
@@ -34,7 +35,7 @@ from networks.config import DiscriminatorConfig, ModelConfig, get_config, list_c
 from networks.discriminator import Discriminator
 from networks.generator import Generator
 from networks.graphs import GenerateGraph, MotionGraph, TensorSpec
-from networks.motion import MotionMode, compose_alpha
+from networks.motion import MotionMode, compose_alpha, compose_latent
 from networks.reference import ReferenceUpdate, RelativeReference
 
 __all__ = [
@@ -56,6 +57,7 @@ __all__ = [
     "UnsafeCheckpointError",
     "checkpoint_domain",
     "compose_alpha",
+    "compose_latent",
     "get_config",
     "list_configs",
     "load_generator",

@@ -105,6 +105,10 @@ class Reenactor:
 
         ``mode`` defaults to the family's (cross for ViCoFace, relative for
         LIA); ``reference [1, M]`` is the reference driver frame's coefficients.
+        One ``alpha`` for the generate graph, as the live path makes it: LIA's
+        relative mode is then composed in coefficient space, within float32
+        rounding of LIA's own order (`networks.motion`, "Order of
+        operations"), which ``Generator.forward`` reproduces exactly.
         """
         mode = default_mode(self.config.family) if mode is None else mode
         return compose_alpha(

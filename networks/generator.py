@@ -37,7 +37,7 @@ from networks.layers import (
     ToFlow,
     ToRGB,
 )
-from networks.motion import MotionMode, compose_alpha
+from networks.motion import MotionMode, compose_latent
 
 
 class EncoderApp(nn.Module):
@@ -134,7 +134,12 @@ class Synthesis(nn.Module):
             in_ch = out_ch
 
     def latent(self, wa: Tensor, alpha: Tensor | None) -> Tensor:
-        """``z = wa + D(alpha)`` ``[B, style_dim]``; ``alpha=None`` gives ``wa``."""
+        """``z = wa + D(alpha)`` ``[B, style_dim]``; ``alpha=None`` gives ``wa``.
+
+        One composed ``alpha``: LIA's absolute mode, or any mode composed in
+        coefficient space (`networks.motion.compose_alpha`). LIA's relative
+        mode in LIA's own order is `networks.motion.relative_latent`.
+        """
         return wa if alpha is None else wa + self.direction(alpha)
 
     def render(self, z: Tensor, feats: Sequence[Tensor]) -> Tensor:
@@ -190,12 +195,16 @@ class Generator(nn.Module):
 
         ``mode`` as in ``networks.motion``; ``reference [B or 1, 3, S, S]`` is
         the reference driving frame for relative mode. Default: absolute
-        (LIA's training / evaluation path, ViCoFace's self path).
+        (LIA's training / evaluation path, ViCoFace's self path). The latent
+        is composed in the order of the family's own code
+        (`networks.motion.compose_latent`): LIA's relative mode is
+        ``wa + (D(a_d) - D(a_d0)) + D(a_s)``, three applications of D.
         """
         wa, feats = self.enc.encode_appearance(source)
         alpha_d = self.enc.encode_motion(driver)
         alpha_0 = None if reference is None else self.enc.encode_motion(reference)
-        alpha = compose_alpha(
-            mode, alpha_d, self.enc.fc(wa), self.config.motion_dim, alpha_0, strength
+        z = compose_latent(
+            self.dec.direction, wa, mode, alpha_d, self.enc.fc(wa), self.config.motion_dim,
+            alpha_0, strength,
         )
-        return self.dec(wa, alpha, feats)
+        return self.dec.render(z, feats)

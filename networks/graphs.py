@@ -6,11 +6,17 @@
   ``image [B, 3, S, S]``.
 
 Between the two, the composition of ``alpha`` (``networks.motion``) runs on
-tiny vectors outside any graph. Both graphs use the non-fused modulated conv
-and the frozen QR basis, so they export to ONNX opset 18 with a dynamic batch
-(see ``export_kwargs``). Constructing a graph switches the shared generator's
-modulated convs to the non-fused form and freezes its basis; both are the
-same function as the reference, to float rounding.
+tiny vectors outside any graph. One composed ``alpha`` means LIA's relative
+mode is rendered as ``wa + D(a_s + (a_d - a_d0))``, not in LIA's order
+``wa + (D(a_d) - D(a_d0)) + D(a_s)``: the latents differ by float32 rounding
+(measured in `networks.motion`, "Order of operations"), far below what any
+engine's own arithmetic moves, so the graph keeps one ``alpha`` input.
+
+Both graphs use the non-fused modulated conv and the frozen QR basis, so they
+export to ONNX opset 18 with a dynamic batch (see ``export_kwargs``).
+Constructing a graph switches the shared generator's modulated convs to the
+non-fused form and freezes its basis; both are the same function as the
+reference, to float rounding.
 
 The I/O specs are the engines' own `trt_engines.engine.TensorSpec`, so a
 graph's ``input_specs`` / ``output_specs`` go to any backend unchanged.

@@ -1,7 +1,8 @@
 """The relative-mode reference frame of one driving stream, and when it resets.
 
-Relative mode renders ``[a_s + a_d - a_d0 ; b_s]`` where ``a_d0`` comes from
-the reference driver frame (see `networks.motion`). `RelativeReference` is
+Relative mode renders ``[a_s + a_d - a_d0 ; b_s]`` (LIA's own order:
+``wa + (D(a_d) - D(a_d0)) + D(a_s)``) where ``a_d0`` comes from the
+reference driver frame (see `networks.motion`). `RelativeReference` is
 the only owner of that frame's coefficients and of the rules that start a
 new one, so a live stage and an offline loop cannot drift apart.
 

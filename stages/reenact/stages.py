@@ -190,6 +190,10 @@ class GenerateStage(StageBase):
     ``[a_d ; b_s]``, absolute ``[a_d ; b_d]``, relative
     ``[a_s + a_d - a_d0 ; b_s]`` with ``a_d0`` the reference frame; the
     strength scales the delta from the avatar's own coefficients. The
+    engine takes one composed ``alpha``, so relative mode is summed in
+    coefficient space: ViCoFace's order exactly, LIA's
+    ``wa + (D(a_d) - D(a_d0)) + D(a_s)`` to float32 rounding (see
+    `networks.motion.compose_alpha` for the measured difference). The
     reference and its reset rules belong to `RelativeReference` (first
     driven frame after start, a reset request, a mode change or a lost
     face); this stage only runs the engine on its stream.
