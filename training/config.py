@@ -142,6 +142,8 @@ class TrainConfig:
             into a ViCoFace config goes through ``training.finetune``.
         identity_net / landmark_net: paths of the id / landmark networks
             (``training.aux_nets``); None switches those terms off.
+        cross_share: share of each batch that also takes the cross path (and
+            the multi-path): its first ``ceil(cross_share * B)`` samples. 1 = all.
         amp: autocast (fp16 + GradScaler) on CUDA; ignored on CPU.
         log_every / sample_every / checkpoint_every: intervals in steps (0 = never).
         keep_checkpoints: how many periodic checkpoints to keep (the newest).
@@ -161,6 +163,7 @@ class TrainConfig:
     init_checkpoint: str | None = None
     identity_net: str | None = None
     landmark_net: str | None = None
+    cross_share: float = 1.0
     amp: bool = True
     log_every: int = 10
     sample_every: int = 200
@@ -184,6 +187,8 @@ class TrainConfig:
                 "cross_target='pseudo' needs teacher_checkpoint (a frozen stage-1 model);"
                 " train one with stage='self' first, or use cross_target='ground_truth'"
             )
+        if not 0.0 < self.cross_share <= 1.0:
+            raise ValueError(f"cross_share must be in (0, 1], got {self.cross_share}")
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError("steps and batch_size must be >= 1")
 

@@ -21,7 +21,7 @@ import logging
 import shlex
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 
 from networks.checkpoint import load_generator
+from training.config import TrainConfig
 from training.evaluate import cross_mode, model_method
 from training.study.config import (
     ABLATIONS,
@@ -92,9 +93,52 @@ def verdict(stats: dict[str, Any]) -> dict[str, Any]:
     return checks
 
 
+@dataclass(frozen=True)
+class StudyRuns:
+    """Every stage-2 run of the study: its directory and its recipe."""
+
+    paths: StudyPaths
+    configs: dict[Path, TrainConfig]
+
+    @classmethod
+    def plan(cls, study: StudyConfig, paths: StudyPaths) -> StudyRuns:
+        configs = {
+            paths.run(arm, seed): arm_config(study, paths, arm, seed)
+            for arm in ARMS
+            for seed in study.seeds
+        }
+        configs |= {
+            paths.run(name, study.ablation_seed): ablation_config(study, paths, name)
+            for name in study.ablations
+        }
+        return cls(paths, configs)
+
+    def final(self, name: str, seed: int) -> Path:
+        directory = self.paths.run(name, seed)
+        return final_checkpoint(directory, self.configs[directory])
+
+
 def _score_model(path: Path, pairs: CrossPairs, judge: torch.nn.Module) -> dict[str, Tensor]:
     generator = load_generator(path)
     return score_pairs(model_method(generator, cross_mode(generator)), pairs, judge)
+
+
+def _references(
+    paths: StudyPaths, test: CrossPairs, judge: torch.nn.Module
+) -> dict[str, dict[str, dict[str, float]]]:
+    """The trivial baselines, the stage-1 start, and the ground truth's own identity distance."""
+    reference = {
+        name: summarise(score_pairs(method, test, judge), test.mismatch)
+        for name, method in baseline_methods().items()
+    }
+    stage1 = model_method(load_generator(paths.teacher), "absolute")
+    reference["stage1"] = summarise(score_pairs(stage1, test, judge), test.mismatch)
+    truth_id = identity_distance(judge, test.truth, test.avatar)
+    reference["truth"] = {  # how far the ground truth itself is from the avatar
+        "all": {"identity_distance": float(truth_id.mean())},
+        "mismatch": {"identity_distance": float(truth_id[test.mismatch].mean())},
+    }
+    return reference
 
 
 def _ablation_effects(
@@ -145,8 +189,44 @@ def _figures(
     return [str(p.name) for p in [*written, grid]]
 
 
+@dataclass(frozen=True)
+class Scores:
+    """Per-pair scores of the arms' runs and the summaries the report is made of."""
+
+    per_pair: dict[str, dict[int, dict[str, Tensor]]]
+    summaries: dict[str, dict[int, dict[str, dict[str, float]]]]
+    ablations: dict[str, dict[str, dict[str, float]]]
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        return {
+            arm: across_seeds(list(by_seed.values())) for arm, by_seed in self.summaries.items()
+        }
+
+
+def score_runs(
+    study: StudyConfig, runs: StudyRuns, test: CrossPairs, judge: torch.nn.Module
+) -> Scores:
+    """Score every arm's seed and every ablation on the test pairs."""
+    per_pair = {
+        arm: {seed: _score_model(runs.final(arm, seed), test, judge) for seed in study.seeds}
+        for arm in ARMS
+    }
+    summaries = {
+        arm: {seed: summarise(s, test.mismatch) for seed, s in by_seed.items()}
+        for arm, by_seed in per_pair.items()
+    }
+    ablations = {
+        name: summarise(_score_model(runs.final(name, study.ablation_seed), test, judge),
+                        test.mismatch)
+        for name in study.ablations
+    }  # fmt: skip
+    return Scores(per_pair, summaries, ablations)
+
+
 def run_study(study: StudyConfig, out: Path, results: Path) -> dict[str, Any]:
-    """Train what is missing under ``out``, score everything, write ``results/study.json``."""
+    """Train what is missing under ``out``, score everything, draw the pictures in ``results``;
+    returns the report (``main`` adds the provenance and writes ``study.json``)."""
     started = time.monotonic()
     torch.set_num_threads(study.jobs * study.threads)
     paths = StudyPaths(out)
@@ -155,93 +235,41 @@ def run_study(study: StudyConfig, out: Path, results: Path) -> dict[str, Any]:
     val = build_cross_pairs(world, "val", study.size, study.val_pairs)
     test = build_cross_pairs(world, "test", study.size, study.test_pairs, study.mismatch_share)
     stage1 = train_stage1(study, paths, val)
-    runs = {
-        paths.run(arm, seed): arm_config(study, paths, arm, seed)
-        for arm in ARMS
-        for seed in study.seeds
-    }
-    runs |= {
-        paths.run(name, study.ablation_seed): ablation_config(study, paths, name)
-        for name in study.ablations
-    }
-    stage2_seconds = train_stage2(runs, study.jobs, study.threads)
+    runs = StudyRuns.plan(study, paths)
+    trained = train_stage2(runs.configs, study.jobs, study.threads)
     judge = load_judge(paths)
-    per_pair = {
-        arm: {
-            seed: _score_model(
-                final_checkpoint(paths.run(arm, seed), runs[paths.run(arm, seed)]), test, judge
-            )
-            for seed in study.seeds
-        }
-        for arm in ARMS
-    }
-    summaries = {
-        arm: {seed: summarise(s, test.mismatch) for seed, s in by_seed.items()}
-        for arm, by_seed in per_pair.items()
-    }
-    stats = {arm: across_seeds(list(by_seed.values())) for arm, by_seed in summaries.items()}
-    ablations = {
-        name: summarise(
-            _score_model(
-                final_checkpoint(
-                    paths.run(name, study.ablation_seed), runs[paths.run(name, study.ablation_seed)]
-                ),
-                test,
-                judge,
-            ),
-            test.mismatch,
-        )
-        for name in study.ablations
-    }
-    reference = {
-        name: summarise(score_pairs(method, test, judge), test.mismatch)
-        for name, method in baseline_methods().items()
-    }
-    reference["stage1"] = summarise(
-        score_pairs(model_method(load_generator(paths.teacher), "absolute"), test, judge),
-        test.mismatch,
-    )
-    truth_id = identity_distance(judge, test.truth, test.avatar)
-    reference["truth"] = {  # how far the ground truth itself is from the avatar
-        "all": {"identity_distance": float(truth_id.mean())},
-        "mismatch": {"identity_distance": float(truth_id[test.mismatch].mean())},
-    }
+    scores = score_runs(study, runs, test, judge)
     results.mkdir(parents=True, exist_ok=True)
-    first = study.seeds[0]
-    models = {
-        arm: final_checkpoint(paths.run(arm, first), runs[paths.run(arm, first)]) for arm in ARMS
+    models = {arm: runs.final(arm, study.seeds[0]) for arm in ARMS}
+    seconds = {
+        "study_wall": round(add_wall_time(out, time.monotonic() - started), 1),
+        "stage1": stage1.get("seconds"),
+        "stage2_runs": {d.name: run_seconds(d) for d in runs.configs},
+        "stage2_trained_this_call": len(trained),
     }
-    pictures = _figures(results, stage1, per_pair, test, models)
-    report = {
-        "study": asdict(study),
-        "aux_losses": aux,
-        "stage1": stage1,
-        "pairs": {
-            "test": len(test),
-            "mismatch": int(test.mismatch.sum()),
-            "mismatch_min_shape_distance": float(test.shape_distance[test.mismatch].min()),
-            "median_shape_distance": float(test.shape_distance.median()),
-        },
-        "arms": {
-            arm: {"seeds": {str(k): v for k, v in summaries[arm].items()}, "stats": stats[arm]}
-            for arm in ARMS
-        },
-        "ablations": ablations,
-        "ablation_effects": _ablation_effects(
-            ablations, summaries["vicoface"][study.ablation_seed]
-        ),
-        "ablation_changes": {name: ABLATIONS[name] for name in study.ablations},
-        "reference": reference,
-        "verdict": verdict(stats),
-        "pictures": pictures,
-        "seconds": {
-            "study_wall": round(add_wall_time(out, time.monotonic() - started), 1),
-            "stage1": stage1.get("seconds"),
-            "stage2_runs": {d.name: run_seconds(d) for d in runs},
-            "stage2_trained_this_call": len(stage2_seconds),
-        },
+    return {
+        "study": asdict(study), "aux_losses": aux, "stage1": stage1,
+        "pairs": _pair_facts(test),
+        "arms": {arm: {"seeds": {str(k): v for k, v in scores.summaries[arm].items()},
+                       "stats": scores.stats[arm]} for arm in ARMS},
+        "ablations": scores.ablations,
+        "ablation_effects": _ablation_effects(scores.ablations,
+                                              scores.summaries["vicoface"][study.ablation_seed]),
+        "ablation_changes": {name: asdict(ABLATIONS[name]) for name in study.ablations},
+        "reference": _references(paths, test, judge),
+        "verdict": verdict(scores.stats),
+        "pictures": _figures(results, stage1, scores.per_pair, test, models),
+        "seconds": seconds,
+    }  # fmt: skip
+
+
+def _pair_facts(test: CrossPairs) -> dict[str, float | int]:
+    return {
+        "test": len(test),
+        "mismatch": int(test.mismatch.sum()),
+        "mismatch_min_shape_distance": float(test.shape_distance[test.mismatch].min()),
+        "median_shape_distance": float(test.shape_distance.median()),
     }
-    return report
 
 
 def _parse(argv: list[str] | None) -> tuple[argparse.Namespace, StudyConfig]:

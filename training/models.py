@@ -8,6 +8,8 @@ of the LIA-vs-ViCoFace comparison in ``training.experiments``.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from networks.config import ModelConfig, get_config, list_configs
 
 _TINY_CHANNELS = (32, 32, 16, 16)
@@ -25,7 +27,18 @@ TINY_CONFIGS: dict[str, ModelConfig] = {
 
 
 def resolve_model_config(name: str) -> ModelConfig:
-    """``networks.config.get_config(name)``, or one of the tiny training configs."""
+    """``networks.config.get_config(name)``, or one of the tiny training configs.
+
+    A ViCoFace name with a ``-b<n>`` suffix (``"vicoface-32s-b5"``) is that
+    config with ``n`` preservable directions instead of its own count (the
+    study's ablation of the transferable / preservable split).
+    """
+    base, suffix, count = name.rpartition("-b")
+    if suffix and base and count.isdigit():
+        config = resolve_model_config(base)
+        if config.family != "vicoface" or int(count) < 1:
+            raise ValueError(f"{name}: a -b<n> suffix needs a ViCoFace config and n >= 1")
+        return replace(config, name=name, id_dim=int(count))
     if name in TINY_CONFIGS:
         return TINY_CONFIGS[name]
     try:

@@ -65,7 +65,8 @@ class Objectives:
     @torch.no_grad()
     def cross_reference(self, batch: TrainBatch, n: int | None = None) -> Tensor:
         """The cross path's target ``[n, 3, S, S]``: pseudo (teacher) or ground truth."""
-        n = batch.size if n is None else n
+        rows = batch.size if batch.other is None else int(batch.other.shape[0])
+        n = rows if n is None else min(n, rows)
         if self.config.cross_target == "ground_truth":
             if batch.cross_truth is None:
                 raise ValueError(
@@ -120,7 +121,7 @@ class Objectives:
         if w.gan_cross_g > 0:
             terms["gan_cross_g"] = generator_adv_loss(disc(out))
         if w.identity > 0 and self.identity_net is not None:
-            terms["identity"] = identity_loss(self.identity_net, out, batch.source)
+            terms["identity"] = identity_loss(self.identity_net, out, batch.source[: len(out)])
         if w.landmarks > 0 and self.landmark_net is not None:
             terms["landmarks"] = self._landmark_term(out, batch)
 
@@ -135,6 +136,7 @@ class Objectives:
 
     def _multi_terms(self, terms: dict[str, Tensor], out: Tensor, target: Tensor) -> None:
         w = self.config.losses
+        target = target[: len(out)]  # the multi-path may run on part of the batch
         if w.cycle_vgg > 0 and self.perceptual is not None:
             terms["cycle_vgg"] = self.perceptual(out, target)
         if w.cycle_l1 > 0:

@@ -15,6 +15,7 @@ For LIA (no ``b``) the cross path is plain absolute reenactment by x_o.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -59,6 +60,18 @@ class TrainBatch:
     def size(self) -> int:
         return int(self.source.shape[0])
 
+    def cross_rows(self, share: float) -> TrainBatch:
+        """This batch with the cross-path inputs cut to its first ``ceil(share * B)`` samples."""
+        n = max(1, math.ceil(share * self.size))
+        if n >= self.size or self.other is None:
+            return self
+
+        def head(t: Tensor | None) -> Tensor | None:
+            return None if t is None else t[:n]
+
+        return TrainBatch(self.source, self.target, head(self.other), head(self.cross_truth),
+                          head(self.cross_landmarks))  # fmt: skip
+
 
 class ReenactmentPaths(nn.Module):
     """Runs the enabled paths of a step; returns ``{"self", "cross"?, "multi"?}`` images."""
@@ -72,6 +85,8 @@ class ReenactmentPaths(nn.Module):
         self.multi = multi
 
     def forward(self, source: Tensor, target: Tensor, other: Tensor | None) -> dict[str, Tensor]:
+        """``other`` may hold fewer samples than ``source``: the cross and multi
+        paths then run on the first ``len(other)`` sources."""
         g = self.generator
         motion_dim = g.config.motion_dim
         wa_s, feats_s = g.enc.encode_appearance(source)
@@ -81,11 +96,13 @@ class ReenactmentPaths(nn.Module):
             return out
         if other is None:
             raise ValueError("the cross path needs x_o (a frame of another identity)")
+        n = other.shape[0]  # the cross path may take only the first n samples
+        wa_n, feats_n = wa_s[:n], [f[:n] for f in feats_s]  # views: no copy
         coeff_o = g.enc.encode_motion(other)
-        alpha = compose_alpha(MotionMode.CROSS, coeff_o, g.enc.fc(wa_s), motion_dim)
-        out["cross"] = g.dec(wa_s, alpha, feats_s)
+        alpha = compose_alpha(MotionMode.CROSS, coeff_o, g.enc.fc(wa_n), motion_dim)
+        out["cross"] = g.dec(wa_n, alpha, feats_n)
         if self.multi:
-            out["multi"] = self._multi(out["self"], out["cross"])
+            out["multi"] = self._multi(out["self"][:n], out["cross"])
         return out
 
     def _multi(self, self_out: Tensor, cross_out: Tensor) -> Tensor:

@@ -205,8 +205,7 @@ class Trainer:
         model_path, state_path = ckpt.checkpoint_paths(self.checkpoint_dir, self.step)
         if self.env.is_main:
             self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-            ckpt.save_model(model_path, self.generator, self.discriminator, self.step,
-                            self.domain)
+            ckpt.save_model(model_path, self.generator, self.discriminator, self.step, self.domain)
             ckpt.save_training_state(state_path, self.state_dict())
             ckpt.prune_checkpoints(self.checkpoint_dir, self.config.keep_checkpoints)
         barrier(self.env)
@@ -241,7 +240,7 @@ class Trainer:
     def train_step(self, batch: TrainBatch) -> dict[str, float]:
         """One G update and (with a GAN term) one D update; returns the loss terms."""
         weights = self.config.losses
-        batch = batch.to(self.env.device)
+        batch = batch.to(self.env.device).cross_rows(self.config.cross_share)
         self.discriminator.requires_grad_(False)
         with _autocast(self.env, self.use_amp):
             outputs = self.g_step_module(batch.source, batch.target, batch.other)

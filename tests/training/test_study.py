@@ -166,3 +166,16 @@ def test_a_tiny_study_runs_end_to_end_and_resumes(tmp_path, capsys):
     again = json.loads((results / "study.json").read_text())
     assert again["seconds"]["stage2_trained_this_call"] == 0
     assert again["arms"] == report["arms"] and again["seconds"]["study_wall"] > first_wall
+
+
+def test_split_and_share_ablations_change_the_model_or_the_batch(tmp_path):
+    from training.models import resolve_model_config
+
+    study, paths = StudyConfig(), StudyPaths(tmp_path)
+    five = ablation_config(study, paths, "preservable_5")
+    assert five.model == "vicoface-32s-b5" and resolve_model_config(five.model).id_dim == 5
+    assert resolve_model_config(five.model).motion_dim == 20
+    share = ablation_config(study, paths, "cross_share_half")
+    assert share.cross_share == 0.5 and share.model == "vicoface-32s"
+    with pytest.raises(ValueError, match="ViCoFace"):
+        resolve_model_config("lia-32s-b5")

@@ -106,14 +106,22 @@ def test_checkpoints_record_the_trainers_domain_and_exports_keep_it(tmp_path):
     from networks.checkpoint import checkpoint_domain
     from training.checkpointing import export_generator
 
-    trainer = Trainer(tiny_config(steps=1), ToyReenactmentDataset(), toy_batch, tmp_path / "run",
-                      CPU, progress=False, domain=TrainingDomain.REAL_FACES)
+    trainer = Trainer(
+        tiny_config(steps=1),
+        ToyReenactmentDataset(),
+        toy_batch,
+        tmp_path / "run",
+        CPU,
+        progress=False,
+        domain=TrainingDomain.REAL_FACES,
+    )
     model = trainer.train().checkpoint
     assert model is not None and read_checkpoint(model).domain is TrainingDomain.REAL_FACES
     export_generator(model, tmp_path / "shipped.safetensors", {"recipe": "here"})
     assert checkpoint_domain(tmp_path / "shipped.safetensors") is TrainingDomain.REAL_FACES
-    export_generator(model, tmp_path / "relabelled.safetensors", {},
-                     domain=TrainingDomain.SYNTHETIC_WORLD)
+    export_generator(
+        model, tmp_path / "relabelled.safetensors", {}, domain=TrainingDomain.SYNTHETIC_WORLD
+    )
     assert checkpoint_domain(tmp_path / "relabelled.safetensors") is TrainingDomain.SYNTHETIC_WORLD
 
 
@@ -187,3 +195,27 @@ def test_a_lia_release_file_initialises_a_vicoface_run(tmp_path):
     assert torch.equal(new["dec.direction.weight"][:, :20], old["dec.direction.weight"])
     d_new, d_old = trainer.discriminator.state_dict(), dis.state_dict()
     assert all(torch.equal(d_new[k], d_old[k]) for k in d_old)
+
+
+def test_a_cross_share_runs_the_cross_and_multi_paths_on_the_first_samples_only(tmp_path):
+    from training.paths import ReenactmentPaths, TrainBatch
+
+    images = [torch.rand(4, 3, 32, 32) * 2 - 1 for _ in range(4)]
+    batch = TrainBatch(images[0], images[1], images[2], images[3], torch.zeros(4, 5, 2))
+    half = batch.cross_rows(0.5)
+    assert half.other.shape[0] == half.cross_truth.shape[0] == 2 and half.source.shape[0] == 4
+    assert batch.cross_rows(1.0) is batch and batch.cross_rows(0.1).other.shape[0] == 1
+    trainer = Trainer(tiny_config(steps=2, cross_share=0.5), ToyReenactmentDataset(), toy_batch,
+                      tmp_path, CPU, progress=False)  # fmt: skip
+    paths: ReenactmentPaths = trainer.paths
+    with torch.no_grad():
+        out = paths(half.source, half.target, half.other)
+    assert out["self"].shape[0] == 4 and out["cross"].shape[0] == out["multi"].shape[0] == 2
+    # The cross output of the first samples is what the full batch gives them.
+    with torch.no_grad():
+        full = paths(batch.source, batch.target, batch.other)
+    torch.testing.assert_close(out["cross"], full["cross"][:2], rtol=1e-4, atol=1e-5)
+    terms = trainer.train().last_losses
+    assert {"cross_l1", "cycle_l1"} <= set(terms)
+    with pytest.raises(ValueError, match="cross_share"):
+        tiny_config(cross_share=0.0)

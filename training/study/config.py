@@ -14,7 +14,7 @@ slower in short runs), beta2 and the rates are the spec's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,17 +23,38 @@ from training.config import DataConfig, LossWeights, OptimConfig, TrainConfig
 ARMS = ("lia", "vicoface")
 """Arm A continues LIA self-reenactment; arm B is ViCoFace's mixture training."""
 
-ABLATIONS: dict[str, dict[str, Any]] = {
-    "no_pseudo": {"cross_l1": 0.0},
-    "pseudo_weight_5": {"cross_l1": 5.0},
-    "no_multipath": {"cycle_l1": 0.0},
-    "no_id_lmk": {"identity": 0.0, "landmarks": 0.0},
-    "ground_truth_target": {},
+
+@dataclass(frozen=True)
+class Ablation:
+    """One change to arm B's recipe.
+
+    Attributes:
+        losses: loss weights changed (`LossWeights` fields).
+        cross_target: ``"ground_truth"`` supervises the cross path by the world's
+            exact ground truth instead of the teacher: privileged information the
+            paper does not have, run to measure what the pseudo targets cost.
+        preservable: preservable directions instead of 10 (the 20 transferable
+            ones are stage 1's LIA basis either way).
+        cross_share: share of each batch that takes the cross path.
+    """
+
+    losses: dict[str, float] = field(default_factory=dict)
+    cross_target: str | None = None
+    preservable: int | None = None
+    cross_share: float | None = None
+
+
+ABLATIONS: dict[str, Ablation] = {
+    "no_pseudo": Ablation(losses={"cross_l1": 0.0}),
+    "pseudo_weight_5": Ablation(losses={"cross_l1": 5.0}),
+    "no_multipath": Ablation(losses={"cycle_l1": 0.0}),
+    "no_id_lmk": Ablation(losses={"identity": 0.0, "landmarks": 0.0}),
+    "ground_truth_target": Ablation(cross_target="ground_truth"),
+    "preservable_5": Ablation(preservable=5),
+    "preservable_20": Ablation(preservable=20),
+    "cross_share_half": Ablation(cross_share=0.5),
 }
-"""Arm B with one change each (loss weights changed, or for ``ground_truth_target``
-the cross path supervised by the world's exact ground truth instead of the
-teacher: privileged information the paper does not have, run to measure what
-the pseudo targets cost)."""
+"""Arm B with one change each, from the same stage-1 start and seed."""
 
 
 @dataclass(frozen=True)
@@ -189,14 +210,21 @@ def arm_config(study: StudyConfig, paths: StudyPaths, arm: str, seed: int) -> Tr
 def ablation_config(study: StudyConfig, paths: StudyPaths, name: str) -> TrainConfig:
     """Arm B of ``ablation_seed`` with the one change ``ABLATIONS[name]``."""
     base = arm_config(study, paths, "vicoface", study.ablation_seed)
-    if name == "ground_truth_target":
-        return replace(base, cross_target="ground_truth", teacher_checkpoint=None)
-    return replace(base, losses=replace(base.losses, **ABLATIONS[name]))
+    change = ABLATIONS[name]
+    config = replace(base, losses=replace(base.losses, **change.losses))  # type: ignore[arg-type]
+    if change.cross_target == "ground_truth":
+        config = replace(config, cross_target="ground_truth", teacher_checkpoint=None)
+    if change.preservable is not None:
+        config = replace(config, model=f"{base.model}-b{change.preservable}")
+    if change.cross_share is not None:
+        config = replace(config, cross_share=change.cross_share)
+    return config
 
 
 __all__ = [
     "ABLATIONS",
     "ARMS",
+    "Ablation",
     "StudyConfig",
     "StudyPaths",
     "ablation_config",
