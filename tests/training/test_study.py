@@ -102,16 +102,20 @@ def test_verdict_needs_a_gain_beyond_twice_the_seed_spread():
     assert not verdict({"lia": lia, "vicoface": worse_psnr})["cross_psnr"]["met"]
 
 
-def test_plateau_stops_after_min_steps_when_the_gain_is_small(tmp_path):
-    study = StudyConfig(min_steps=1000, min_gain_db=0.1, eval_every=500)
+def test_plateau_stops_when_patience_evaluations_gain_too_little(tmp_path):
+    study = StudyConfig(min_steps=1000, min_gain_db=0.1, eval_every=500, patience=2)
     plateau = Plateau(study, tmp_path / "curve.json", [])
-    for step, psnr in [(0, 15.0), (500, 15.05)]:
+    for step, psnr in [(0, 15.0), (250, 15.02), (500, 15.04)]:
         plateau.add(step, psnr)
-    assert not plateau.reached  # before min_steps
-    plateau.add(1000, 18.0)
-    assert not plateau.reached
-    plateau.add(1500, 18.05)
-    assert plateau.reached and plateau.stopped_at == 1500
+    assert not plateau.reached  # flat, but before min_steps
+    plateau.add(1000, 15.05)
+    assert plateau.reached
+    plateau.curve.clear()
+    for step, psnr in [(0, 15.0), (500, 18.0), (1000, 18.3), (1500, 18.2)]:
+        plateau.add(step, psnr)
+    assert not plateau.reached  # one dip: the last two still beat the best before by 0.3
+    plateau.add(2000, 18.35)
+    assert plateau.reached and plateau.stopped_at == 2000  # 18.35 vs 18.3: 0.05 in 1000 steps
     resumed = Plateau.load(study, tmp_path / "curve.json", resumed_step=1000)
     assert [s for s, _ in resumed.curve] == [0, 500, 1000]
 

@@ -67,8 +67,8 @@ class StudyConfig:
         variant: ``"s"`` (the study's small models) or ``"t"`` (tiny, for tests).
         batch_size: batch of every run.
         eval_every: stage 1 scores the validation pairs every this many steps.
-        min_gain_db: stage 1 stops when validation cross PSNR gains less than this
-            over the last ``eval_every`` steps...
+        min_gain_db: stage 1 stops when its best validation cross PSNR of the last
+            ``patience`` evaluations beats the best before them by less than this...
         min_steps: ...but not before this many steps...
         max_steps: ...and at the latest here.
         stage2_steps: steps of every stage-2 run (arms and ablations alike).
@@ -90,6 +90,7 @@ class StudyConfig:
     batch_size: int = 8
     eval_every: int = 500
     min_gain_db: float = 0.1
+    patience: int = 2
     min_steps: int = 1000
     max_steps: int = 6000
     stage2_steps: int = 1000
@@ -115,6 +116,8 @@ class StudyConfig:
             raise ValueError(f"ablation_seed {self.ablation_seed} must be one of {self.seeds}")
         if not 0 < self.min_steps <= self.max_steps:
             raise ValueError("need 0 < min_steps <= max_steps")
+        if self.patience < 1:
+            raise ValueError("patience must be >= 1")
         if self.eval_every < 1 or self.stage2_steps < 1 or self.jobs < 1 or self.threads < 1:
             raise ValueError("eval_every, stage2_steps, jobs and threads must be >= 1")
 

@@ -94,7 +94,11 @@ def cross_psnr(generator: Generator, pairs: CrossPairs) -> float:
 
 @dataclass
 class Plateau:
-    """Stage 1's stopping rule and curve: ``[(step, val cross PSNR)]``, saved as JSON."""
+    """Stage 1's stopping rule and curve: ``[(step, val cross PSNR)]``, saved as JSON.
+
+    The run stops once validation cross PSNR has gained less than
+    ``min_gain_db`` in ``patience`` evaluations (``eval_every`` steps apart).
+    """
 
     study: StudyConfig
     path: Path
@@ -111,10 +115,14 @@ class Plateau:
 
     @property
     def reached(self) -> bool:
-        if len(self.curve) < 2:
+        """True when the best of the last ``patience`` evaluations beats the best before
+        them by less than ``min_gain_db`` (one noisy dip alone does not stop the run)."""
+        patience = self.study.patience
+        if len(self.curve) <= patience or self.curve[-1][0] < self.study.min_steps:
             return False
-        (_, before), (step, now) = self.curve[-2], self.curve[-1]
-        return step >= self.study.min_steps and now - before < self.study.min_gain_db
+        recent = max(p for _, p in self.curve[-patience:])
+        before = max(p for _, p in self.curve[:-patience])
+        return recent - before < self.study.min_gain_db
 
     @property
     def stopped_at(self) -> int | None:
