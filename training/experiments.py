@@ -45,6 +45,7 @@ from training.study.runs import (
     add_wall_time,
     final_checkpoint,
     load_judge,
+    log_seconds,
     run_seconds,
     train_aux_networks,
     train_stage1,
@@ -243,7 +244,7 @@ def run_study(study: StudyConfig, out: Path, results: Path) -> dict[str, Any]:
     models = {arm: runs.final(arm, study.seeds[0]) for arm in ARMS}
     seconds = {
         "study_wall": round(add_wall_time(out, time.monotonic() - started), 1),
-        "stage1": stage1.get("seconds"),
+        "stage1_training": log_seconds(paths.stage1 / "log.jsonl"),
         "stage2_runs": {d.name: run_seconds(d) for d in runs.configs},
         "stage2_trained_this_call": len(trained),
     }

@@ -183,3 +183,13 @@ def test_split_and_share_ablations_change_the_model_or_the_batch(tmp_path):
     assert share.cross_share == 0.5 and share.model == "vicoface-32s"
     with pytest.raises(ValueError, match="ViCoFace"):
         resolve_model_config("lia-32s-b5")
+
+
+def test_log_seconds_add_up_the_stretches_of_a_resumed_run(tmp_path):
+    from training.study.runs import log_seconds
+
+    log = tmp_path / "log.jsonl"
+    times = [10.0, 20.0, 30.0, 5.0, 15.0]  # a resume after 30 s restarted the clock
+    log.write_text("".join(json.dumps({"step": i, "time": t}) + "\n" for i, t in enumerate(times)))
+    assert log_seconds(log) == 45.0
+    assert log_seconds(tmp_path / "missing.jsonl") is None

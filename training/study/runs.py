@@ -47,7 +47,11 @@ def _cpu() -> DistEnv:
 
 
 def train_aux_networks(study: StudyConfig, paths: StudyPaths) -> dict[str, float]:
-    """L_id / L_lmk networks for arm B and the separate identity judge; held-out losses."""
+    """L_id / L_lmk networks for arm B and the separate identity judge.
+
+    Returns ``{name: {"loss": held-out batch loss, "seconds": training time}}``
+    of every network this study directory trained (kept in ``aux/aux.json``).
+    """
     plan = {
         "identity": ("identity", 200, AuxTrainConfig(steps=study.aux_steps, seed=0)),
         "landmarks": ("landmarks", 200, AuxTrainConfig(steps=study.aux_steps, seed=0)),
@@ -57,16 +61,19 @@ def train_aux_networks(study: StudyConfig, paths: StudyPaths) -> dict[str, float
             AuxTrainConfig(steps=study.judge_steps, seed=JUDGE_SEED),
         ),
     }
-    losses = {}
+    record_path = paths.aux / "aux.json"
+    record = json.loads(record_path.read_text()) if record_path.is_file() else {}
     for name, (kind, identities, config) in plan.items():
         path = paths.aux / f"{name}.safetensors"
         if path.is_file():
             continue
+        started = time.monotonic()
         net, loss = train_world_aux(kind, study.size, 32, identities, config)
         save_aux_net(net, path)
-        losses[name] = loss
+        record[name] = {"loss": loss, "seconds": round(time.monotonic() - started, 1)}
+        record_path.write_text(json.dumps(record, indent=2) + "\n")
         log.warning("aux %s network: held-out batch loss %.4f", name, loss)
-    return losses
+    return dict(record)
 
 
 def load_judge(paths: StudyPaths) -> torch.nn.Module:
@@ -226,6 +233,24 @@ def run_seconds(run_dir: Path) -> float | None:
     return float(json.loads(path.read_text())["seconds"]) if path.is_file() else None
 
 
+def log_seconds(log: Path) -> float | None:
+    """Training seconds in a run's ``log.jsonl``, summed over its resumes.
+
+    Each call of the trainer restarts the log's clock, so the total is the
+    sum of each stretch's last time (the log is written every ``log_every``
+    steps: the last steps of a stopped stretch are not counted).
+    """
+    if not log.is_file():
+        return None
+    total, last = 0.0, 0.0
+    for line in log.read_text().splitlines():
+        now = float(json.loads(line)["time"])
+        if now < last:
+            total += last
+        last = now
+    return round(total + last, 1)
+
+
 def add_wall_time(root: Path, seconds: float) -> float:
     """Add one call's wall time to the study's total under ``root``; returns the total."""
     path = root / "wall.json"
@@ -242,6 +267,7 @@ __all__ = [
     "cross_psnr",
     "final_checkpoint",
     "load_judge",
+    "log_seconds",
     "run_seconds",
     "train_aux_networks",
     "train_one",
