@@ -51,8 +51,18 @@ def nice_ticks(low: float, high: float, count: int = 6) -> list[float]:
     return ticks
 
 
-def plot(path: Path, layers: Sequence[Layer], title: str, x_label: str, y_label: str) -> Path:
-    """Draw ``layers`` on shared axes into a PNG at ``path``; returns ``path``."""
+def plot(
+    path: Path,
+    layers: Sequence[Layer],
+    title: str,
+    x_label: str,
+    y_label: str,
+    legend_low: bool = False,
+) -> Path:
+    """Draw ``layers`` on shared axes into a PNG at ``path``; returns ``path``.
+
+    The legend sits in the top left corner, or the bottom right with ``legend_low``.
+    """
     xs = [x for layer in layers for x, _ in layer.points]
     ys = [y for layer in layers for _, y in layer.points]
     x_ticks, y_ticks = nice_ticks(min(xs), max(xs)), nice_ticks(min(ys), max(ys))
@@ -82,10 +92,12 @@ def plot(path: Path, layers: Sequence[Layer], title: str, x_label: str, y_label:
             )
         for p in points:
             cv2.circle(image, p, 3, layer.colour, -1, cv2.LINE_AA)
+    x0 = left + width - 300 if legend_low else left + 14
+    y0 = top + height - 12 - 18 * (len(layers) - 1) if legend_low else top + 16
     for i, layer in enumerate(layers):
-        y = top + 16 + 18 * i
-        cv2.circle(image, (left + 14, y - 4), 4, layer.colour, -1, cv2.LINE_AA)
-        _text(image, layer.label, (left + 24, y), 0.42)
+        y = y0 + 18 * i
+        cv2.circle(image, (x0, y - 4), 4, layer.colour, -1, cv2.LINE_AA)
+        _text(image, layer.label, (x0 + 10, y), 0.42)
     _text(image, title, (left, 24), 0.5)
     _text(image, x_label, (left + width // 2 - 60, SIZE[1] - 12), 0.45)
     _text(image, y_label, (4, top - 8), 0.42)
@@ -112,7 +124,7 @@ def stage1_curve(path: Path, curve: Sequence[tuple[int, float]], stopped_at: int
                 f"plateau: stage 2 starts here ({stopped_at})", [(float(stopped_at), psnr)], ORANGE
             )
         )
-    return plot(path, layers, "Stage 1: LIA self-reenactment", "step", "dB")
+    return plot(path, layers, "Stage 1: LIA self-reenactment", "step", "dB", legend_low=True)
 
 
 def pair_scatter(path: Path, arm_a: Tensor, arm_b: Tensor, mismatch: Tensor, score: str) -> Path:
