@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 
 from networks.checkpoint import load_generator
+from pipeline.provenance import machine_info
 from training.config import TrainConfig
 from training.evaluate import cross_mode, model_method
 from training.study.config import (
@@ -273,6 +274,22 @@ def _pair_facts(test: CrossPairs) -> dict[str, float | int]:
     }
 
 
+_INT_OPTIONS = {
+    "size": "image side of the trained models (32 or 64)",
+    "max_steps": "stage 1 stops here at the latest",
+    "min_steps": "stage 1 runs at least this long",
+    "eval_every": "stage 1 scores the validation pairs every this many steps",
+    "stage2_steps": "steps of every stage-2 run (arms and ablations)",
+    "aux_steps": "training steps of the L_id / L_lmk networks",
+    "judge_steps": "training steps of the identity judge",
+    "val_pairs": "validation cross pairs (stage 1's stopping rule)",
+    "test_pairs": "held-out test cross pairs scored",
+    "jobs": "stage-2 runs trained at once",
+    "threads": "threads of each stage-2 run",
+}
+"""`StudyConfig` fields that are plain integer options (``--max-steps`` ...), with their help."""
+
+
 def _parse(argv: list[str] | None) -> tuple[argparse.Namespace, StudyConfig]:
     defaults = StudyConfig()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -288,46 +305,43 @@ def _parse(argv: list[str] | None) -> tuple[argparse.Namespace, StudyConfig]:
         default=Path("benchmarks/results/study"),
         help="where study.json and the pictures go",
     )
-    parser.add_argument("--size", type=int, default=defaults.size)
-    parser.add_argument("--variant", default=defaults.variant, choices=("s", "t"))
-    parser.add_argument("--max-steps", type=int, default=defaults.max_steps)
-    parser.add_argument("--min-steps", type=int, default=defaults.min_steps)
-    parser.add_argument("--eval-every", type=int, default=defaults.eval_every)
-    parser.add_argument("--stage2-steps", type=int, default=defaults.stage2_steps)
-    parser.add_argument("--seeds", type=int, nargs="+", default=list(defaults.seeds))
+    for name, text in _INT_OPTIONS.items():
+        default = getattr(defaults, name)
+        flag = "--" + name.replace("_", "-")
+        parser.add_argument(flag, type=int, default=default, help=f"{text} (default {default})")
     parser.add_argument(
-        "--ablations", nargs="*", default=list(defaults.ablations), choices=sorted(ABLATIONS)
+        "--variant",
+        default=defaults.variant,
+        choices=("s", "t"),
+        help="s: the study's small models; t: tiny ones, for tests",
     )
-    parser.add_argument("--aux-steps", type=int, default=defaults.aux_steps)
-    parser.add_argument("--judge-steps", type=int, default=defaults.judge_steps)
-    parser.add_argument("--val-pairs", type=int, default=defaults.val_pairs)
-    parser.add_argument("--test-pairs", type=int, default=defaults.test_pairs)
-    parser.add_argument("--jobs", type=int, default=defaults.jobs)
-    parser.add_argument("--threads", type=int, default=defaults.threads)
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=list(defaults.seeds),
+        help="stage-2 seeds, each run by both arms; the first also seeds the ablations",
+    )
+    parser.add_argument(
+        "--ablations",
+        nargs="*",
+        default=list(defaults.ablations),
+        choices=sorted(ABLATIONS),
+        metavar="NAME",
+        help=f"arm-B ablations to run (none with no name): {sorted(ABLATIONS)}",
+    )
     args = parser.parse_args(argv)
     study = StudyConfig(
-        size=args.size,
+        **{name: getattr(args, name) for name in _INT_OPTIONS},
         variant=args.variant,
-        max_steps=args.max_steps,
-        min_steps=args.min_steps,
-        eval_every=args.eval_every,
-        stage2_steps=args.stage2_steps,
         seeds=tuple(args.seeds),
         ablations=tuple(args.ablations),
         ablation_seed=args.seeds[0],
-        aux_steps=args.aux_steps,
-        judge_steps=args.judge_steps,
-        val_pairs=args.val_pairs,
-        test_pairs=args.test_pairs,
-        jobs=args.jobs,
-        threads=args.threads,
     )
     return args, study
 
 
 def main(argv: list[str] | None = None) -> int:
-    from benchmarks.common import machine_info
-
     args, study = _parse(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     command = "python -m training.experiments " + shlex.join(sys.argv[1:] if argv is None else argv)

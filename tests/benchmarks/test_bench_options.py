@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from benchmarks.common import median_of_runs, package_versions
+from benchmarks.common import median_of_runs
 from benchmarks.webrtc import pinned, split_cores
+from pipeline.provenance import package_versions
 
 
 def test_several_runs_give_medians_spreads_and_every_run():
