@@ -727,6 +727,11 @@ def _ice_scope(config: ServerConfig) -> Iterator[None]:
             yield
 
 
+SHUTDOWN_GRACE_S = 5.0
+"""On stop, requests still in flight get this long to finish (aiohttp waits 60 s by
+default), so Ctrl-C ends the server within seconds even when a request is stuck."""
+
+
 async def serve(server: WebRTCServer, *, ready: Callable[[str], None] | None = None,
                 stop: asyncio.Event | None = None) -> None:
     """Run ``server`` until ``stop`` is set (or the task is cancelled).
@@ -739,7 +744,8 @@ async def serve(server: WebRTCServer, *, ready: Callable[[str], None] | None = N
     ssl_context = server_context(c.tls) if c.tls is not None else None
     with _ice_scope(c):
         runner = web.AppRunner(server.build_app(), access_log_class=AccessLogger,
-                               access_log=log.getChild("access"))
+                               access_log=log.getChild("access"),
+                               shutdown_timeout=SHUTDOWN_GRACE_S)
         await runner.setup()
         try:
             site = web.TCPSite(runner, c.host, c.port, ssl_context=ssl_context)
