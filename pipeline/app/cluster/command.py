@@ -48,7 +48,8 @@ def serve_cluster(args: argparse.Namespace) -> int:
             _announce_cluster(cluster, args.cluster)
 
         try:
-            asyncio.run(_serve_until_stopped(gateway, ready))
+            if asyncio.run(_serve_until_stopped(gateway, ready)):
+                raise KeyboardInterrupt  # Ctrl-C: the CLI's usual exit status 130
         except OSError as exc:
             raise UserError(f"cannot listen on {args.host}:{args.port}: {exc}") from exc
         finally:
@@ -56,19 +57,35 @@ def serve_cluster(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _serve_until_stopped(gateway: ClusterGateway, ready: Callable[[str], None]) -> None:
-    """Serve until Ctrl-C or SIGTERM (a service manager's stop): both end it cleanly."""
+async def _serve_until_stopped(gateway: ClusterGateway, ready: Callable[[str], None]) -> bool:
+    """Serve until Ctrl-C or SIGTERM (a service manager's stop): both end it cleanly.
+
+    Both signals get explicit handlers on the loop rather than relying on the
+    SIGINT disposition this process inherited (a parent that ignores SIGINT
+    passes that on, and asyncio then installs no handler of its own). Returns
+    True when Ctrl-C ended it.
+    """
     from stages.webrtc.server import serve
 
     stop = asyncio.Event()
+    interrupted = asyncio.Event()
     loop = asyncio.get_running_loop()
-    with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):  # not main thread
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
+
+    def on_sigint() -> None:
+        interrupted.set()
+        stop.set()
+
+    handlers = {signal.SIGTERM: stop.set, signal.SIGINT: on_sigint}
+    for number, handler in handlers.items():
+        with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):  # not main
+            loop.add_signal_handler(number, handler)
     try:
         await serve(gateway, ready=ready, stop=stop)
     finally:
-        with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
-            loop.remove_signal_handler(signal.SIGTERM)
+        for number in handlers:
+            with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+                loop.remove_signal_handler(number)
+    return interrupted.is_set()
 
 
 def open_gateway(config: ServerConfig, hosts: SessionHosts) -> ClusterGateway:
