@@ -31,7 +31,7 @@ from torch import Tensor
 from networks.checkpoint import load_generator
 from pipeline.provenance import machine_info
 from training.config import TrainConfig
-from training.evaluate import cross_mode, model_method
+from training.evaluate import baseline_methods, cross_mode, model_method
 from training.study.config import (
     ABLATIONS,
     ARMS,
@@ -54,7 +54,6 @@ from training.study.runs import (
 )
 from training.study.scores import (
     across_seeds,
-    baseline_methods,
     identity_distance,
     score_pairs,
     summarise,

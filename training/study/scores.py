@@ -19,17 +19,15 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from training.evaluate import Method
 from training.metrics import l1_per_image, masked_l1_per_image, psnr_per_image, ssim_per_image
 from training.study.pairs import CrossPairs
-
-Method = Callable[[Tensor, Tensor], Tensor]
-"""``(avatar, driver) -> output``, images ``[B, 3, S, S]`` in [-1, 1]."""
 
 SUBSETS = ("all", "mismatch")
 
@@ -97,16 +95,9 @@ def across_seeds(
     }
 
 
-def baseline_methods() -> dict[str, Method]:
-    """The trivial methods every arm must beat: the avatar unchanged, the driver copied."""
-    return {"avatar": lambda avatar, driver: avatar, "driver": lambda avatar, driver: driver}
-
-
 __all__ = [
     "SUBSETS",
-    "Method",
     "across_seeds",
-    "baseline_methods",
     "identity_distance",
     "score_pairs",
     "seed_statistics",
