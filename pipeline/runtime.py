@@ -4,14 +4,19 @@ Shape of a run::
 
     source --(head: flow limiter)--> [edge] -> stage 1 -> [edge] -> ... -> sink
 
-* The event loop only moves frames, counts them and supervises. Every blocking
-  stage (and the source) runs in a worker thread of its own, so consecutive
-  stages overlap and ``start``/``process``/``stop`` of a stage always run on
-  the same thread (thread-affine resources such as sessions stay valid).
-* Edges are `LiveEdge` (capacity 1, drop oldest) in live mode and
-  `LosslessEdge` (bounded, blocking) in offline mode. The flow limiter at the
-  head bounds the frames in flight; in live mode a new frame replaces the one
-  waiting at the head, so the graph always works on the newest picture.
+* The event loop only moves frames, counts them and supervises. The blocking
+  stages run in worker threads, one per core of the machine
+  (``stage_threads``): consecutive blocking stages are dealt into that many
+  segments (`pipeline.segments`), each run back to back by one worker, so
+  segments overlap, a frame changes threads only between segments, and
+  ``start``/``process``/``stop`` of a stage always run on the same thread
+  (thread-affine resources such as sessions stay valid). The source reads in
+  a worker of its own.
+* Edges, one in front of each segment, are `LiveEdge` (capacity 1, drop
+  oldest) in live mode and `LosslessEdge` (bounded, blocking) in offline
+  mode. The flow limiter at the head bounds the frames in flight; in live
+  mode a new frame replaces the one waiting at the head, so the graph always
+  works on the newest picture.
   Optionally (``adaptive_in_flight``) an `InFlightController` moves the limit
   to the smallest value that holds the throughput.
 * A failure on one frame is logged with the stage name, the frame is dropped
@@ -40,11 +45,12 @@ from dataclasses import dataclass, field
 
 from pipeline.clock import Clock, MonotonicClock
 from pipeline.edges import Edge, EdgePolicy, LiveEdge, make_edge
-from pipeline.frame import DEFAULT_TIME_BASE, Frame, StageTiming, check_image
+from pipeline.frame import DEFAULT_TIME_BASE, Frame, check_image
 from pipeline.graph import validate_chain
 from pipeline.in_flight import InFlightConfig, InFlightController
 from pipeline.limiter import FlowLimiter
 from pipeline.metrics import Metrics
+from pipeline.segments import Segment, Step, plan_segments, run_segment
 from pipeline.stage import Source, SourceFrame, SourceInfo, Stage
 
 log = logging.getLogger(__name__)
@@ -65,9 +71,9 @@ class SourceFailedError(RuntimeError):
     """The source could not be opened or failed while reading."""
 
 
-def default_in_flight(blocking_stages: int, cpus: int | None = None) -> int:
-    """One frame per core of the machine plus one waiting, at most one per blocking stage
-    plus one, at least two.
+def default_in_flight(blocking_segments: int, cpus: int | None = None) -> int:
+    """One frame per core of the machine plus one waiting, at most one per blocking
+    segment plus one, at least two.
 
     No more stages can compute at once than there are cores: further frames in
     flight only wait in the edges and, after a hiccup (another process taking
@@ -79,7 +85,7 @@ def default_in_flight(blocking_stages: int, cpus: int | None = None) -> int:
     core held 2 and lost a quarter of its frame rate (20.0 against 26.9 fps).
     """
     cores = cpus if cpus is not None else os.cpu_count() or 1
-    return max(2, min(blocking_stages + 1, cores + 1))
+    return max(2, min(blocking_segments + 1, cores + 1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +111,9 @@ class RuntimeConfig:
             Offline runs always use the fixed limit (backpressure, nothing
             dropped, so there is no latency to win).
         in_flight_control: tuning of the adaptive limit.
+        stage_threads: worker threads the blocking stages are dealt into
+            (`pipeline.segments.plan_segments`); ``None`` = one per core of the
+            machine. A number at or above the blocking stages gives each its own.
         lossless_capacity: queue size of each offline edge.
         max_consecutive_errors: failures in a row after which a stage stops
             the run (also: refused source pictures in a row).
@@ -118,6 +127,7 @@ class RuntimeConfig:
     max_in_flight: int | None = None
     adaptive_in_flight: bool = False
     in_flight_control: InFlightConfig = field(default_factory=InFlightConfig)
+    stage_threads: int | None = None
     lossless_capacity: int = 4
     max_consecutive_errors: int = 10
     max_frames: int | None = None
@@ -130,6 +140,8 @@ class RuntimeConfig:
             raise ValueError("max_in_flight must be >= 1")
         if self.max_consecutive_errors < 1:
             raise ValueError("max_consecutive_errors must be >= 1")
+        if self.stage_threads is not None and self.stage_threads < 1:
+            raise ValueError("stage_threads must be >= 1")
         if self.duration_s is not None and self.duration_s <= 0:
             raise ValueError("duration_s must be > 0")
 
@@ -157,7 +169,7 @@ class RunReport:
     order_preserved: bool = True
 
 
-@dataclass
+@dataclass(eq=False)
 class _Worker:
     """A single-thread executor owned by one component."""
 
@@ -171,11 +183,14 @@ class _Worker:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
 
-def _timed(clock: Clock, stage: Stage, frame: Frame) -> tuple[Frame | None, int, int]:
-    """Run ``stage.process`` and time it, in the stage's own thread."""
-    start = clock.now_ns()
-    result = stage.process(frame)
-    return result, start, clock.now_ns()
+def _segment_workers(segments: Sequence[Segment]) -> dict[str, _Worker]:
+    """Each blocking segment's worker, under the name of every stage it runs."""
+    workers: dict[str, _Worker] = {}
+    for segment in segments:
+        if segment.blocking:
+            worker = _Worker(segment.name)
+            workers.update(dict.fromkeys((s.name for s in segment.stages), worker))
+    return workers
 
 
 class Pipeline:
@@ -198,6 +213,7 @@ class Pipeline:
         self.source = source
         self.stages = list(stages)
         self.config = config or RuntimeConfig()
+        self.segments = plan_segments(self.stages, self.config.stage_threads)
         self.clock: Clock = clock or MonotonicClock()
         self.metrics = Metrics()
         self._on_status = on_status
@@ -227,7 +243,7 @@ class Pipeline:
         """The fixed limit, or the cap of the adaptive one (``RuntimeConfig``)."""
         if self.config.max_in_flight is not None:
             return self.config.max_in_flight
-        return default_in_flight(sum(1 for s in self.stages if s.blocking))
+        return default_in_flight(sum(1 for s in self.segments if s.blocking))
 
     # ---- the run ------------------------------------------------------------
     async def run(self) -> RunReport:
@@ -236,7 +252,7 @@ class Pipeline:
         if self._stop_requested.is_set():
             self._stop.set()
         source_worker = _Worker("source")
-        workers = {s.name: _Worker(s.name) for s in self.stages if s.blocking}
+        workers = _segment_workers(self.segments)
         started: list[Stage] = []
         source_open = False
         tasks: list[asyncio.Task[object]] = []
@@ -251,7 +267,7 @@ class Pipeline:
             await self._stop_stages(started, workers)
             if source_open:
                 await self._close_source(source_worker)
-            for worker in [source_worker, *workers.values()]:
+            for worker in [source_worker, *dict.fromkeys(workers.values())]:
                 worker.executor.shutdown(wait=True)
 
     async def _open_source(self, worker: _Worker) -> SourceInfo:
@@ -310,18 +326,19 @@ class Pipeline:
     ) -> str:
         limiter = self._build_head()
         edges = self._build_edges(limiter)
-        for i, stage in enumerate(self.stages):
+        for i, segment in enumerate(self.segments):
             out = edges[i + 1] if i + 1 < len(edges) else None
-            loop_coro = self._stage_loop(stage, workers.get(stage.name), edges[i], out, limiter)
-            tasks.append(asyncio.create_task(loop_coro, name=f"stage:{stage.name}"))
+            loop_coro = self._segment_loop(segment, workers.get(segment.name), edges[i], out,
+                                           limiter)
+            tasks.append(asyncio.create_task(loop_coro, name=f"stage:{segment.name}"))
         feeder = asyncio.create_task(
             self._feed(info, source_worker, edges[0], limiter), name="source"
         )
         tasks.append(feeder)
         if self.config.status_interval_s > 0 and self._on_status is not None:
             tasks.append(asyncio.create_task(self._status_loop(), name="status"))
-        reason = await self._supervise(feeder, tasks[: len(self.stages)])
-        await self._drain(limiter, tasks[: len(self.stages)])
+        reason = await self._supervise(feeder, tasks[: len(self.segments)])
+        await self._drain(limiter, tasks[: len(self.segments)])
         return reason
 
     def _build_head(self) -> FlowLimiter:
@@ -336,12 +353,12 @@ class Pipeline:
         self.metrics.in_flight.record(self.clock.now_ns(), in_flight, limit)
 
     def _build_edges(self, limiter: FlowLimiter) -> list[Edge]:
-        """One edge in front of each stage; every owner of drops is registered with metrics."""
+        """One edge in front of each segment; every owner of drops is registered with metrics."""
         policy = self.config.edge_policy
         edges: list[Edge] = []
-        for stage in self.stages:
+        for segment in self.segments:
             # A dropped frame leaves the graph: its token goes back to the head.
-            edge = make_edge(policy, f"->{stage.name}", capacity=self.config.lossless_capacity,
+            edge = make_edge(policy, f"->{segment.name}", capacity=self.config.lossless_capacity,
                              on_drop=lambda _frame: limiter.release())
             self.metrics.count_drops_of(edge.name, edge)
             edges.append(edge)
@@ -482,41 +499,42 @@ class Pipeline:
             self._controller.note_refused()
 
     # ---- the stage side ----------------------------------------------------------
-    async def _stage_loop(
+    async def _segment_loop(
         self,
-        stage: Stage,
+        segment: Segment,
         worker: _Worker | None,
         inp: Edge,
         out: Edge | None,
         limiter: FlowLimiter,
     ) -> None:
-        failures = 0
+        failures = dict.fromkeys((s.name for s in segment.stages), 0)
         while True:
             frame = await inp.get()
-            try:
-                if worker is None:
-                    result, start, end = _timed(self.clock, stage, frame)
-                else:
-                    result, start, end = await worker.call(_timed, self.clock, stage, frame)  # type: ignore[misc]
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                failures += 1
-                self._on_failure(stage, frame, exc, failures)
-                limiter.release()
-                continue
-            failures = 0
-            self.metrics.record_stage(stage.name, start, end)
+            if worker is None:
+                result, steps = run_segment(self.clock, segment, frame)
+            else:
+                result, steps = await worker.call(run_segment, self.clock, segment, frame)  # type: ignore[misc]
+            self._account(steps, frame, failures)
             if result is None:
-                self.metrics.stages[stage.name].filtered += 1
+                if steps[-1].error is None:  # the stage returned None on purpose
+                    self.metrics.stages[steps[-1].stage.name].filtered += 1
                 limiter.release()
-                continue
-            result.trace.append(StageTiming(stage.name, start, end))
-            if out is not None:
+            elif out is not None:
                 await out.put(result)
             else:
                 self._deliver(result, limiter)
                 limiter.release()
+
+    def _account(self, steps: list[Step], frame: Frame, failures: dict[str, int]) -> None:
+        """Count what each stage did with the frame; too many failures in a row stop the run."""
+        for step in steps:
+            name = step.stage.name
+            if step.error is not None:
+                failures[name] += 1
+                self._on_failure(step.stage, frame, step.error, failures[name])
+                return
+            failures[name] = 0
+            self.metrics.record_stage(name, step.start_ns, step.end_ns)
 
     def _on_failure(self, stage: Stage, frame: Frame, exc: Exception, failures: int) -> None:
         counters = self.metrics.stages[stage.name]

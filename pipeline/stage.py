@@ -3,8 +3,9 @@
 A stage is one small class with one hot method, ``process(frame)``, that
 returns the frame (changed or not) or ``None`` to drop it. Stages do not know
 their neighbours, do not sleep for pacing, do not start threads: the runtime
-runs every blocking stage in a worker thread of its own, so consecutive
-stages overlap, and owns every policy (queues, drops, metrics, errors).
+runs the blocking stages in worker threads (one per core, consecutive stages
+sharing one: `pipeline.segments`), so stages in different threads overlap,
+and owns every policy (queues, drops, metrics, errors).
 
 A sink is simply the last stage: it writes the frame somewhere and returns it
 so the runtime can count it as delivered and measure end-to-end latency.
@@ -33,7 +34,8 @@ class Stage(Protocol):
             rejected before the first frame if no upstream stage produces one.
         produces: result types this stage stores on every frame it returns.
         blocking: ``True`` (the default for anything that computes) runs
-            ``process`` in the stage's own worker thread; ``False`` runs it on
+            ``process`` in a worker thread (always the same one for a stage,
+            perhaps shared with its neighbours); ``False`` runs it on
             the event loop and is only for trivial bookkeeping (microseconds).
     """
 

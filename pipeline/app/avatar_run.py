@@ -57,6 +57,8 @@ class AvatarRunConfig:
             is the cap.
         adaptive_in_flight: live runs let the head limiter follow what pays
             (`pipeline.in_flight`); ``False`` keeps ``max_in_flight`` fixed.
+        stage_threads: worker threads the stages are dealt into
+            (`pipeline.segments`); ``None`` = one per core.
         path: fixed settings of the avatar path.
     """
 
@@ -73,6 +75,7 @@ class AvatarRunConfig:
     output_size: tuple[int, int] | None = None
     max_in_flight: int | None = None
     adaptive_in_flight: bool = False
+    stage_threads: int | None = None
     path: AvatarPathConfig = field(default_factory=AvatarPathConfig)
 
     def __post_init__(self) -> None:
@@ -125,6 +128,7 @@ def runtime_config(config: AvatarRunConfig, status: bool, blocking_stages: int) 
     return RuntimeConfig(mode=config.mode, duration_s=default_seconds(config),
                          max_frames=config.frames, max_in_flight=config.max_in_flight,
                          adaptive_in_flight=config.adaptive_in_flight,
+                         stage_threads=config.stage_threads,
                          status_interval_s=1.0 if status else 0.0)
 
 

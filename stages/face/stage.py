@@ -15,7 +15,7 @@ from stages.face.types import FaceCrop, Point, TrackStatus
 class FaceTrackStage(StageBase):
     """Finds and follows the driving face; stores a `FaceCrop` on every frame.
 
-    Blocking (runs in its own worker thread). The detector is loaded in
+    Blocking (runs in a worker thread). The detector is loaded in
     `start`, so a missing detector package fails before the first frame. Time
     is the source's own clock: the frame's ``pts`` (a camera's capture time, a
     file's media time, an RTP timestamp), else its capture time. Holding and

@@ -1,6 +1,6 @@
 """The stages of the avatar path: avatar, driver motion, generation, compositing.
 
-Graph (each a blocking stage in its own worker thread)::
+Graph (each a blocking stage; the runtime deals them into one worker thread per core)::
 
     face_track -> avatar -> motion -> generate -> composite -> sink
     (FaceCrop)  (AvatarFrame) (DeviceFrame, DriverMotion) (AvatarRender) (frame.image)

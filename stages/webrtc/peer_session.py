@@ -115,6 +115,8 @@ class SessionConfig:
             with ``adaptive_in_flight`` the cap of the adaptive limiter.
         adaptive_in_flight: the head limiter follows what pays
             (`pipeline.in_flight`); ``False`` keeps ``max_in_flight`` fixed.
+        stage_threads: worker threads the session's stages are dealt into
+            (`pipeline.segments`); ``None`` = one per core.
         playout_delay: the playout delay the peer is asked to keep for the
             returned video (`stages.webrtc.aiortc_patches.playout`; default
             none: show each frame when decoded); ``None`` leaves the peer's
@@ -139,6 +141,7 @@ class SessionConfig:
     ice_allowed: tuple[str, ...] | None = None
     max_in_flight: int | None = None
     adaptive_in_flight: bool = False
+    stage_threads: int | None = None
     playout_delay: PlayoutDelay | None = field(default_factory=PlayoutDelay)
     min_remb_bps: int | None = DEFAULT_FLOOR_BPS
     start_bitrate_kbps: int | None = 1000
@@ -269,7 +272,8 @@ class Session:
     def _build_pipeline(self, source: TrackSource, out: OutgoingVideoTrack) -> Pipeline:
         stages = [*self._factory(self.settings), TrackSink(out)]
         config = RuntimeConfig(mode=RunMode.LIVE, max_in_flight=self.config.max_in_flight,
-                               adaptive_in_flight=self.config.adaptive_in_flight)
+                               adaptive_in_flight=self.config.adaptive_in_flight,
+                               stage_threads=self.config.stage_threads)
         return Pipeline(source, stages, config)
 
     def _on_track(self, track: MediaStreamTrack) -> None:

@@ -116,7 +116,7 @@ def avatar_config(args: argparse.Namespace) -> AvatarRunConfig:
             model=spec, sink=args.sink, output=OutputMode(args.output_mode),
             mode=RunMode(args.mode), seconds=args.seconds, frames=args.frames, fps=args.fps,
             loop=args.loop, output_size=args.output_size, max_in_flight=args.max_in_flight,
-            adaptive_in_flight=args.adaptive_in_flight)
+            adaptive_in_flight=args.adaptive_in_flight, stage_threads=args.stage_threads)
     except ValueError as exc:
         raise UserError(str(exc)) from exc
 

@@ -169,6 +169,7 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
                                 connect_timeout_s=args.connect_timeout,
                                 max_in_flight=args.max_in_flight,
                                 adaptive_in_flight=args.adaptive_in_flight,
+                                stage_threads=args.stage_threads,
                                 playout_delay=parse_playout_delay(args.playout_delay),
                                 start_bitrate_kbps=_positive_or_none(args.upload_start_kbps,
                                                                      "--upload-start-kbps"),
