@@ -56,16 +56,18 @@ def burners(count: int) -> Iterator[None]:
 
 
 def run_contention_bench(seconds: float = 12.0, counts: Sequence[int] = BURNERS,
-                         driver: str | None = None) -> dict[str, Any]:
-    """Measure every burner count with both limiters (see the module docstring)."""
+                         driver: str | None = None,
+                         stage_threads: int | None = None) -> dict[str, Any]:
+    """Measure every burner count with both limiters (see the module docstring);
+    ``stage_threads`` as in `pipeline.runtime.RuntimeConfig`."""
     bundle = open_bundle(ModelSpec())
     config = AvatarRunConfig(avatars=("person:1",), output=OutputMode.PASTE, sink="null",
-                             output_size=FRAME_SIZE)
+                             output_size=FRAME_SIZE, stage_threads=stage_threads)
     try:
         rows = {f"burners_{n}": _condition(config, bundle, n, seconds, driver) for n in counts}
     finally:
         bundle.close()
-    return {"model": bundle.label, "seconds_per_run": seconds,
+    return {"model": bundle.label, "seconds_per_run": seconds, "stage_threads": stage_threads,
             "driver": open_bench_driver(driver)[1], **rows}
 
 
@@ -86,7 +88,7 @@ def _one(config: AvatarRunConfig, bundle: ModelBundle, mode: str, seconds: float
     metrics = live_metrics(run_config, bundle, source, seconds + WARMUP_S)
     figures = live_figures(metrics, float("inf"), seconds)
     return {key: figures[key] for key in ("output_fps", "latency_p50_ms", "latency_p95_ms",
-                                          "frames_dropped")} | _service(figures, metrics)
+                                          "frames_dropped", "legs_ms")} | _service(figures, metrics)
 
 
 def _service(figures: dict[str, Any], metrics: Metrics) -> dict[str, Any]:

@@ -107,7 +107,8 @@ def webrtc_model(options: BenchOptions) -> dict[str, Any]:
     seconds = options.seconds
     from benchmarks.webrtc import MODEL, run_webrtc_bench
 
-    return run_webrtc_bench(seconds=seconds or 30.0, stage=MODEL, pin=options.pin)
+    return run_webrtc_bench(seconds=seconds or 30.0, stage=MODEL, pin=options.pin,
+                            stage_threads=options.stage_threads)
 
 
 def flood(options: BenchOptions) -> dict[str, Any]:
@@ -147,7 +148,8 @@ def contention(options: BenchOptions) -> dict[str, Any]:
     from benchmarks.contention import run_contention_bench
 
     # Four burner counts x two limiters, each measured for `seconds` after a warm-up.
-    return run_contention_bench(seconds=options.seconds or 12.0)
+    return run_contention_bench(seconds=options.seconds or 12.0,
+                                stage_threads=options.stage_threads)
 
 
 def soak(options: BenchOptions) -> dict[str, Any]:

@@ -227,6 +227,7 @@ def live_figures(m: Metrics, bare_fps: float, seconds: float) -> dict[str, Any]:
         "latency_p95_ms": percentile(latency, 95),
         "latency_p99_ms": percentile(latency, 99),
         **stage_p50,
+        "legs_ms": {leg: round(ms, 2) for leg, ms in m.legs.means(last=len(latency)).items()},
         "frames_in": m.frames_in,
         "frames_out": m.frames_out,
         "frames_dropped": m.frames_dropped,

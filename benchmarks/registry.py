@@ -39,6 +39,10 @@ class BenchOptions:
             network benchmark's link, ``"user"`` or ``"kernel"`` (``None``: user).
         sessions, replicas: the cluster benchmark's sessions and Ray Serve
             replicas (``None``: its defaults, 4 and 2).
+        stage_threads: the runtime's worker threads for stages in the
+            contention and webrtc-model benchmarks (``None``: the runtime's
+            default, one per core); a number at or above the stages gives
+            each its own, as before stages shared threads.
     """
 
     seconds: float | None = None
@@ -49,6 +53,7 @@ class BenchOptions:
     mode: str | None = None
     sessions: int | None = None
     replicas: int | None = None
+    stage_threads: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

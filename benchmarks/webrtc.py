@@ -108,10 +108,12 @@ class _Served:
 
 
 @contextlib.contextmanager
-def _served(stage: str | StageFactory) -> Iterator[_Served]:
+def _served(stage: str | StageFactory, stage_threads: int | None = None) -> Iterator[_Served]:
+    from stages.webrtc.peer_session import SessionConfig
     from stages.webrtc.server import ServerConfig, WebRTCServer
 
-    config = ServerConfig(port=0, ice_host="127.0.0.1")
+    config = ServerConfig(port=0, ice_host="127.0.0.1",
+                          session=SessionConfig(stage_threads=stage_threads))
     if stage != MODEL:
         yield _Served(WebRTCServer(config, _factory(stage)), "pattern", {})
         return
@@ -132,19 +134,22 @@ def run_webrtc_bench(seconds: float = 30.0,
                      stage: str | StageFactory = "identity", *,
                      width: int = 640, height: int = 480, fps: int = 30,
                      warmup_s: float = 3.0, chromium: str | None = None,
-                     camera: CameraClip | None = None, pin: bool = True) -> dict[str, Any]:
+                     camera: CameraClip | None = None, pin: bool = True,
+                     stage_threads: int | None = None) -> dict[str, Any]:
     """Measure one browser session for ``seconds`` (after ``warmup_s``); flat figures.
 
     ``stage``: ``"identity"``, ``"model"`` (see the module docstring), a
     ``module:function`` factory or a factory itself. ``camera`` overrides what
     the fake camera shows (the stage's own choice by default). ``pin``: the
     browser on one core, this process (the server) on the others.
+    ``stage_threads``: the sessions' worker threads for stages (``None``: the
+    runtime's default).
     """
     from benchmarks.browser import BrowserRunConfig, run_browser_peer
     from stages.webrtc.server import ServerThread
 
     cores = split_cores() if pin else None
-    with pinned(cores[1] if cores else None), _served(stage) as served:
+    with pinned(cores[1] if cores else None), _served(stage, stage_threads) as served:
         browser = BrowserRunConfig(seconds=seconds, warmup_s=warmup_s, width=width,
                                    height=height, fps=fps, clip_s=4.0, chromium=chromium,
                                    camera=camera or served.camera,
@@ -153,6 +158,7 @@ def run_webrtc_bench(seconds: float = 30.0,
             result = run_browser_peer(url, browser)
     placement = None if cores is None else {"browser": cores[0], "server": cores[1]}
     return {"stage": _stage_name(stage), "camera": browser.camera, "pinned": placement,
+            "stage_threads": stage_threads,
             **served.facts, **_figures(result, width, height, fps)}
 
 
@@ -216,4 +222,5 @@ def _figures(result: BrowserRunResult, width: int, height: int, fps: int) -> dic
         "server_frames_replaced": server.get("frames_replaced"),
         "server_drops": server.get("drops"),
         "server_stage_p50_ms": {name: s.get("p50_ms") for name, s in stages.items()},
+        "server_legs_ms": server.get("legs_ms"),
     }

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pipeline.frame import Frame
+from pipeline.legs import LegLog
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -119,6 +120,7 @@ class Metrics:
             read from the registered owners (empty before a run registers them).
         latencies: ``(delivery_ns, end_to_end_ms)`` for every delivered frame.
         in_flight: frames in flight and the head's limit over time.
+        legs: where the last delivered frames spent their time (`pipeline.legs`).
     """
 
     max_samples: int = 200_000
@@ -132,6 +134,7 @@ class Metrics:
     first_out_ns: int | None = None
     last_out_ns: int | None = None
     in_flight: InFlightGauge = field(default_factory=InFlightGauge)
+    legs: LegLog = field(default_factory=LegLog)
     _drop_counters: dict[str, DropCounter] = field(default_factory=dict, init=False, repr=False)
 
     def count_drops_of(self, name: str, counter: DropCounter) -> None:
@@ -163,6 +166,7 @@ class Metrics:
         if len(self.latencies) < self.max_samples:
             self.latencies.append((now_ns, (now_ns - frame.capture_ns) / 1e6))
         self.in_flight.record_delivery()
+        self.legs.record(frame, now_ns)
 
     def in_flight_summary(self) -> dict[str, float | int | None]:
         """``in_flight_mean`` (time-weighted), ``in_flight_limit_p50`` (over
@@ -218,6 +222,7 @@ class Metrics:
             "fps_out": self.fps_out(),
             "latency_ms": summarize(self.latency_ms()),
             **self.in_flight_summary(),
+            "legs_ms": self.legs.means(),
             "stages": {
                 name: {**summarize(c.durations_ms), "errors": c.errors, "filtered": c.filtered}
                 for name, c in self.stages.items()

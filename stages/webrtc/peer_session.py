@@ -464,8 +464,9 @@ def _pipeline_stats(pipeline: Pipeline) -> dict[str, Any]:
     m = pipeline.metrics
     stages = {name: {"p50_ms": _finite(percentile(c.durations_ms[-60:], 50)),
                      "errors": c.errors} for name, c in m.stages.items()}
+    legs = {leg: _finite(ms) for leg, ms in m.legs.means(last=60).items()}
     return {"fps_in": round(m.fps_in(), 1), "fps_out": round(m.fps_out(), 1),
-            "drops": dict(m.drops), "stages": stages}
+            "drops": dict(m.drops), "stages": stages, "legs_ms": legs}
 
 
 def _finite(value: float) -> float | None:

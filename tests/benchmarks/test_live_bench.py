@@ -18,6 +18,10 @@ def test_live_bench_reports_rate_latency_drops_and_the_bare_loop(tmp_path, monke
     assert figures["frames_out"] > 0 and figures["frames_failed"] == 0
     assert figures["frames_in"] == figures["frames_out"] + figures["frames_dropped"]
     assert "head" in figures["drops_by_edge"]
+    # Where the steady frames' time went, leg by leg: the legs add up to their mean latency.
+    legs = figures["legs_ms"]
+    assert {"head", "wait face_track", "face_track", "generate", "out"} <= set(legs)
+    assert all(ms >= 0 for ms in legs.values()) and legs["generate"] > 0
     assert figures["trained"] is ("random weights" not in figures["model"])
 
 

@@ -43,10 +43,12 @@ def test_figures_are_flat_and_carry_the_servers_stage_times():
         inbound={"frameWidth": 640, "frameHeight": 480}, outbound={"framesPerSecond": 30},
         server={"fps_in": 29.5, "fps_out": 24.0, "frames_replaced": 12,
                 "server_latency_ms": {"p50": 40.0, "p95": 70.0}, "drops": {"face_track": 3},
-                "stages": {"generate": {"p50_ms": 20.5, "errors": 0}}})
+                "stages": {"generate": {"p50_ms": 20.5, "errors": 0}},
+                "legs_ms": {"head": 1.0, "wait generate": 3.0, "generate": 20.0, "out": 1.0}})
     figures = _figures(result, 640, 480, 30)
     assert figures["fps"] == 30.0 and figures["freezes"] == 1
     assert figures["latency_p50_ms"] == 85.0
     assert figures["server_fps_out"] == 24.0 and figures["server_latency_p95_ms"] == 70.0
     assert figures["server_stage_p50_ms"] == {"generate": 20.5}
     assert figures["server_drops"] == {"face_track": 3}
+    assert figures["server_legs_ms"]["wait generate"] == 3.0

@@ -47,6 +47,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         help="cluster benchmark: sessions in each phase (4)")
     parser.add_argument("--replicas", type=positive_int, default=None, metavar="N",
                         help="cluster benchmark: Ray Serve replicas, one of them killed (2)")
+    parser.add_argument("--stage-threads", type=positive_int, default=None, metavar="N",
+                        help="contention, webrtc-model: worker threads the stages are dealt "
+                             "into (default: one per core; 8 gives each stage its own)")
     model = parser.add_argument_group(
         "model", "for the benchmarks that run one model (live, sessions): the bundled model "
                  "on the CPU unless given")
@@ -69,7 +72,8 @@ def run_bench(args: argparse.Namespace) -> int:
     options = BenchOptions(seconds=seconds, pin=args.pin,
                            model=model_spec(args, max_batch=sessions),
                            max_sessions=sessions, json_path=args.json, mode=args.mode,
-                           sessions=args.sessions, replicas=args.replicas)
+                           sessions=args.sessions, replicas=args.replicas,
+                           stage_threads=args.stage_threads)
     runs = [run(options) for _ in range(args.runs)]
     figures = runs[0] if args.runs == 1 else median_of_runs(runs)
     command = command_line(f"vicocam bench {spec.name}")

@@ -1,0 +1,37 @@
+"""The contention benchmark measures both limiters and says where frames spent their time."""
+
+import math
+
+from benchmarks.contention import run_contention_bench
+from benchmarks.registry import BENCHMARKS
+
+
+def test_each_limiter_is_measured_with_its_legs_and_the_ratios_between_them():
+    figures = run_contention_bench(seconds=1.0, counts=(0,), driver="person", stage_threads=8)
+    assert figures["stage_threads"] == 8
+    row = figures["burners_0"]
+    for limiter in ("adaptive", "fixed"):
+        run = row[limiter]
+        assert run["output_fps"] > 0 and math.isfinite(run["latency_p50_ms"])
+        assert run["stages_p50_sum_ms"] > 0
+        assert run["latency_p50_vs_stages"] == run["latency_p50_ms"] / run["stages_p50_sum_ms"]
+        assert {"head", "wait face_track", "wait generate", "generate", "out"} <= set(
+            run["legs_ms"])
+    assert row["adaptive_fps_vs_fixed"] == row["adaptive"]["output_fps"] / row["fixed"][
+        "output_fps"]
+
+
+def test_bench_passes_stage_threads_to_the_benchmarks_that_take_them(monkeypatch):
+    import benchmarks.contention as contention
+    from pipeline.app.cli import main
+
+    seen = {}
+
+    def fake(seconds, stage_threads):
+        seen.update(seconds=seconds, stage_threads=stage_threads)
+        return {"fixed": 1.0}
+
+    monkeypatch.setattr(contention, "run_contention_bench", fake)
+    assert "contention" in BENCHMARKS
+    assert main(["bench", "contention", "--seconds", "2", "--stage-threads", "8"]) == 0
+    assert seen == {"seconds": 2.0, "stage_threads": 8}
