@@ -138,6 +138,17 @@ def test_waiting_frames_cut_the_limit_and_a_cut_that_loses_is_undone():
     assert script.window(40, 0.080, 0.040, refused=False) == 1  # then tried again
 
 
+def test_a_cut_that_costs_a_few_percent_of_the_frame_rate_is_undone():
+    # Beside busy programs: 3 in flight keep up with the camera at little waiting;
+    # 1 in flight lets one frame in fifteen miss its slot, for hardly lower latency.
+    script = Script(InFlightController(3))
+    assert script.window(30, 0.025, 0.021, refused=False) == 1  # unjudged: try half
+    assert script.window(28, 0.024, 0.022, refused=True) == 3  # 7 % fewer frames: undone
+    assert script.window(30, 0.025, 0.021, refused=False) == 2  # then one frame fewer
+    assert script.window(28, 0.024, 0.022, refused=True) == 3  # loses too: undone
+    assert script.window(30, 0.025, 0.021, refused=False) == 3  # and cuts are held off
+
+
 def test_the_cap_and_the_floor_hold():
     # Four equal stages on free cores would use four frames; the cap is 2.
     capped = InFlightController(2, start=1)
