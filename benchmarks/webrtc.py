@@ -95,7 +95,25 @@ def latency_figures(samples: list[tuple[float, float]]) -> dict[str, Any]:
         out["latency_p50_ms_last_third"] = _p([m for t, m in samples if t >= t1 - third], 50)
     else:
         out["latency_p50_ms_first_third"] = out["latency_p50_ms_last_third"] = None
+    out["latency_growth"] = _ratio(out["latency_p50_ms_last_third"],
+                                   out["latency_p50_ms_first_third"])
     return out
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or not denominator:
+        return None
+    return round(numerator / denominator, 3)
+
+
+def server_wait_figures(in_out_p50_ms: float | None,
+                        stage_p50_ms: dict[str, float | None]) -> dict[str, Any]:
+    """The sum of the server's stage p50s and its in->out p50 over that sum
+    (1.0: frames never waited between stages)."""
+    times = [ms for ms in stage_p50_ms.values() if ms is not None]
+    total = round(sum(times), 2) if times else None
+    return {"server_stage_p50_sum_ms": total,
+            "server_latency_vs_stages": _ratio(in_out_p50_ms, total)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +216,7 @@ def _figures(result: BrowserRunResult, width: int, height: int, fps: int) -> dic
     server = result.server
     server_latency = server.get("server_latency_ms") or {}
     stages = server.get("stages") or {}
+    stage_p50 = {name: s.get("p50_ms") for name, s in stages.items()}
     return {
         "width": width,
         "height": height,
@@ -221,6 +240,7 @@ def _figures(result: BrowserRunResult, width: int, height: int, fps: int) -> dic
         "server_latency_p95_ms": server_latency.get("p95"),
         "server_frames_replaced": server.get("frames_replaced"),
         "server_drops": server.get("drops"),
-        "server_stage_p50_ms": {name: s.get("p50_ms") for name, s in stages.items()},
+        "server_stage_p50_ms": stage_p50,
+        **server_wait_figures(server_latency.get("p50"), stage_p50),
         "server_legs_ms": server.get("legs_ms"),
     }

@@ -52,3 +52,7 @@ def test_figures_are_flat_and_carry_the_servers_stage_times():
     assert figures["server_stage_p50_ms"] == {"generate": 20.5}
     assert figures["server_drops"] == {"face_track": 3}
     assert figures["server_legs_ms"]["wait generate"] == 3.0
+    # In->out against the stages' sum: how much frames waited besides their stages.
+    assert figures["server_stage_p50_sum_ms"] == 20.5
+    assert figures["server_latency_vs_stages"] == round(40.0 / 20.5, 3)
+    assert figures["latency_growth"] == round(90.0 / 80.0, 3)
