@@ -35,8 +35,9 @@ class Stage(Protocol):
         produces: result types this stage stores on every frame it returns.
         blocking: ``True`` (the default for anything that computes) runs
             ``process`` in a worker thread (always the same one for a stage,
-            perhaps shared with its neighbours); ``False`` runs it on
-            the event loop and is only for trivial bookkeeping (microseconds).
+            perhaps shared with its neighbours); ``False`` is only for trivial
+            bookkeeping (microseconds): it runs in the thread of the blocking
+            stage before it, or on the event loop when none comes before.
     """
 
     name: str

@@ -51,20 +51,24 @@ def test_enough_threads_give_every_stage_its_own_segment():
     assert _names(plan_segments(_chain("bbb"), 8)) == [["s0"], ["s1"], ["s2"]]
 
 
-def test_non_blocking_stages_share_a_segment_that_ends_the_blocking_run_before_it():
-    # The WebRTC avatar graph: stamp in, five compute stages, three loop-side stages.
-    plan = plan_segments(_chain("nbbbbbnnn"), 2)
-    assert _names(plan) == [["s0"], ["s1", "s2", "s3"], ["s4", "s5"], ["s6", "s7", "s8"]]
-    assert [seg.blocking for seg in plan] == [False, True, True, False]
-    assert _names(plan_segments(_chain("bnbb"), 1)) == [["s0"], ["s1"], ["s2", "s3"]]
-    assert _names(plan_segments(_chain("nn"), 4)) == [["s0", "s1"]]
+def test_non_blocking_stages_ride_along_with_the_blocking_stage_before_them():
+    # The served avatar graph: stamp in, five compute stages, two bookkeeping
+    # stages, the outgoing track (blocking: it converts the picture).
+    plan = plan_segments(_chain("nbbbbbnnb"), 2)
+    assert _names(plan) == [["s0"], ["s1", "s2", "s3"], ["s4", "s5", "s6", "s7", "s8"]]
+    assert [seg.blocking for seg in plan] == [False, True, True]
+    assert _names(plan_segments(_chain("bnbb"), 1)) == [["s0", "s1", "s2", "s3"]]
+    assert _names(plan_segments(_chain("bnbb"), 3)) == [["s0", "s1"], ["s2"], ["s3"]]
+    # Only stages before any blocking one stay on the event loop.
+    assert _names(plan_segments(_chain("nnbn"), 4)) == [["s0", "s1"], ["s2", "s3"]]
 
 
 def test_bad_plans_are_refused():
     with pytest.raises(ValueError, match="stage threads must be >= 1"):
         plan_segments(_chain("bb"), 0)
-    with pytest.raises(ValueError, match="blocking and non-blocking stages cannot share"):
-        Segment(tuple(_chain("bn")))
+    with pytest.raises(ValueError, match="event loop cannot hold a blocking stage"):
+        Segment(tuple(_chain("nb")))
+    assert Segment(tuple(_chain("bn"))).blocking
     with pytest.raises(ValueError, match="stage_threads must be >= 1"):
         RuntimeConfig(stage_threads=0)
 
