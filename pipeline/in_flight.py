@@ -27,8 +27,13 @@ From these it makes *probes*:
 * frames wait (ratio above ``wait_high``), or the limit has not yet won
   against a lower one (at the start, after a kept cut, after the conditions
   changed): try half as many frames (at least 1);
-* the limit binds and frames do not wait (ratio below ``wait_low``): try one
-  more.
+* the limit binds (the head refuses frames) and frames do not wait (ratio
+  below ``wait_low``), or no cut may be tried (at 1, or cuts held off): try
+  one more. Beside busy programs frames wait at every limit (each hand-off
+  between threads waits for a core), so a limit that binds must be able to
+  rise while it waits, or a cut kept on a noisy window is never undone: 6 CPU
+  burners beside the graph kept the limit at 1-2 and lost up to 45 % of the
+  fixed limit's frame rate that way.
 
 A probe is judged on the first full window at the new limit against the window
 just before it. The higher of the two limits *pays* when it delivers more than
@@ -224,7 +229,8 @@ class InFlightController:
         cfg = self.config
         if (stats.waiting > cfg.wait_high or not self._judged) and self._may(DOWN):
             self._start(DOWN, stats, now_s)
-        elif stats.binding and stats.waiting < cfg.wait_low and self._may(UP):
+        elif stats.binding and self._may(UP) and (stats.waiting < cfg.wait_low
+                                                  or not self._may(DOWN)):
             self._start(UP, stats, now_s)
 
     def _shifted(self, service_s: float) -> bool:

@@ -149,6 +149,14 @@ def test_a_cut_that_costs_a_few_percent_of_the_frame_rate_is_undone():
     assert script.window(30, 0.025, 0.021, refused=False) == 3  # and cuts are held off
 
 
+def test_a_limit_that_binds_rises_even_while_frames_wait():
+    # Beside busy programs every hand-off waits for a core, so frames wait at
+    # any limit; at 1 the head refuses frames and a second one buys them back.
+    script = Script(InFlightController(3, start=1))
+    assert script.window(20, 0.060, 0.042, refused=True) == 2  # waits, binds, floor: raise
+    assert script.window(29, 0.062, 0.044, refused=True) == 2  # 45 % more frames: kept
+
+
 def test_the_cap_and_the_floor_hold():
     # Four equal stages on free cores would use four frames; the cap is 2.
     capped = InFlightController(2, start=1)
