@@ -41,9 +41,17 @@ def _chain(spec: str) -> list[Named]:
 
 
 def test_blocking_stages_are_dealt_into_as_many_threads_as_asked_in_order():
-    assert _names(plan_segments(_chain("bbbbb"), 2)) == [["s0", "s1", "s2"], ["s3", "s4"]]
-    assert _names(plan_segments(_chain("bbbbb"), 1)) == [["s0", "s1", "s2", "s3", "s4"]]
-    assert _names(plan_segments(_chain("bbbb"), 2)) == [["s0", "s1"], ["s2", "s3"]]
+    # The last stage is the sink; a non-blocking one (here "n") rides along.
+    assert _names(plan_segments(_chain("bbbbbn"), 2)) == [["s0", "s1", "s2"], ["s3", "s4", "s5"]]
+    assert _names(plan_segments(_chain("bbbbbn"), 1)) == [["s0", "s1", "s2", "s3", "s4", "s5"]]
+    assert _names(plan_segments(_chain("bbbbn"), 2)) == [["s0", "s1"], ["s2", "s3", "s4"]]
+
+
+def test_a_blocking_sink_keeps_a_thread_of_its_own():
+    assert _names(plan_segments(_chain("bbbbbb"), 2)) == [["s0", "s1", "s2"], ["s3", "s4"],
+                                                          ["s5"]]
+    assert _names(plan_segments(_chain("bbb"), 1)) == [["s0", "s1"], ["s2"]]
+    assert _names(plan_segments(_chain("b"), 1)) == [["s0"]]
 
 
 def test_enough_threads_give_every_stage_its_own_segment():
@@ -53,12 +61,12 @@ def test_enough_threads_give_every_stage_its_own_segment():
 
 def test_non_blocking_stages_ride_along_with_the_blocking_stage_before_them():
     # The served avatar graph: stamp in, five compute stages, two bookkeeping
-    # stages, the outgoing track (blocking: it converts the picture).
+    # stages, the outgoing track (a blocking sink: it converts the picture).
     plan = plan_segments(_chain("nbbbbbnnb"), 2)
-    assert _names(plan) == [["s0"], ["s1", "s2", "s3"], ["s4", "s5", "s6", "s7", "s8"]]
-    assert [seg.blocking for seg in plan] == [False, True, True]
-    assert _names(plan_segments(_chain("bnbb"), 1)) == [["s0", "s1", "s2", "s3"]]
-    assert _names(plan_segments(_chain("bnbb"), 3)) == [["s0", "s1"], ["s2"], ["s3"]]
+    assert _names(plan) == [["s0"], ["s1", "s2", "s3"], ["s4", "s5", "s6", "s7"], ["s8"]]
+    assert [seg.blocking for seg in plan] == [False, True, True, True]
+    assert _names(plan_segments(_chain("bnbn"), 1)) == [["s0", "s1", "s2", "s3"]]
+    assert _names(plan_segments(_chain("bnbn"), 3)) == [["s0", "s1"], ["s2", "s3"]]
     # Only stages before any blocking one stay on the event loop.
     assert _names(plan_segments(_chain("nnbn"), 4)) == [["s0", "s1"], ["s2", "s3"]]
 
@@ -102,15 +110,15 @@ def test_stages_of_one_segment_share_one_thread_for_start_process_and_stop():
     config = RuntimeConfig(mode=RunMode.OFFLINE, stage_threads=2)
     report = run_pipeline(ListSource(20), [*stages, sink], config)
     assert report.metrics.frames_out == 20
-    first, second = stages[:3], [*stages[3:]]
-    threads_of = [set().union(*s.threads.values()) for s in first]
-    assert all(len(t) == 1 for t in threads_of) and len(set().union(*threads_of)) == 1
-    assert next(iter(threads_of[0])).startswith("vicocam-s0")
-    assert second[0].threads["process"] == sink.thread_names
-    assert next(iter(sink.thread_names)).startswith("vicocam-s3")
+    for pair, first in ((stages[:2], "vicocam-s0"), (stages[2:], "vicocam-s2")):
+        threads_of = [set().union(*s.threads.values()) for s in pair]
+        assert all(len(t) == 1 for t in threads_of) and len(set().union(*threads_of)) == 1
+        assert next(iter(threads_of[0])).startswith(first)
+    assert len(sink.thread_names) == 1  # the sink keeps a thread of its own
+    assert next(iter(sink.thread_names)).startswith("vicocam-sink")
     # Every stage is still timed on its own, and only segments have edges.
     assert all(report.metrics.stages[s.name].processed == 20 for s in stages)
-    assert set(report.metrics.drops) == {"->s0", "->s3", "head"}
+    assert set(report.metrics.drops) == {"->s0", "->s2", "->sink", "head"}
 
 
 def test_failures_and_filters_are_counted_for_the_stage_inside_a_segment():
@@ -130,8 +138,8 @@ def test_failures_and_filters_are_counted_for_the_stage_inside_a_segment():
 
 
 def test_the_default_in_flight_limit_counts_segments_not_stages():
-    stages = [*_chain("bbbbb"), Collect()]
-    two = Pipeline(ListSource(1), stages, RuntimeConfig(stage_threads=2))
+    sink = Named("sink", blocking=False)
+    two = Pipeline(ListSource(1), [*_chain("bbbbb"), sink], RuntimeConfig(stage_threads=2))
     assert len(two.segments) == 2 and two.in_flight_limit == default_in_flight(2)
-    one = Pipeline(ListSource(1), [*_chain("bbbbb"), Collect()], RuntimeConfig(stage_threads=1))
+    one = Pipeline(ListSource(1), [*_chain("bbbbb"), sink], RuntimeConfig(stage_threads=1))
     assert len(one.segments) == 1 and one.in_flight_limit == default_in_flight(1) == 2
