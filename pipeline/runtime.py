@@ -105,9 +105,10 @@ class RuntimeConfig:
             holds the throughput (frames in flight that buy no throughput only
             add latency; see `pipeline.in_flight`). It starts at the cap.
             ``False`` (the default) keeps ``max_in_flight`` fixed for the
-            whole run: measured beside CPU burners on a 2-core machine, the
-            adaptive limit lost 15-19 % of the fixed limit's frame rate for no
-            lower latency (`vicocam bench contention`), so it is opt-in.
+            whole run: measured beside CPU burners on a 2-core machine
+            (`vicocam bench contention`), the adaptive limit held latency
+            nearer the stages' sum and kept 95-99 % of the fixed limit's frame
+            rate beside 2 burners but 72-87 % beside 6, so it is opt-in.
             Offline runs always use the fixed limit (backpressure, nothing
             dropped, so there is no latency to win).
         in_flight_control: tuning of the adaptive limit.

@@ -2,13 +2,13 @@
 
 Each hand-off between two threads costs two wake-ups (the worker's result
 back to the event loop, the loop's next job to the next worker). On an idle
-machine that is a few tenths of a millisecond; beside programs that keep the
-cores busy a woken thread waits for one, and the hand-offs became the largest
-part of a frame's latency: measured on 2 cores beside 6 CPU burners, one
-frame in flight through the avatar path's five blocking stages, 19 ms of a
-53 ms latency went to the six hand-offs (about 3 ms each) against 34 ms in
-the stages. More threads than cores cannot compute at once anyway, so the
-blocking stages are dealt into as many threads as there are cores: a segment
+machine that is a few tenths of a millisecond; with other programs on the
+cores a woken thread waits for one: with a browser on the same two cores a
+served frame spent 0.6-1.9 ms in each hand-off with a thread per stage
+(`vicocam bench webrtc-model --no-pin --stage-threads 8`, "Latency where
+users are" in benchmarks/RESULTS.md). More threads than cores cannot compute
+at once anyway, so the blocking stages are dealt into as many threads as
+there are cores: a segment
 is a run of consecutive blocking stages that one worker runs back to back,
 frame by frame, with an edge (and a hand-off) only between segments. Each
 stage is still timed and traced on its own, keeps its thread for ``start``,
