@@ -65,12 +65,13 @@ class TrainBatch:
         n = max(1, math.ceil(share * self.size))
         if n >= self.size or self.other is None:
             return self
+        return TrainBatch(self.source, self.target, first_rows(self.other, n),
+                          first_rows(self.cross_truth, n), first_rows(self.cross_landmarks, n))
 
-        def head(t: Tensor | None) -> Tensor | None:
-            return None if t is None else t[:n]
 
-        return TrainBatch(self.source, self.target, head(self.other), head(self.cross_truth),
-                          head(self.cross_landmarks))  # fmt: skip
+def first_rows(t: Tensor | None, n: int) -> Tensor | None:
+    """The first ``n`` samples of an optional batch tensor."""
+    return None if t is None else t[:n]
 
 
 class ReenactmentPaths(nn.Module):
@@ -129,4 +130,4 @@ class DiscriminatorLogits(nn.Module):
         return [self.discriminator(x) for x in (real, *fakes)]
 
 
-__all__ = ["DiscriminatorLogits", "ReenactmentPaths", "TrainBatch"]
+__all__ = ["DiscriminatorLogits", "ReenactmentPaths", "TrainBatch", "first_rows"]

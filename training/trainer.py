@@ -40,7 +40,7 @@ from training.losses import (
 )
 from training.models import resolve_model_config
 from training.objectives import Objectives, build_objectives
-from training.paths import DiscriminatorLogits, ReenactmentPaths, TrainBatch
+from training.paths import DiscriminatorLogits, ReenactmentPaths, TrainBatch, first_rows
 from training.sampler import StepBatchSampler
 from training.samples import save_sample_grid
 
@@ -353,17 +353,13 @@ class Trainer:
         self.generator.eval()
         batch = batch.to(self.env.device)
         n = min(rows, batch.size)
-        outputs = self.paths(batch.source[:n], batch.target[:n], _head(batch.other, n))
+        outputs = self.paths(batch.source[:n], batch.target[:n], first_rows(batch.other, n))
         columns = [[batch.target[:n], batch.source[:n], outputs["self"], batch.target[:n]]]
         if "cross" in outputs and batch.other is not None:
             cross_ref = self.objectives.cross_reference(batch, n)
             columns.append([batch.other[:n], batch.source[:n], outputs["cross"], cross_ref])
         save_sample_grid(path, columns)
         self.generator.train(was_training)
-
-
-def _head(t: Tensor | None, n: int) -> Tensor | None:
-    return None if t is None else t[:n]
 
 
 __all__ = ["BatchAdapter", "TrainResult", "Trainer", "build_models", "freeze_unused"]
