@@ -23,12 +23,17 @@ graph the bookkeeping stages between the compositor and the outgoing track
 cost two hand-offs a frame when each ran on the loop.)
 
 A blocking sink (the last stage: it hands each frame to an encoder, a
-virtual camera, a file) keeps a thread of its own: the output's own threads
-wake as it hands the frame over, and on a busy core they ran ahead of the
-thread that had just computed the frame, which then waited with its next
-frame behind them (`vicocam bench webrtc-model`, server on one core: the
-outgoing track's stage took 3.5-4 ms sharing the compositor's thread against
-0.8-1.4 ms in its own).
+virtual camera, a file) wakes the output's own threads as it hands the frame
+over. On a process that may run on one core only, those threads ran ahead
+of the thread that woke them, which then waited with its next frame behind
+them: there the sink keeps a thread of its own (`vicocam bench webrtc-model`,
+server pinned to one core: the outgoing track's stage took 3.5-4 ms sharing
+the compositor's thread against 0.8-1.4 ms in its own, and the runs stalled
+3 times a minute instead of once). With more cores to run on, the woken
+threads take another core, and a thread of its own only adds a hand-off:
+with the browser on the same two cores the sink shares the last segment's
+thread (server in->out 1.20 times the stages' sum against 1.53-1.70 in a
+thread of its own).
 """
 
 from __future__ import annotations
@@ -72,21 +77,31 @@ def default_stage_threads(cpus: int | None = None) -> int:
     return cpus if cpus is not None else os.cpu_count() or 1
 
 
-def plan_segments(stages: Sequence[Stage], threads: int | None = None) -> list[Segment]:
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity, where the system has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
+def plan_segments(stages: Sequence[Stage], threads: int | None = None, *,
+                  sink_alone: bool | None = None) -> list[Segment]:
     """Deal the blocking stages of ``stages`` into about ``threads`` segments, in order.
 
     Worker segments hold ``ceil(blocking / threads)`` blocking stages at most
-    (as even as the count allows; a blocking sink is not counted and gets a
-    segment of its own) and the non-blocking stages that follow them; the
-    non-blocking stages before the first blocking one make one segment on the
-    event loop. ``threads`` at or above the number of blocking
+    (as even as the count allows) and the non-blocking stages that follow
+    them; the non-blocking stages before the first blocking one make one
+    segment on the event loop. ``threads`` at or above the number of blocking
     stages gives every blocking stage its own thread. ``None``:
-    `default_stage_threads`.
+    `default_stage_threads`. With ``sink_alone`` a blocking sink is not
+    counted and gets a segment of its own; ``None``: when this process may
+    run on one core only (`usable_cores`; see the module docstring).
     """
     wanted = default_stage_threads() if threads is None else threads
     if wanted < 1:
         raise ValueError(f"stage threads must be >= 1, got {wanted}")
-    sink = stages[-1] if stages and stages[-1].blocking else None
+    alone = usable_cores() < 2 if sink_alone is None else sink_alone
+    sink = stages[-1] if alone and stages and stages[-1].blocking else None
     blocking = _count_blocking(stages) - (sink is not None)
     size = max(1, math.ceil(blocking / wanted)) if blocking else 1
     segments: list[Segment] = []

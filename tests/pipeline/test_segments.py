@@ -1,3 +1,4 @@
+import os
 import threading
 
 import numpy as np
@@ -42,29 +43,52 @@ def _chain(spec: str) -> list[Named]:
 
 def test_blocking_stages_are_dealt_into_as_many_threads_as_asked_in_order():
     # The last stage is the sink; a non-blocking one (here "n") rides along.
-    assert _names(plan_segments(_chain("bbbbbn"), 2)) == [["s0", "s1", "s2"], ["s3", "s4", "s5"]]
-    assert _names(plan_segments(_chain("bbbbbn"), 1)) == [["s0", "s1", "s2", "s3", "s4", "s5"]]
-    assert _names(plan_segments(_chain("bbbbn"), 2)) == [["s0", "s1"], ["s2", "s3", "s4"]]
+    for alone in (True, False):
+        plan = plan_segments(_chain("bbbbbn"), 2, sink_alone=alone)
+        assert _names(plan) == [["s0", "s1", "s2"], ["s3", "s4", "s5"]]
+        plan = plan_segments(_chain("bbbbbn"), 1, sink_alone=alone)
+        assert _names(plan) == [["s0", "s1", "s2", "s3", "s4", "s5"]]
+        plan = plan_segments(_chain("bbbbn"), 2, sink_alone=alone)
+        assert _names(plan) == [["s0", "s1"], ["s2", "s3", "s4"]]
 
 
-def test_a_blocking_sink_keeps_a_thread_of_its_own():
-    assert _names(plan_segments(_chain("bbbbbb"), 2)) == [["s0", "s1", "s2"], ["s3", "s4"],
-                                                          ["s5"]]
-    assert _names(plan_segments(_chain("bbb"), 1)) == [["s0", "s1"], ["s2"]]
-    assert _names(plan_segments(_chain("b"), 1)) == [["s0"]]
+def test_a_blocking_sink_keeps_a_thread_of_its_own_when_asked():
+    alone = {"sink_alone": True}
+    assert _names(plan_segments(_chain("bbbbbb"), 2, **alone)) == [["s0", "s1", "s2"],
+                                                                   ["s3", "s4"], ["s5"]]
+    assert _names(plan_segments(_chain("bbb"), 1, **alone)) == [["s0", "s1"], ["s2"]]
+    assert _names(plan_segments(_chain("b"), 1, **alone)) == [["s0"]]
+
+
+def test_else_a_blocking_sink_is_dealt_like_any_stage():
+    shared = {"sink_alone": False}
+    assert _names(plan_segments(_chain("bbbbbb"), 2, **shared)) == [["s0", "s1", "s2"],
+                                                                    ["s3", "s4", "s5"]]
+    assert _names(plan_segments(_chain("bbb"), 1, **shared)) == [["s0", "s1", "s2"]]
+    assert _names(plan_segments(_chain("bbb"), 2, **shared)) == [["s0", "s1"], ["s2"]]
+
+
+def test_the_sink_keeps_its_own_thread_by_default_only_on_a_single_core(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {1}, raising=False)
+    assert _names(plan_segments(_chain("bbbbb"), 2)) == [["s0", "s1"], ["s2", "s3"], ["s4"]]
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert _names(plan_segments(_chain("bbbbb"), 2)) == [["s0", "s1", "s2"], ["s3", "s4"]]
 
 
 def test_enough_threads_give_every_stage_its_own_segment():
-    assert _names(plan_segments(_chain("bbb"), 3)) == [["s0"], ["s1"], ["s2"]]
-    assert _names(plan_segments(_chain("bbb"), 8)) == [["s0"], ["s1"], ["s2"]]
+    for alone in (True, False):
+        assert _names(plan_segments(_chain("bbb"), 3, sink_alone=alone)) == [["s0"], ["s1"], ["s2"]]
+        assert _names(plan_segments(_chain("bbb"), 8, sink_alone=alone)) == [["s0"], ["s1"], ["s2"]]
 
 
 def test_non_blocking_stages_ride_along_with_the_blocking_stage_before_them():
     # The served avatar graph: stamp in, five compute stages, two bookkeeping
     # stages, the outgoing track (a blocking sink: it converts the picture).
-    plan = plan_segments(_chain("nbbbbbnnb"), 2)
+    plan = plan_segments(_chain("nbbbbbnnb"), 2, sink_alone=True)
     assert _names(plan) == [["s0"], ["s1", "s2", "s3"], ["s4", "s5", "s6", "s7"], ["s8"]]
     assert [seg.blocking for seg in plan] == [False, True, True, True]
+    plan = plan_segments(_chain("nbbbbbnnb"), 2, sink_alone=False)
+    assert _names(plan) == [["s0"], ["s1", "s2", "s3"], ["s4", "s5", "s6", "s7", "s8"]]
     assert _names(plan_segments(_chain("bnbn"), 1)) == [["s0", "s1", "s2", "s3"]]
     assert _names(plan_segments(_chain("bnbn"), 3)) == [["s0", "s1"], ["s2", "s3"]]
     # Only stages before any blocking one stay on the event loop.
@@ -104,8 +128,11 @@ def test_a_segment_times_and_traces_each_stage_and_stops_at_a_failure_or_a_filte
     assert result is None and [s.stage.name for s in steps] == ["f"]
 
 
-def test_stages_of_one_segment_share_one_thread_for_start_process_and_stop():
-    stages = _chain("bbbb")
+@pytest.mark.parametrize(("cores", "spec"), [({0}, "bbbb"), ({0, 1}, "bbb")])
+def test_stages_of_one_segment_share_one_thread_for_start_process_and_stop(monkeypatch, cores,
+                                                                           spec):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: cores, raising=False)
+    stages = _chain(spec)
     sink = Collect()
     config = RuntimeConfig(mode=RunMode.OFFLINE, stage_threads=2)
     report = run_pipeline(ListSource(20), [*stages, sink], config)
@@ -114,11 +141,16 @@ def test_stages_of_one_segment_share_one_thread_for_start_process_and_stop():
         threads_of = [set().union(*s.threads.values()) for s in pair]
         assert all(len(t) == 1 for t in threads_of) and len(set().union(*threads_of)) == 1
         assert next(iter(threads_of[0])).startswith(first)
-    assert len(sink.thread_names) == 1  # the sink keeps a thread of its own
-    assert next(iter(sink.thread_names)).startswith("vicocam-sink")
+    assert len(sink.thread_names) == 1
+    if len(cores) == 1:  # on one core the sink keeps a thread of its own
+        assert next(iter(sink.thread_names)).startswith("vicocam-sink")
+        edges = {"->s0", "->s2", "->sink", "head"}
+    else:  # else it is dealt like the other stages: here with s2
+        assert sink.thread_names == set(stages[2].threads["process"])
+        edges = {"->s0", "->s2", "head"}
     # Every stage is still timed on its own, and only segments have edges.
     assert all(report.metrics.stages[s.name].processed == 20 for s in stages)
-    assert set(report.metrics.drops) == {"->s0", "->s2", "->sink", "head"}
+    assert set(report.metrics.drops) == edges
 
 
 def test_failures_and_filters_are_counted_for_the_stage_inside_a_segment():
