@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from benchmarks.common import median_of_runs
 from benchmarks.webrtc import pinned, split_cores
-from pipeline.provenance import package_versions
+from pipeline.provenance import CpuTimes, cpu_shares, package_versions, parse_cpu_times
 
 
 def test_several_runs_give_medians_spreads_and_every_run():
@@ -37,3 +39,35 @@ def test_the_browser_and_the_server_get_different_cores():
     with pinned(server):
         assert os.sched_getaffinity(0) == set(server)
     assert os.sched_getaffinity(0) == available
+
+
+STAT = """cpu  100 5 20 900 10 1 2 30 7 0
+cpu0 50 2 10 450 5 0 1 15 3 0
+intr 12345
+"""
+
+
+def test_the_machines_cpu_time_is_read_from_proc_stat():
+    times = parse_cpu_times(STAT)
+    # busy: user + nice + system + irq + softirq (guest time is inside user)
+    assert times == CpuTimes(busy=128, idle=910, steal=30)
+    with pytest.raises(ValueError, match="no aggregate 'cpu' line"):
+        parse_cpu_times("cpu0 1 2 3 4\n")
+
+
+def test_shares_say_how_the_time_between_two_readings_went():
+    before = CpuTimes(busy=100, idle=900, steal=0)
+    after = CpuTimes(busy=250, idle=930, steal=20)
+    assert cpu_shares(before, after) == {"cpu_busy_share": 0.75, "cpu_idle_share": 0.15,
+                                         "cpu_steal_share": 0.1}
+    assert cpu_shares(after, after) == {}
+
+
+def test_every_run_records_how_the_machines_time_went(monkeypatch):
+    from pipeline.app.commands import bench
+
+    readings = iter([CpuTimes(0, 0, 0), CpuTimes(60, 30, 10)])
+    monkeypatch.setattr("pipeline.provenance.cpu_times", lambda: next(readings))
+    figures = bench._timed_run(lambda options: {"fps": 30.0}, None)  # type: ignore[arg-type]
+    assert figures == {"fps": 30.0, "cpu_busy_share": 0.6, "cpu_idle_share": 0.3,
+                       "cpu_steal_share": 0.1}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from pipeline.app.model_options import add_model_options, model_spec
 from pipeline.app.options import (
@@ -12,6 +14,9 @@ from pipeline.app.options import (
     positive_int,
 )
 from pipeline.errors import UserError
+
+if TYPE_CHECKING:
+    from benchmarks.registry import BenchOptions
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -48,8 +53,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--replicas", type=positive_int, default=None, metavar="N",
                         help="cluster benchmark: Ray Serve replicas, one of them killed (2)")
     parser.add_argument("--stage-threads", type=positive_int, default=None, metavar="N",
-                        help="contention, webrtc-model: worker threads the stages are dealt "
-                             "into (default: one per core; 8 gives each stage its own)")
+                        help="contention and the webrtc benchmarks: worker threads the stages "
+                             "are dealt into (default: one per core; 8 gives each stage its own)")
+    parser.add_argument("--adaptive-in-flight", action="store_true",
+                        help="the webrtc benchmarks: the sessions' head limit follows what pays "
+                             "(as 'vicocam serve --adaptive-in-flight'; default: fixed)")
     model = parser.add_argument_group(
         "model", "for the benchmarks that run one model (live, sessions): the bundled model "
                  "on the CPU unless given")
@@ -73,9 +81,24 @@ def run_bench(args: argparse.Namespace) -> int:
                            model=model_spec(args, max_batch=sessions),
                            max_sessions=sessions, json_path=args.json, mode=args.mode,
                            sessions=args.sessions, replicas=args.replicas,
-                           stage_threads=args.stage_threads)
-    runs = [run(options) for _ in range(args.runs)]
+                           stage_threads=args.stage_threads,
+                           adaptive_in_flight=args.adaptive_in_flight)
+    runs = [_timed_run(run, options) for _ in range(args.runs)]
     figures = runs[0] if args.runs == 1 else median_of_runs(runs)
     command = command_line(f"vicocam bench {spec.name}")
     print(write_result(figures, args.json, name=spec.name, command=command))
     return 0
+
+
+def _timed_run(run: Callable[[BenchOptions], dict[str, Any]],
+               options: BenchOptions) -> dict[str, Any]:
+    """One run's figures and how the machine's time went meanwhile (`pipeline.provenance`):
+    a run whose cores were partly stolen by the hypervisor says so in its own JSON."""
+    from pipeline.provenance import cpu_shares, cpu_times
+
+    before = cpu_times()
+    figures = run(options)
+    after = cpu_times()
+    if before is None or after is None:
+        return figures
+    return {**figures, **cpu_shares(before, after)}
