@@ -92,7 +92,9 @@ def webrtc(options: BenchOptions) -> dict[str, Any]:
     from benchmarks.webrtc import run_webrtc_bench
 
     # Measured seconds after a 3 s warm-up; the browser start and the clip add ~10 s.
-    return run_webrtc_bench(seconds=seconds or 30.0, stage="identity", pin=options.pin)
+    return run_webrtc_bench(seconds=seconds or 30.0, stage="identity", pin=options.pin,
+                            stage_threads=options.stage_threads,
+                            adaptive_in_flight=options.adaptive_in_flight)
 
 
 def webrtc_face(options: BenchOptions) -> dict[str, Any]:
@@ -100,7 +102,8 @@ def webrtc_face(options: BenchOptions) -> dict[str, Any]:
     from benchmarks.webrtc import run_webrtc_bench
 
     return run_webrtc_bench(seconds=seconds or 30.0, stage="identity", camera="person",
-                            pin=options.pin)
+                            pin=options.pin, stage_threads=options.stage_threads,
+                            adaptive_in_flight=options.adaptive_in_flight)
 
 
 def webrtc_model(options: BenchOptions) -> dict[str, Any]:
@@ -108,7 +111,8 @@ def webrtc_model(options: BenchOptions) -> dict[str, Any]:
     from benchmarks.webrtc import MODEL, run_webrtc_bench
 
     return run_webrtc_bench(seconds=seconds or 30.0, stage=MODEL, pin=options.pin,
-                            stage_threads=options.stage_threads)
+                            stage_threads=options.stage_threads,
+                            adaptive_in_flight=options.adaptive_in_flight)
 
 
 def flood(options: BenchOptions) -> dict[str, Any]:

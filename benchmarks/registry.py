@@ -43,6 +43,9 @@ class BenchOptions:
             contention and webrtc-model benchmarks (``None``: the runtime's
             default, one per core); a number at or above the stages gives
             each its own, as before stages shared threads.
+        adaptive_in_flight: the WebRTC benchmarks' sessions let the head
+            limiter follow what pays (``vicocam serve --adaptive-in-flight``)
+            instead of a fixed limit.
     """
 
     seconds: float | None = None
@@ -54,6 +57,7 @@ class BenchOptions:
     sessions: int | None = None
     replicas: int | None = None
     stage_threads: int | None = None
+    adaptive_in_flight: bool = False
 
 
 @dataclass(frozen=True, slots=True)

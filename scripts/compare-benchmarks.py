@@ -7,6 +7,9 @@ interleaved in one session on the same machine, so load drifts hit both.
     python3 scripts/compare-benchmarks.py --before ../old --after . --runs 3 \\
         --out benchmarks/results/app-layer overhead overload live webrtc
 
+Options after ``--`` go to every benchmark command as they are (for example
+``-- --no-pin``); the benchmarks must accept them in both trees.
+
 Each run's JSON (with its command, machine and load) goes to
 OUT/{before,after}-NAME-K.json; OUT/summary.json holds, per benchmark and
 figure, the median, the spread (min..max) and the runs of each tree.
@@ -29,17 +32,20 @@ FIGURES = {
     "lossless": ["frames_out", "order_preserved", "render_fps"],
     "live": ["output_fps", "latency_p50_ms", "latency_p95_ms", "bare_loop_fps"],
     "webrtc": ["fps", "latency_p50_ms", "latency_p95_ms", "server_latency_p50_ms"],
-    "webrtc-model": ["fps", "latency_p50_ms", "latency_p95_ms", "server_latency_p50_ms"],
+    "webrtc-model": ["fps", "latency_p50_ms", "latency_p95_ms", "server_latency_p50_ms",
+                     "server_latency_vs_stages", "stalls_per_min"],
 }
 
 
-def run_one(tree: Path, name: str, seconds: float | None, out: Path) -> dict:
+def run_one(tree: Path, name: str, seconds: float | None, out: Path,
+            extra: list[str]) -> dict:
     entry = "pipeline.app" if (tree / "pipeline" / "app" / "cli.py").is_file() else "pipeline.cli"
     # Relative to the tree it runs in: the recorded command names no machine path.
     target = os.path.relpath(out.resolve(), tree.resolve())
     command = [sys.executable, "-m", entry, "bench", name, "--json", target]
     if seconds is not None:
         command += ["--seconds", str(seconds)]
+    command += extra
     subprocess.run(command, cwd=tree, check=True, stdout=subprocess.DEVNULL)
     return json.loads(out.read_text())
 
@@ -60,7 +66,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=None)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("names", nargs="+", choices=sorted(FIGURES))
-    args = parser.parse_args()
+    argv = sys.argv[1:]
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []
+    args = parser.parse_args(argv[: len(argv) - len(extra) - (1 if "--" in argv else 0)])
     args.out.mkdir(parents=True, exist_ok=True)
     result: dict = {}
     for name in args.names:
@@ -68,7 +76,7 @@ def main() -> None:
         for k in range(args.runs):
             for side, tree in (("before", args.before), ("after", args.after)):
                 path = args.out / f"{side}-{name}-{k + 1}.json"
-                runs[side].append(run_one(tree, name, args.seconds, path))
+                runs[side].append(run_one(tree, name, args.seconds, path, extra))
                 print(f"{name} {side} {k + 1}: " + ", ".join(
                     f"{f}={runs[side][-1].get(f)}" for f in FIGURES[name]), flush=True)
         result[name] = {side: {f: summary([r.get(f) for r in rs]) for f in FIGURES[name]}

@@ -2,6 +2,8 @@
 
 import math
 
+import pytest
+
 from benchmarks.contention import run_contention_bench
 from benchmarks.registry import BENCHMARKS
 
@@ -35,3 +37,22 @@ def test_bench_passes_stage_threads_to_the_benchmarks_that_take_them(monkeypatch
     assert "contention" in BENCHMARKS
     assert main(["bench", "contention", "--seconds", "2", "--stage-threads", "8"]) == 0
     assert seen == {"seconds": 2.0, "stage_threads": 8}
+
+
+@pytest.mark.parametrize("name", ["webrtc", "webrtc-face", "webrtc-model"])
+def test_bench_passes_the_limiter_and_threads_to_the_webrtc_benchmarks(monkeypatch, name):
+    import benchmarks.webrtc as webrtc
+    from pipeline.app.cli import main
+
+    seen = {}
+
+    def fake(**kwargs):
+        seen.update(kwargs)
+        return {"fps": 30.0}
+
+    monkeypatch.setattr(webrtc, "run_webrtc_bench", fake)
+    assert main(["bench", name, "--seconds", "2", "--no-pin", "--stage-threads", "3",
+                 "--adaptive-in-flight"]) == 0
+    assert (seen["pin"], seen["stage_threads"], seen["adaptive_in_flight"]) == (False, 3, True)
+    assert main(["bench", name, "--seconds", "2"]) == 0
+    assert (seen["pin"], seen["stage_threads"], seen["adaptive_in_flight"]) == (True, None, False)
