@@ -53,6 +53,7 @@ from pipeline.metrics import percentile
 from stages.webrtc.peer_session import StageFactory
 
 if TYPE_CHECKING:
+    from stages.webrtc.peer_session import SessionConfig
     from stages.webrtc.server import WebRTCServer
 
 STAGES: dict[str, str] = {"identity": "stages.webrtc.peer_session:identity_factory"}
@@ -106,14 +107,17 @@ def _ratio(numerator: float | None, denominator: float | None) -> float | None:
     return round(numerator / denominator, 3)
 
 
-def server_wait_figures(in_out_p50_ms: float | None,
-                        stage_p50_ms: dict[str, float | None]) -> dict[str, Any]:
-    """The sum of the server's stage p50s and its in->out p50 over that sum
-    (1.0: frames never waited between stages)."""
+def server_wait_figures(in_out_p50_ms: float | None, stage_p50_ms: dict[str, float | None],
+                        service_p50_ms: float | None = None) -> dict[str, Any]:
+    """The sum of the server's stage p50s and its in->out p50 over that sum; the
+    p50 of the frames' own stage time (service, `pipeline.legs`) and in->out over
+    it. 1.0: frames never waited between stages."""
     times = [ms for ms in stage_p50_ms.values() if ms is not None]
     total = round(sum(times), 2) if times else None
     return {"server_stage_p50_sum_ms": total,
-            "server_latency_vs_stages": _ratio(in_out_p50_ms, total)}
+            "server_latency_vs_stages": _ratio(in_out_p50_ms, total),
+            "server_service_p50_ms": service_p50_ms,
+            "server_latency_vs_service": _ratio(in_out_p50_ms, service_p50_ms)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,12 +130,10 @@ class _Served:
 
 
 @contextlib.contextmanager
-def _served(stage: str | StageFactory, stage_threads: int | None = None) -> Iterator[_Served]:
-    from stages.webrtc.peer_session import SessionConfig
+def _served(stage: str | StageFactory, session: SessionConfig) -> Iterator[_Served]:
     from stages.webrtc.server import ServerConfig, WebRTCServer
 
-    config = ServerConfig(port=0, ice_host="127.0.0.1",
-                          session=SessionConfig(stage_threads=stage_threads))
+    config = ServerConfig(port=0, ice_host="127.0.0.1", session=session)
     if stage != MODEL:
         yield _Served(WebRTCServer(config, _factory(stage)), "pattern", {})
         return
@@ -153,7 +155,8 @@ def run_webrtc_bench(seconds: float = 30.0,
                      width: int = 640, height: int = 480, fps: int = 30,
                      warmup_s: float = 3.0, chromium: str | None = None,
                      camera: CameraClip | None = None, pin: bool = True,
-                     stage_threads: int | None = None) -> dict[str, Any]:
+                     stage_threads: int | None = None,
+                     adaptive_in_flight: bool = False) -> dict[str, Any]:
     """Measure one browser session for ``seconds`` (after ``warmup_s``); flat figures.
 
     ``stage``: ``"identity"``, ``"model"`` (see the module docstring), a
@@ -161,13 +164,16 @@ def run_webrtc_bench(seconds: float = 30.0,
     the fake camera shows (the stage's own choice by default). ``pin``: the
     browser on one core, this process (the server) on the others.
     ``stage_threads``: the sessions' worker threads for stages (``None``: the
-    runtime's default).
+    runtime's default). ``adaptive_in_flight``: the sessions' head limit follows
+    what pays (`pipeline.in_flight`) instead of staying fixed.
     """
     from benchmarks.browser import BrowserRunConfig, run_browser_peer
+    from stages.webrtc.peer_session import SessionConfig
     from stages.webrtc.server import ServerThread
 
     cores = split_cores() if pin else None
-    with pinned(cores[1] if cores else None), _served(stage, stage_threads) as served:
+    session = SessionConfig(stage_threads=stage_threads, adaptive_in_flight=adaptive_in_flight)
+    with pinned(cores[1] if cores else None), _served(stage, session) as served:
         browser = BrowserRunConfig(seconds=seconds, warmup_s=warmup_s, width=width,
                                    height=height, fps=fps, clip_s=4.0, chromium=chromium,
                                    camera=camera or served.camera,
@@ -176,7 +182,7 @@ def run_webrtc_bench(seconds: float = 30.0,
             result = run_browser_peer(url, browser)
     placement = None if cores is None else {"browser": cores[0], "server": cores[1]}
     return {"stage": _stage_name(stage), "camera": browser.camera, "pinned": placement,
-            "stage_threads": stage_threads,
+            "stage_threads": stage_threads, "adaptive_in_flight": adaptive_in_flight,
             **served.facts, **_figures(result, width, height, fps)}
 
 
@@ -241,6 +247,6 @@ def _figures(result: BrowserRunResult, width: int, height: int, fps: int) -> dic
         "server_frames_replaced": server.get("frames_replaced"),
         "server_drops": server.get("drops"),
         "server_stage_p50_ms": stage_p50,
-        **server_wait_figures(server_latency.get("p50"), stage_p50),
+        **server_wait_figures(server_latency.get("p50"), stage_p50, server.get("service_p50_ms")),
         "server_legs_ms": server.get("legs_ms"),
     }

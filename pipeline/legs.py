@@ -10,7 +10,14 @@ exactly:
 * ``out``: the last stage's end to delivery.
 
 So the mean of each leg over frames adds up to the mean latency, and a table
-of them shows where the time goes. `LegLog` keeps the legs of the last frames
+of them shows where the time goes. A frame's *service* is the sum of its own
+stage legs (no waits, no head, no out): the time it would take alone. The
+median of latency over the median of service is how long frames take
+against how long they need. The sum of each stage's own median is no
+stand-in for it: where stage times are skewed and a frame is slow in one
+stage but not the next (it waited for a core there), the median frame's
+service is longer than that sum, and a ratio against the sum counts the
+spread as waiting. `LegLog` keeps the legs of the last frames
 delivered (a bounded window, so a session that runs for hours holds a fixed
 amount).
 """
@@ -70,9 +77,7 @@ class LegLog:
     def means(self, last: int | None = None) -> dict[str, float]:
         """Mean milliseconds per leg over the last ``last`` frames (all kept: ``None``),
         in the order of the legs; a leg some frames lack is averaged over those that have it."""
-        rows = list(self._rows)
-        if last is not None:
-            rows = rows[max(len(rows) - last, 0):]
+        rows = self._last(last)
         sums: dict[str, float] = {}
         counts: dict[str, int] = {}
         for names, values in rows:
@@ -80,3 +85,18 @@ class LegLog:
                 sums[name] = sums.get(name, 0.0) + value
                 counts[name] = counts.get(name, 0) + 1
         return {name: sums[name] / counts[name] for name in sums}
+
+    def services_ms(self, last: int | None = None) -> list[float]:
+        """Each of the last ``last`` frames' service (module docstring), oldest first."""
+        return [service_ms(row) for row in self._last(last)]
+
+    def _last(self, last: int | None) -> list[Legs]:
+        rows = list(self._rows)
+        return rows if last is None else rows[max(len(rows) - last, 0):]
+
+
+def service_ms(legs: Legs) -> float:
+    """The sum of a frame's stage legs: its latency without head, waits and out."""
+    names, values = legs
+    return sum(value for name, value in zip(names, values, strict=True)
+               if name not in ("head", "out") and not name.startswith("wait "))

@@ -465,8 +465,10 @@ def _pipeline_stats(pipeline: Pipeline) -> dict[str, Any]:
     stages = {name: {"p50_ms": _finite(percentile(c.durations_ms[-60:], 50)),
                      "errors": c.errors} for name, c in m.stages.items()}
     legs = {leg: _finite(ms) for leg, ms in m.legs.means(last=60).items()}
+    service = _finite(percentile(m.legs.services_ms(last=60), 50))
     return {"fps_in": round(m.fps_in(), 1), "fps_out": round(m.fps_out(), 1),
-            "drops": dict(m.drops), "stages": stages, "legs_ms": legs}
+            "drops": dict(m.drops), "stages": stages, "legs_ms": legs,
+            "service_p50_ms": service}
 
 
 def _finite(value: float) -> float | None:

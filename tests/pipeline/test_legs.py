@@ -1,8 +1,10 @@
+import statistics
+
 import numpy as np
 import pytest
 
 from pipeline.frame import Frame, StageTiming
-from pipeline.legs import LegLog, frame_legs
+from pipeline.legs import LegLog, frame_legs, service_ms
 from pipeline.metrics import Metrics
 
 
@@ -38,6 +40,26 @@ def test_the_log_keeps_the_last_frames_and_averages_each_leg_over_a_window():
     assert log.means(last=1)["a"] == 4.0 and log.means(last=0) == {}
     with pytest.raises(ValueError, match="keep must be >= 1"):
         LegLog(keep=0)
+
+
+def test_a_frames_service_is_its_stage_legs_without_the_waits():
+    frame = _frame(0, 2 * MS, [("track", 3 * MS, 7 * MS), ("generate", 10 * MS, 15 * MS)])
+    assert service_ms(frame_legs(frame, 16 * MS)) == 9.0
+    log = LegLog(keep=4)
+    for i in range(5):  # frame i: a 1 ms wait, then i ms of stage
+        log.record(_frame(0, 0, [("a", 1 * MS, (1 + i) * MS)]), (1 + i) * MS)
+    assert log.services_ms() == [1.0, 2.0, 3.0, 4.0]
+    assert log.services_ms(last=2) == [3.0, 4.0]
+
+
+def test_the_sum_of_stage_medians_undercounts_frames_slowed_in_one_stage_or_another():
+    # Each frame waited for a core in a different stage: each stage's median is
+    # 1 ms (sum 2 ms), but the median frame took 11 ms of stage time.
+    log = LegLog()
+    for a, b in ((1, 10), (1, 1), (10, 1)):
+        log.record(_frame(0, 0, [("a", 0, a * MS), ("b", a * MS, (a + b) * MS)]), (a + b) * MS)
+    assert sorted(log.services_ms()) == [2.0, 11.0, 11.0]
+    assert statistics.median(log.services_ms()) == 11.0
 
 
 def test_metrics_record_the_legs_of_every_delivered_frame():

@@ -44,7 +44,8 @@ def test_figures_are_flat_and_carry_the_servers_stage_times():
         server={"fps_in": 29.5, "fps_out": 24.0, "frames_replaced": 12,
                 "server_latency_ms": {"p50": 40.0, "p95": 70.0}, "drops": {"face_track": 3},
                 "stages": {"generate": {"p50_ms": 20.5, "errors": 0}},
-                "legs_ms": {"head": 1.0, "wait generate": 3.0, "generate": 20.0, "out": 1.0}})
+                "legs_ms": {"head": 1.0, "wait generate": 3.0, "generate": 20.0, "out": 1.0},
+                "service_p50_ms": 25.0})
     figures = _figures(result, 640, 480, 30)
     assert figures["fps"] == 30.0 and figures["freezes"] == 1
     assert figures["latency_p50_ms"] == 85.0
@@ -55,4 +56,7 @@ def test_figures_are_flat_and_carry_the_servers_stage_times():
     # In->out against the stages' sum: how much frames waited besides their stages.
     assert figures["server_stage_p50_sum_ms"] == 20.5
     assert figures["server_latency_vs_stages"] == round(40.0 / 20.5, 3)
+    # ... and against the frames' own stage time.
+    assert figures["server_service_p50_ms"] == 25.0
+    assert figures["server_latency_vs_service"] == round(40.0 / 25.0, 3)
     assert figures["latency_growth"] == round(90.0 / 80.0, 3)
