@@ -65,6 +65,11 @@ class Frame:
         admitted_ns: when the runtime admitted the frame at the head (took its
             in-flight token), on the runtime's clock; ``None`` before that.
             Admission to delivery minus the trace is the time spent waiting.
+        source_work: the source's own work on the picture after capture (a
+            network track's colour conversion), named after the source, when
+            the source timed it (`pipeline.stage.SourceFrame.work_ns`);
+            ``None`` otherwise. Not part of ``trace``: it happens before
+            admission.
     """
 
     seq: int
@@ -74,6 +79,7 @@ class Frame:
     time_base: Fraction = DEFAULT_TIME_BASE
     trace: list[StageTiming] = field(default_factory=list)
     admitted_ns: int | None = None
+    source_work: StageTiming | None = None
     _results: dict[type, object] = field(default_factory=dict, repr=False)
 
     def put(self, result: object) -> None:

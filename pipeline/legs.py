@@ -3,7 +3,11 @@
 A frame's latency (capture to delivery) splits into legs that add up to it
 exactly:
 
-* ``head``: capture to admission (the source's hand-off to the event loop);
+* when the source timed its own work on the picture (a network track's
+  colour conversion: `pipeline.frame.Frame.source_work`), ``wait <source>``
+  from capture to that work's start and ``<source>`` for the work itself;
+* ``head``: capture (or the source's work) to admission (the source's
+  hand-off to the event loop, waiting for a token);
 * for each stage, ``wait <stage>``: from the end of the leg before to the
   stage's start (hand-offs between threads, waiting in the edge for a busy
   stage), then ``<stage>``: the stage's own time;
@@ -11,7 +15,8 @@ exactly:
 
 So the mean of each leg over frames adds up to the mean latency, and a table
 of them shows where the time goes. A frame's *service* is the sum of its own
-stage legs (no waits, no head, no out): the time it would take alone. The
+stage legs and the source's work (no waits, no head, no out): the time it
+would take alone. The
 median of latency over the median of service is how long frames take
 against how long they need. The sum of each stage's own median is no
 stand-in for it: where stage times are skewed and a frame is slow in one
@@ -38,6 +43,11 @@ def frame_legs(frame: Frame, delivered_ns: int) -> Legs:
     names: list[str] = []
     values: list[float] = []
     previous = frame.capture_ns
+    work = frame.source_work
+    if work is not None:
+        names += [f"wait {work.stage}", work.stage]
+        values += [(work.start_ns - previous) / 1e6, (work.end_ns - work.start_ns) / 1e6]
+        previous = work.end_ns
     if frame.admitted_ns is not None:
         names.append("head")
         values.append((frame.admitted_ns - previous) / 1e6)

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 
 from pipeline.clock import Clock, MonotonicClock
 from pipeline.edges import Edge, EdgePolicy, LiveEdge, make_edge
-from pipeline.frame import DEFAULT_TIME_BASE, Frame, check_image
+from pipeline.frame import DEFAULT_TIME_BASE, Frame, StageTiming, check_image
 from pipeline.graph import validate_chain
 from pipeline.in_flight import InFlightConfig, InFlightController
 from pipeline.limiter import FlowLimiter
@@ -466,13 +466,24 @@ class Pipeline:
             self._reject(exc)
             return None
         self._rejected_in_a_row = 0
+        capture_ns = got.capture_ns if got.capture_ns is not None else self.clock.now_ns()
         return Frame(
             seq=seq,
-            capture_ns=got.capture_ns if got.capture_ns is not None else self.clock.now_ns(),
+            capture_ns=capture_ns,
             image=image,
             pts=got.pts,
             time_base=got.time_base or DEFAULT_TIME_BASE,
+            source_work=self._source_work(capture_ns, got.work_ns),
         )
+
+    def _source_work(self, capture_ns: int, work_ns: tuple[int, int] | None) -> StageTiming | None:
+        """The source's timed work, if it lies between capture and now (else ignored)."""
+        if work_ns is None:
+            return None
+        start, end = work_ns
+        if not capture_ns <= start <= end <= self.clock.now_ns():
+            return None
+        return StageTiming(self.source.name, start, end)
 
     def _reject(self, exc: ValueError) -> None:
         """Drop and count a picture that is not ``(H, W, 3)`` uint8, as a stage drops a frame

@@ -99,12 +99,17 @@ class SourceFrame:
     ``pts``/``time_base`` are the source's own timeline when it has one.
     ``capture_ns`` is set by sources that know when the picture was taken
     (a camera thread); otherwise the runtime stamps the read time.
+    ``work_ns`` is ``(start, end)``, on the same clock, of what the source did
+    to the picture after capture (decoding, converting) when that is real
+    work done per frame; the runtime keeps it as the frame's ``source_work``,
+    so a frame's latency shows it apart from waiting (`pipeline.legs`).
     """
 
     image: Image
     pts: int | None = None
     time_base: Fraction | None = None
     capture_ns: int | None = None
+    work_ns: tuple[int, int] | None = None
 
 
 @runtime_checkable

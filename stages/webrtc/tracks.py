@@ -8,7 +8,9 @@
 * aiortc's incoming track queue is unbounded: a slow graph would let latency
   grow for ever. `pump_track` drains it on the event loop as fast as frames
   come and keeps only the newest in `TrackSource`'s slot; the runtime's
-  source thread takes the newest and converts it to RGB there (not on the loop).
+  source thread takes the newest and converts it to RGB there (not on the loop),
+  timing the conversion as the source's work (a frame's legs show it apart
+  from waiting: `pipeline.legs`).
 * `TrackSink` (the last stage, in its worker thread) converts the picture to
   a ``yuv420p`` ``av.VideoFrame`` (`to_yuv420p`) and hands it to `OutgoingVideoTrack`, whose
   ``recv()`` (called by aiortc's sender) waits for a frame newer than the last
@@ -125,10 +127,12 @@ class TrackSource:
             if got is not None:
                 self._last = got.number
                 frame = got.item
+                start = time.monotonic_ns()
                 image = self._to_rgb(frame)
+                work = (start, time.monotonic_ns())
                 time_base = Fraction(frame.time_base) if frame.time_base else None
                 return SourceFrame(image, pts=frame.pts, time_base=time_base,
-                                   capture_ns=got.put_ns)
+                                   capture_ns=got.put_ns, work_ns=work)
             if self._slot.closed:
                 return None
 

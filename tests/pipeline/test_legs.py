@@ -26,6 +26,15 @@ def test_a_frame_s_legs_name_every_wait_and_stage_and_add_up_to_its_latency():
     assert sum(values) == 16.0  # capture to delivery
 
 
+def test_the_sources_own_work_is_a_leg_of_its_own_and_part_of_the_service():
+    frame = _frame(0, 5 * MS, [("track", 6 * MS, 9 * MS)])
+    frame.source_work = StageTiming("webrtc_in", 1 * MS, 3 * MS)
+    legs = frame_legs(frame, 10 * MS)
+    assert legs[0] == ("wait webrtc_in", "webrtc_in", "head", "wait track", "track", "out")
+    assert legs[1] == (1.0, 2.0, 2.0, 1.0, 3.0, 1.0) and sum(legs[1]) == 10.0
+    assert service_ms(legs) == 5.0
+
+
 def test_a_frame_never_admitted_has_no_head_leg():
     names, values = frame_legs(_frame(0, None, [("a", 1 * MS, 2 * MS)]), 4 * MS)
     assert names == ("wait a", "a", "out") and sum(values) == 4.0

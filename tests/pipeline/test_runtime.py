@@ -1,10 +1,12 @@
 import asyncio
+import dataclasses
 import threading
 import time
 
 import pytest
 
 from pipeline.clock import ManualClock
+from pipeline.frame import Frame, StageTiming
 from pipeline.graph import GraphError
 from pipeline.in_flight import InFlightConfig
 from pipeline.runtime import (
@@ -15,6 +17,7 @@ from pipeline.runtime import (
     StageFailedError,
     run_pipeline,
 )
+from pipeline.stage import SourceFrame, StageBase
 from pipeline.summary import format_summary
 from tests.pipeline.helpers import (
     Busy,
@@ -270,3 +273,41 @@ def test_head_refusals_reach_the_controller():
     assert sink.seqs == [0] and report.metrics.drops["head"] == 9
     controller = pipeline.in_flight_controller
     assert controller is not None and controller.binding and controller.limit == 1
+
+
+class TimedSource(ListSource):
+    """Captures each picture, then works on it for 1 ms (and says so); frame 1's
+    reported work starts before its capture, which cannot be and is ignored."""
+
+    name = "timed"
+
+    def read(self) -> SourceFrame | None:
+        got = super().read()
+        if got is None:
+            return None
+        capture = time.monotonic_ns()
+        start = capture - 1_000_000 if self.sent == 2 else capture
+        time.sleep(0.001)
+        return dataclasses.replace(got, capture_ns=capture, work_ns=(start, time.monotonic_ns()))
+
+
+class KeepsSourceWork(StageBase):
+    name = "keeps"
+
+    def __init__(self) -> None:
+        self.work: list[StageTiming | None] = []
+
+    def process(self, frame: Frame) -> Frame:
+        self.work.append(frame.source_work)
+        return frame
+
+
+def test_the_sources_timed_work_reaches_the_frame_and_its_legs():
+    keeps = KeepsSourceWork()
+    report = run_pipeline(TimedSource(3), [keeps, Collect()], OFFLINE)
+    first, impossible, third = keeps.work
+    assert impossible is None
+    for work in (first, third):
+        assert work is not None and work.stage == "timed" and work.end_ns - work.start_ns >= 1e6
+    legs = report.metrics.legs.means()
+    assert "timed" in legs and "wait timed" in legs and legs["timed"] >= 1.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from fractions import Fraction
 
 import numpy as np
@@ -66,6 +67,16 @@ def test_track_source_gives_the_newest_frame_and_ends_with_the_track():
     assert source.replaced == 2 and source.frames_received == 4
     source.end()
     assert source.read() is None
+
+
+def test_track_source_times_its_colour_conversion_after_the_frames_arrival():
+    source = TrackSource(open_timeout_s=5, read_timeout_s=0.05)
+    source.push(video(0))
+    source.open()
+    got = source.read()
+    assert got is not None and got.work_ns is not None and got.capture_ns is not None
+    start, end = got.work_ns
+    assert got.capture_ns <= start <= end <= time.monotonic_ns()
 
 
 def test_track_source_without_video_fails_to_open_with_a_reason():
