@@ -71,3 +71,12 @@ def test_every_run_records_how_the_machines_time_went(monkeypatch):
     figures = bench._timed_run(lambda options: {"fps": 30.0}, None)  # type: ignore[arg-type]
     assert figures == {"fps": 30.0, "cpu_busy_share": 0.6, "cpu_idle_share": 0.3,
                        "cpu_steal_share": 0.1}
+
+
+def test_a_run_with_stolen_cpu_time_is_flagged():
+    from pipeline.app.commands.bench import steal_warning
+
+    assert steal_warning(0.01, 1, 1) is None and steal_warning(None, 1, 1) is None
+    warning = steal_warning(0.124, 2, 3)
+    assert warning is not None and "run 2 of 3" in warning and "12.4%" in warning
+    assert "this run" in (steal_warning(0.05, 1, 1) or "")

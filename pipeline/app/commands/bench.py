@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -84,10 +85,30 @@ def run_bench(args: argparse.Namespace) -> int:
                            stage_threads=args.stage_threads,
                            adaptive_in_flight=args.adaptive_in_flight)
     runs = [_timed_run(run, options) for _ in range(args.runs)]
+    for number, figures in enumerate(runs, start=1):
+        warning = steal_warning(figures.get("cpu_steal_share"), number, len(runs))
+        if warning:
+            print(warning, file=sys.stderr)
     figures = runs[0] if args.runs == 1 else median_of_runs(runs)
     command = command_line(f"vicocam bench {spec.name}")
     print(write_result(figures, args.json, name=spec.name, command=command))
     return 0
+
+
+STEAL_WARN = 0.03
+"""Above this share of the CPU time stolen by the hypervisor, a run is flagged: in
+the WebRTC runs of `benchmarks/RESULTS.md` ("Stolen CPU time") every run under 3 %
+held its frame rate and every run over 10 % stalled many times a minute."""
+
+
+def steal_warning(share: object, number: int, runs: int) -> str | None:
+    """What to tell the user about a run whose cores were partly taken by other guests."""
+    if not isinstance(share, float) or share <= STEAL_WARN:
+        return None
+    which = f"run {number} of {runs}" if runs > 1 else "this run"
+    return (f"warning: during {which} the hypervisor gave {share:.1%} of the CPU time to "
+            f"other guests (cpu_steal_share); its figures are not comparable with runs on "
+            f"a quiet host")
 
 
 def _timed_run(run: Callable[[BenchOptions], dict[str, Any]],
