@@ -40,7 +40,6 @@ itself is a synchronisation point).
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections import deque
@@ -51,6 +50,7 @@ from typing import Self
 
 import torch
 
+from pipeline.segments import usable_cores
 from trt_engines.engine import Engine, TensorSpec, validate_feeds
 
 Feeds = Mapping[str, torch.Tensor]
@@ -331,7 +331,7 @@ def default_lanes(engine: Engine) -> int:
     """
     if not engine.shareable or engine.device.type != "cpu":
         return 1
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return usable_cores()
 
 
 def _require_one(feeds: Feeds) -> None:
