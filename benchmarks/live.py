@@ -37,6 +37,7 @@ import torch
 from benchmarks.common import shared_media_dir
 from pipeline.app.avatar_run import AvatarRunConfig, build_avatar_run
 from pipeline.frame import Frame, Image
+from pipeline.heap import frozen_heap
 from pipeline.metrics import Metrics, percentile
 from pipeline.runtime import Pipeline
 from pipeline.stage import Source, SourceFrame, SourceInfo, Stage
@@ -207,11 +208,13 @@ def _through(stages: Sequence[Stage], seq: int, image: Image) -> None:
 
 def live_metrics(config: AvatarRunConfig, bundle: ModelBundle, source: Source,
                  seconds: float) -> Metrics:
-    """The avatar path as ``vicocam run`` builds it, live from ``source`` for ``seconds``."""
+    """The avatar path as ``vicocam run`` builds and runs it (in a frozen heap,
+    `pipeline.heap`), live from ``source`` for ``seconds``."""
     run = build_avatar_run(config, bundle=bundle, sink=NullSink())
     runtime = replace(run.pipeline.config, duration_s=seconds, max_frames=None)
     pipeline = Pipeline(source, run.pipeline.stages, runtime)
-    return asyncio.run(pipeline.run()).metrics
+    with frozen_heap():
+        return asyncio.run(pipeline.run()).metrics
 
 
 def live_figures(m: Metrics, bare_fps: float, seconds: float) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from typing import Any
 
 from pipeline.app.cluster.config import ReplicaConfig
 from pipeline.app.commands.serve import open_server
+from pipeline.heap import frozen_heap
 from pipeline.memory import tune_allocator
 from stages.webrtc.gateway import refusal_item
 from stages.webrtc.ice import ice_host_addresses
@@ -47,11 +48,12 @@ class SessionHost:
         # The replica owns its worker process and runs for days, as `vicocam serve` does:
         # arenas Ray's threads made before stay, frame-sized buffers are mapped from now on.
         tune_allocator()
-        self._ice = contextlib.ExitStack()
+        self._process = contextlib.ExitStack()
         if config.server.ice_host is not None:
             # The replica owns its process, so the process-wide ICE patch is its to make.
-            self._ice.enter_context(ice_host_addresses([config.server.ice_host]))
+            self._process.enter_context(ice_host_addresses([config.server.ice_host]))
         self.server, self._service = open_server(config.server, config.model)
+        self._process.enter_context(frozen_heap())  # as `vicocam serve`: see pipeline.heap
         self.name = replica_name()
 
     def describe(self) -> dict[str, Any]:
@@ -91,7 +93,7 @@ class SessionHost:
         await self.server.close_all("the session host is stopping")
         if self._service is not None:
             self._service.close()
-        self._ice.close()
+        self._process.close()
 
 
 class ServedSessionHost(SessionHost):

@@ -125,11 +125,13 @@ def execute_avatar(config: AvatarRunConfig, *, status: bool = False, keys: bool 
                    json_path: Path | None = None) -> int:
     """Build and run the avatar graph, print the summary; 0 on success."""
     from pipeline.app.avatar_run import run_avatar_pipeline
+    from pipeline.heap import frozen_heap
 
     run = _build(config, status)
     warn(run_notice(run.bundle.domain, config.avatars, config.driver))
     try:
-        report = _run(lambda: run_avatar_pipeline(run, keys))
+        with frozen_heap():  # no full collection walks the model and modules again
+            report = _run(lambda: run_avatar_pipeline(run, keys))
     finally:
         run.bundle.close()
     _finish(report, config.sink, json_path, status)

@@ -104,6 +104,7 @@ def _avatar_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def handle_serve(args: argparse.Namespace) -> int:
+    from pipeline.heap import frozen_heap
     from pipeline.memory import tune_allocator
     from stages.webrtc.server import serve
 
@@ -115,7 +116,8 @@ def handle_serve(args: argparse.Namespace) -> int:
         return serve_cluster(args)
     server, service = build_server(args)
     try:
-        asyncio.run(serve(server, ready=lambda url: announce(url, server)))
+        with frozen_heap():  # no full collection walks the model and modules again
+            asyncio.run(serve(server, ready=lambda url: announce(url, server)))
     except OSError as exc:
         raise UserError(f"cannot listen on {args.host}:{args.port}: {exc}") from exc
     finally:
