@@ -161,7 +161,8 @@ class BrowserRunResult:
 
     ``latencies`` are ``(display time s, capture-to-display ms)`` pairs;
     ``inbound``/``outbound`` are the page's getStats video entries and
-    ``server`` the session's stats endpoint, all at the end of the window.
+    ``server`` the session's stats endpoint, all at the end of the window
+    (``inbound_start``, ``server_start``: the same at its start).
     ``latency_unmatched`` counts stamped returned frames whose capture could
     not be told apart from a loop older (``stages/webrtc/static/latency.js``).
     ``freezes`` is the change of getStats' ``freezeCount`` (``None`` when the
@@ -175,8 +176,10 @@ class BrowserRunResult:
     freezes: int | None
     latencies: list[tuple[float, float]]
     inbound: dict[str, Any] = field(default_factory=dict)
+    inbound_start: dict[str, Any] = field(default_factory=dict)
     outbound: dict[str, Any] = field(default_factory=dict)
     server: dict[str, Any] = field(default_factory=dict)
+    server_start: dict[str, Any] = field(default_factory=dict)
     console_errors: list[str] = field(default_factory=list)
     latency_unmatched: int = 0
     stalls: int = 0
@@ -280,8 +283,10 @@ def _result(start: dict[str, Any], end: dict[str, Any], samples: list[list[float
         freezes=freezes,
         latencies=[(t / 1e3, ms) for t, ms in samples],
         inbound=inbound1,
+        inbound_start=inbound0,
         outbound=end["outbound"],
         server=end.get("server") or {},
+        server_start=start.get("server") or {},
         console_errors=errors,
         latency_unmatched=unmatched,
         stalls=int(end["stalls"]["count"]) - int(start["stalls"]["count"]),

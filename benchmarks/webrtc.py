@@ -34,6 +34,15 @@ Figures (flat):
         figures because their capture could not be told apart from the same
         index a loop of the camera clip earlier (``static/latency.js``).
     server_stage_p50_ms: per-stage p50 over the session's last 60 frames.
+    browser_receive: the browser's receiver over the window (`receive_figures`).
+    server_stalls_in_100ms, server_stalls_out_100ms (and ``_ms_total``): gaps
+        over 100 ms between frames reaching the server and leaving it over the
+        window: a stall the page counts but the server did not send began
+        after the server (encoder, network, the browser's decoding).
+    process_gc_pauses: per generation of CPython's cycle collector, the
+        collections in this process (the server's) while the browser ran, the
+        longest and the total pause in ms. The server's heap is frozen once
+        built, as ``vicocam serve`` does (`pipeline.heap`).
     model, trained: which weights ran (model stage only).
 """
 
@@ -168,6 +177,7 @@ def run_webrtc_bench(seconds: float = 30.0,
     what pays (`pipeline.in_flight`) instead of staying fixed.
     """
     from benchmarks.browser import BrowserRunConfig, run_browser_peer
+    from pipeline.heap import GcPauses, frozen_heap
     from stages.webrtc.peer_session import SessionConfig
     from stages.webrtc.server import ServerThread
 
@@ -178,12 +188,14 @@ def run_webrtc_bench(seconds: float = 30.0,
                                    height=height, fps=fps, clip_s=4.0, chromium=chromium,
                                    camera=camera or served.camera,
                                    cpus=cores[0] if cores else None)
-        with ServerThread(served.server) as url:
+        with frozen_heap(), GcPauses().recording() as pauses, \
+                ServerThread(served.server) as url:
             result = run_browser_peer(url, browser)
     placement = None if cores is None else {"browser": cores[0], "server": cores[1]}
     return {"stage": _stage_name(stage), "camera": browser.camera, "pinned": placement,
             "stage_threads": stage_threads, "adaptive_in_flight": adaptive_in_flight,
-            **served.facts, **_figures(result, width, height, fps)}
+            **served.facts, **_figures(result, width, height, fps),
+            "process_gc_pauses": pauses.figures()}
 
 
 def split_cores() -> tuple[tuple[int, ...], tuple[int, ...]] | None:
@@ -249,4 +261,50 @@ def _figures(result: BrowserRunResult, width: int, height: int, fps: int) -> dic
         "server_stage_p50_ms": stage_p50,
         **server_wait_figures(server_latency.get("p50"), stage_p50, server.get("service_p50_ms")),
         "server_legs_ms": server.get("legs_ms"),
+        **server_stall_figures(result.server_start, server),
+        "browser_receive": receive_figures(result.inbound_start, result.inbound),
     }
+
+
+_RECEIVE_COUNTS = ("packetsLost", "nackCount", "pliCount", "firCount", "framesDropped",
+                   "keyFramesDecoded")
+_RECEIVE_MEANS_MS = {"jitter_buffer_ms": ("jitterBufferDelay", "jitterBufferEmittedCount"),
+                     "decode_ms": ("totalDecodeTime", "framesDecoded"),
+                     "processing_ms": ("totalProcessingDelay", "framesDecoded")}
+
+
+def receive_figures(start: dict[str, Any], end: dict[str, Any]) -> dict[str, Any]:
+    """What the browser's receiver did over the window, from its inbound-rtp stats
+    at the start and the end: losses, retransmission and keyframe requests, frames
+    dropped (counts), and the mean jitter-buffer, decode and processing time per
+    frame (ms). A figure the browser does not report is left out."""
+    def delta(key: str) -> float | None:
+        if key not in start or key not in end:
+            return None
+        return float(end[key]) - float(start[key])
+
+    out: dict[str, Any] = {}
+    for key in _RECEIVE_COUNTS:
+        change = delta(key)
+        if change is not None:
+            out[key] = int(change)
+    for name, (total, count) in _RECEIVE_MEANS_MS.items():
+        seconds, frames = delta(total), delta(count)
+        if seconds is not None and frames:
+            out[name] = round(seconds / frames * 1e3, 2)
+    return out
+
+
+def server_stall_figures(start: dict[str, Any], end: dict[str, Any]) -> dict[str, Any]:
+    """Gaps over 100 ms between frames reaching the server (``in``) and leaving it
+    (``out``) over the window, from the session's stats at its start and end:
+    with the page's ``stalls_100ms``, where a stall began. ``None``: not reported."""
+    out: dict[str, Any] = {}
+    for point in ("in", "out"):
+        first, last = start.get(f"stalls_{point}"), end.get(f"stalls_{point}")
+        if first is None or last is None:
+            out[f"server_stalls_{point}_100ms"] = out[f"server_stall_{point}_ms_total"] = None
+            continue
+        out[f"server_stalls_{point}_100ms"] = last["count"] - first["count"]
+        out[f"server_stall_{point}_ms_total"] = round(last["total_ms"] - first["total_ms"], 1)
+    return out

@@ -47,6 +47,39 @@ INPUT_STALL_S = 1.0
 """Silence of the source, in seconds, after which the status line flags it."""
 
 
+STALL_MS = 100.0
+"""A gap between frames over this is a stall: three frames at 30 fps, the
+hitch a person sees (the page counts the same, ``static/stalls.js``)."""
+
+
+@dataclass(slots=True)
+class GapCounter:
+    """Gaps over ``threshold_ms`` between successive frames at one point of a path.
+
+    Counting the same gaps where frames arrive, leave and are displayed tells
+    where a stall began. Only ``note`` changes it; readers take `snapshot`.
+    """
+
+    threshold_ms: float = STALL_MS
+    count: int = 0
+    total_ms: float = 0.0
+    _last_ns: int | None = None
+
+    def note(self, now_ns: int) -> None:
+        """One frame passed at ``now_ns`` (a monotonic clock)."""
+        if self._last_ns is not None and now_ns > self._last_ns:
+            gap_ms = (now_ns - self._last_ns) / 1e6
+            if gap_ms > self.threshold_ms:
+                self.count += 1
+                self.total_ms += gap_ms
+        if self._last_ns is None or now_ns > self._last_ns:
+            self._last_ns = now_ns
+
+    def snapshot(self) -> dict[str, float]:
+        """``{"count", "total_ms"}`` so far, JSON-ready."""
+        return {"count": self.count, "total_ms": round(self.total_ms, 1)}
+
+
 class DropCounter(Protocol):
     """The owner of a drop count: an edge or the flow limiter."""
 

@@ -432,9 +432,11 @@ class Session:
         if self._video_in is not None:
             out["frames_received"] = self._video_in.frames_received
             out["frames_replaced"] = self._video_in.replaced
+            out["stalls_in"] = self._video_in.arrival_gaps.snapshot()
         if self._video_out is not None:
             recent = list(self._video_out.latencies_ms)[-60:]
             out["frames_sent"] = self._video_out.frames_sent
+            out["stalls_out"] = self._video_out.send_gaps.snapshot()
             out["server_latency_ms"] = {"p50": _finite(percentile(recent, 50)),
                                         "p95": _finite(percentile(recent, 95))}
         if self._audio_out is not None:

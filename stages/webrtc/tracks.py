@@ -46,6 +46,7 @@ from av.frame import Frame as AvFrame
 
 from pipeline.clock import Clock, MonotonicClock
 from pipeline.frame import Frame, Image
+from pipeline.metrics import GapCounter
 from pipeline.stage import SourceFrame, SourceInfo, StageBase
 from stages.camera.slot import LatestSlot
 from stages.io.av_convert import RgbConverter
@@ -88,11 +89,14 @@ class TrackSource:
         self._slot: LatestSlot[VideoFrame] = LatestSlot()
         self._last = 0
         self._to_rgb = RgbConverter()  # only read() converts: one thread
+        self.arrival_gaps = GapCounter()  # stalls as the frames arrive (event loop only)
 
     # ---- the event loop side ----------------------------------------------------
     def push(self, frame: AvFrame) -> None:
         if isinstance(frame, VideoFrame):
-            self._slot.put(frame, time.monotonic_ns())
+            now = time.monotonic_ns()
+            self.arrival_gaps.note(now)
+            self._slot.put(frame, now)
 
     def end(self) -> None:
         self._slot.close()
@@ -166,6 +170,7 @@ class OutgoingVideoTrack(MediaStreamTrack):
         self.latencies_ms: collections.deque[float] = collections.deque(maxlen=300)
         self.timestamps: collections.deque[tuple[int, int]] = collections.deque(maxlen=300)
         self.frames_timed = 0
+        self.send_gaps = GapCounter()  # stalls as the frames leave (event loop only)
 
     def offer(self, frame: VideoFrame, capture_ns: int, source_pts: int | None = None) -> None:
         """Make ``frame`` the next to send, replacing one not yet sent.
@@ -204,6 +209,7 @@ class OutgoingVideoTrack(MediaStreamTrack):
         frame.pts = pts
         frame.time_base = VIDEO_TIME_BASE
         self.frames_sent += 1
+        self.send_gaps.note(now)
         self.latencies_ms.append((now - capture_ns) / 1e6)
         if source_pts is not None:
             self.timestamps.append((pts, source_pts))

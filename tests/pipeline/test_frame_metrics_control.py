@@ -144,3 +144,15 @@ def test_a_frame_knows_the_time_its_stages_took():
     assert frame.service_ns == 0 and frame.admitted_ns is None
     frame.trace += [StageTiming("a", 10, 15), StageTiming("b", 20, 27)]
     assert frame.service_ns == 12
+
+
+def test_gap_counter_counts_gaps_over_its_threshold_on_a_scripted_series():
+    from pipeline.metrics import GapCounter
+
+    gaps = GapCounter(threshold_ms=100.0)
+    ms = [0, 33, 66, 200, 233, 333.5, 333.5, 300, 500]  # a repeat and a step back: no gap
+    for t in ms:
+        gaps.note(int(t * 1e6))
+    # 66 -> 200 (134 ms) and 333.5 -> 500 (166.5 ms); 233 -> 333.5 is 100.5 ms: a stall too.
+    assert gaps.snapshot() == {"count": 3, "total_ms": 401.0}
+    assert GapCounter().snapshot() == {"count": 0, "total_ms": 0.0}

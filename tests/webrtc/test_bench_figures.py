@@ -60,3 +60,29 @@ def test_figures_are_flat_and_carry_the_servers_stage_times():
     assert figures["server_service_p50_ms"] == 25.0
     assert figures["server_latency_vs_service"] == round(40.0 / 25.0, 3)
     assert figures["latency_growth"] == round(90.0 / 80.0, 3)
+
+
+def test_server_stalls_are_counted_over_the_window_where_frames_arrive_and_leave():
+    from benchmarks.webrtc import server_stall_figures
+
+    start = {"stalls_in": {"count": 1, "total_ms": 120.0},
+             "stalls_out": {"count": 2, "total_ms": 300.0}}
+    end = {"stalls_in": {"count": 1, "total_ms": 120.0},
+           "stalls_out": {"count": 5, "total_ms": 760.5}}
+    assert server_stall_figures(start, end) == {
+        "server_stalls_in_100ms": 0, "server_stall_in_ms_total": 0.0,
+        "server_stalls_out_100ms": 3, "server_stall_out_ms_total": 460.5}
+    # A server that does not report them (an older one): unknown, not zero.
+    assert set(server_stall_figures({}, end).values()) == {None}
+
+
+def test_the_receivers_window_is_the_change_of_its_counters():
+    from benchmarks.webrtc import receive_figures
+
+    start = {"packetsLost": 2, "nackCount": 5, "framesDropped": 0, "jitterBufferDelay": 1.0,
+             "jitterBufferEmittedCount": 100, "totalDecodeTime": 0.2, "framesDecoded": 100}
+    end = {"packetsLost": 2, "nackCount": 9, "framesDropped": 1, "jitterBufferDelay": 4.0,
+           "jitterBufferEmittedCount": 400, "totalDecodeTime": 0.8, "framesDecoded": 400}
+    assert receive_figures(start, end) == {
+        "packetsLost": 0, "nackCount": 4, "framesDropped": 1,
+        "jitter_buffer_ms": 10.0, "decode_ms": 2.0}  # 3 s over 300 frames; 0.6 s over 300

@@ -109,6 +109,22 @@ def test_outgoing_track_sends_only_the_newest_frame_with_send_time_stamps():
     assert (first.pts, second.pts) == (0, 3600)  # 40 ms of send time at 90 kHz
     assert list(track.latencies_ms) == [10.0, 10.0]
     assert track.path_latency_ms() == 10.0
+    # Sent at 10 and 50 ms: a 40 ms gap is no stall.
+    assert track.send_gaps.snapshot() == {"count": 0, "total_ms": 0.0}
+
+
+def test_outgoing_track_counts_a_stall_between_sent_frames():
+    ticks = Ticks()
+    track = OutgoingVideoTrack(clock_ns=ticks)
+
+    async def scenario():
+        for ms in (0, 33, 183, 216):  # 150 ms between the second and third
+            ticks.now = ms * 1_000_000
+            track.offer(video(ms), capture_ns=0)
+            await track.recv()
+
+    asyncio.run(scenario())
+    assert track.send_gaps.snapshot() == {"count": 1, "total_ms": 150.0}
 
 
 def test_outgoing_track_pairs_each_sent_pts_with_its_source_pts():
