@@ -70,6 +70,7 @@ def _link(text: str) -> object:
 
 
 def handle_client(args: argparse.Namespace) -> int:
+    from pipeline.heap import frozen_heap
     from pipeline.memory import tune_allocator
     from stages.endpoints import open_sink, open_source
     from stages.io import SinkOptions, SourceOptions
@@ -83,7 +84,8 @@ def handle_client(args: argparse.Namespace) -> int:
         source = open_source(args.source, SourceOptions(fps=args.fps, size=args.size, loop=True))
         sink = open_sink(args.sink, SinkOptions(fps=args.fps, size=args.size,
                                                 virtualcam_backend=args.virtualcam_backend))
-        report = asyncio.run(run_client(config, source, sink, on_notice=_server_notice))
+        with frozen_heap():  # no full collection walks the imported modules again
+            report = asyncio.run(run_client(config, source, sink, on_notice=_server_notice))
     except (ValueError, ClientError) as exc:
         raise UserError(str(exc)) from exc
     print(f"vicocam: sent {report.frames_sent} frames, received {report.frames_received} "
