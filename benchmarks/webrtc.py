@@ -34,6 +34,9 @@ Figures (flat):
         figures because their capture could not be told apart from the same
         index a loop of the camera clip earlier (``static/latency.js``).
     server_stage_p50_ms: per-stage p50 over the session's last 60 frames.
+    server_stage_sum_growth: the sum of the stages' p50s at the window's end over
+        that at its start: above 1, the stages themselves slowed (the machine
+        was busier), which raises ``latency_growth`` without frames queueing.
     browser_receive: the browser's receiver over the window (`receive_figures`).
     server_stalls_in_100ms, server_stalls_out_100ms (and ``_ms_total``): gaps
         over 100 ms between frames reaching the server and leaving it over the
@@ -262,6 +265,7 @@ def _figures(result: BrowserRunResult, width: int, height: int, fps: int) -> dic
         **server_wait_figures(server_latency.get("p50"), stage_p50, server.get("service_p50_ms")),
         "server_legs_ms": server.get("legs_ms"),
         **server_stall_figures(result.server_start, server),
+        "server_stage_sum_growth": _ratio(_stage_sum(server), _stage_sum(result.server_start)),
         "browser_receive": receive_figures(result.inbound_start, result.inbound),
     }
 
@@ -293,6 +297,13 @@ def receive_figures(start: dict[str, Any], end: dict[str, Any]) -> dict[str, Any
         if seconds is not None and frames:
             out[name] = round(seconds / frames * 1e3, 2)
     return out
+
+
+def _stage_sum(stats: dict[str, Any]) -> float | None:
+    """The sum of a session's stage p50s (its last 60 frames) in its stats."""
+    times = [s.get("p50_ms") for s in (stats.get("stages") or {}).values()]
+    known = [ms for ms in times if ms is not None]
+    return sum(known) if known else None
 
 
 def server_stall_figures(start: dict[str, Any], end: dict[str, Any]) -> dict[str, Any]:

@@ -60,6 +60,19 @@ def test_figures_are_flat_and_carry_the_servers_stage_times():
     assert figures["server_service_p50_ms"] == 25.0
     assert figures["server_latency_vs_service"] == round(40.0 / 25.0, 3)
     assert figures["latency_growth"] == round(90.0 / 80.0, 3)
+    assert figures["server_stage_sum_growth"] is None  # no stats at the window's start
+
+
+def test_stage_growth_compares_the_stages_at_the_windows_end_with_its_start():
+    from benchmarks.browser import BrowserRunResult
+
+    def stats(generate_ms, composite_ms):
+        return {"stages": {"generate": {"p50_ms": generate_ms},
+                           "composite": {"p50_ms": composite_ms}, "release": {"p50_ms": None}}}
+
+    result = BrowserRunResult(frames_decoded=300, seconds=10.0, freezes=0, latencies=[],
+                              server=stats(15.0, 9.0), server_start=stats(10.0, 6.0))
+    assert _figures(result, 640, 480, 30)["server_stage_sum_growth"] == 1.5
 
 
 def test_server_stalls_are_counted_over_the_window_where_frames_arrive_and_leave():
