@@ -92,9 +92,7 @@ def webrtc(options: BenchOptions) -> dict[str, Any]:
     from benchmarks.webrtc import run_webrtc_bench
 
     # Measured seconds after a 3 s warm-up; the browser start and the clip add ~10 s.
-    return run_webrtc_bench(seconds=seconds or 30.0, stage="identity", pin=options.pin,
-                            stage_threads=options.stage_threads,
-                            adaptive_in_flight=options.adaptive_in_flight)
+    return run_webrtc_bench(seconds=seconds or 30.0, stage="identity", **_webrtc_knobs(options))
 
 
 def webrtc_face(options: BenchOptions) -> dict[str, Any]:
@@ -102,17 +100,21 @@ def webrtc_face(options: BenchOptions) -> dict[str, Any]:
     from benchmarks.webrtc import run_webrtc_bench
 
     return run_webrtc_bench(seconds=seconds or 30.0, stage="identity", camera="person",
-                            pin=options.pin, stage_threads=options.stage_threads,
-                            adaptive_in_flight=options.adaptive_in_flight)
+                            **_webrtc_knobs(options))
 
 
 def webrtc_model(options: BenchOptions) -> dict[str, Any]:
     seconds = options.seconds
     from benchmarks.webrtc import MODEL, run_webrtc_bench
 
-    return run_webrtc_bench(seconds=seconds or 30.0, stage=MODEL, pin=options.pin,
-                            stage_threads=options.stage_threads,
-                            adaptive_in_flight=options.adaptive_in_flight)
+    return run_webrtc_bench(seconds=seconds or 30.0, stage=MODEL, **_webrtc_knobs(options))
+
+
+def _webrtc_knobs(options: BenchOptions) -> dict[str, Any]:
+    """The options every WebRTC benchmark passes on as they are."""
+    return {"pin": options.pin, "stage_threads": options.stage_threads,
+            "adaptive_in_flight": options.adaptive_in_flight,
+            "freeze_heap": options.freeze_heap}
 
 
 def flood(options: BenchOptions) -> dict[str, Any]:

@@ -46,6 +46,9 @@ class BenchOptions:
         adaptive_in_flight: the WebRTC benchmarks' sessions let the head
             limiter follow what pays (``vicocam serve --adaptive-in-flight``)
             instead of a fixed limit.
+        freeze_heap: the WebRTC benchmarks' server runs in a frozen heap, as
+            ``vicocam serve`` does (`pipeline.heap`); ``False`` measures it
+            without, as before it did.
     """
 
     seconds: float | None = None
@@ -58,6 +61,7 @@ class BenchOptions:
     replicas: int | None = None
     stage_threads: int | None = None
     adaptive_in_flight: bool = False
+    freeze_heap: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,14 +37,18 @@ Figures (flat):
     server_stage_sum_growth: the sum of the stages' p50s at the window's end over
         that at its start: above 1, the stages themselves slowed (the machine
         was busier), which raises ``latency_growth`` without frames queueing.
+    server_latency_growth: the server's in->out p50 (its last 60 frames) at the
+        window's end over that at its start: how much of ``latency_growth``
+        happened inside the server.
     browser_receive: the browser's receiver over the window (`receive_figures`).
     server_stalls_in_100ms, server_stalls_out_100ms (and ``_ms_total``): gaps
         over 100 ms between frames reaching the server and leaving it over the
         window: a stall the page counts but the server did not send began
         after the server (encoder, network, the browser's decoding).
     process_gc_pauses: per generation of CPython's cycle collector, the
-        collections in this process (the server's) while the browser ran, the
-        longest and the total pause in ms. The server's heap is frozen once
+        collections in this process (the server's) over the browser's whole
+        session (connection, warm-up and window), the longest and the total
+        pause in ms. The server's heap is frozen once
         built, as ``vicocam serve`` does (`pipeline.heap`).
     model, trained: which weights ran (model stage only).
 """
@@ -168,7 +172,8 @@ def run_webrtc_bench(seconds: float = 30.0,
                      warmup_s: float = 3.0, chromium: str | None = None,
                      camera: CameraClip | None = None, pin: bool = True,
                      stage_threads: int | None = None,
-                     adaptive_in_flight: bool = False) -> dict[str, Any]:
+                     adaptive_in_flight: bool = False,
+                     freeze_heap: bool = True) -> dict[str, Any]:
     """Measure one browser session for ``seconds`` (after ``warmup_s``); flat figures.
 
     ``stage``: ``"identity"``, ``"model"`` (see the module docstring), a
@@ -177,7 +182,8 @@ def run_webrtc_bench(seconds: float = 30.0,
     browser on one core, this process (the server) on the others.
     ``stage_threads``: the sessions' worker threads for stages (``None``: the
     runtime's default). ``adaptive_in_flight``: the sessions' head limit follows
-    what pays (`pipeline.in_flight`) instead of staying fixed.
+    what pays (`pipeline.in_flight`) instead of staying fixed. ``freeze_heap``:
+    the server runs in a frozen heap (`pipeline.heap`), as ``vicocam serve``.
     """
     from benchmarks.browser import BrowserRunConfig, run_browser_peer
     from pipeline.heap import GcPauses, frozen_heap
@@ -191,12 +197,14 @@ def run_webrtc_bench(seconds: float = 30.0,
                                    height=height, fps=fps, clip_s=4.0, chromium=chromium,
                                    camera=camera or served.camera,
                                    cpus=cores[0] if cores else None)
-        with frozen_heap(), GcPauses().recording() as pauses, \
+        heap = frozen_heap() if freeze_heap else contextlib.nullcontext()
+        with heap, GcPauses().recording() as pauses, \
                 ServerThread(served.server) as url:
             result = run_browser_peer(url, browser)
     placement = None if cores is None else {"browser": cores[0], "server": cores[1]}
     return {"stage": _stage_name(stage), "camera": browser.camera, "pinned": placement,
             "stage_threads": stage_threads, "adaptive_in_flight": adaptive_in_flight,
+            "heap_frozen": freeze_heap,
             **served.facts, **_figures(result, width, height, fps),
             "process_gc_pauses": pauses.figures()}
 
@@ -266,6 +274,9 @@ def _figures(result: BrowserRunResult, width: int, height: int, fps: int) -> dic
         "server_legs_ms": server.get("legs_ms"),
         **server_stall_figures(result.server_start, server),
         "server_stage_sum_growth": _ratio(_stage_sum(server), _stage_sum(result.server_start)),
+        "server_latency_growth": _ratio(server_latency.get("p50"),
+                                        (result.server_start.get("server_latency_ms") or {})
+                                        .get("p50")),
         "browser_receive": receive_figures(result.inbound_start, result.inbound),
     }
 

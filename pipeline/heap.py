@@ -3,11 +3,13 @@
 CPython's cycle collector runs in whichever thread allocates when a counter
 trips, holds the GIL while it walks, and so pauses every stage thread and
 the event loop at once. A young collection walks few objects; a full one
-walks every object the process holds. Its imports alone leave a served
-process with about 196,000 objects that live until it exits (modules,
-classes, functions), and a full collection of them took 123 ms. A served
-session saw four full collections in half a minute, up to 147 ms each: each
-a stall the caller sees (`vicocam bench webrtc-model`).
+walks every object the process holds, and a served process holds about
+200,000 after its imports alone (modules, classes, functions), all alive
+until it exits. Measured with a browser session (`vicocam bench webrtc-model
+--thawed-heap`, "Latency where users are" in benchmarks/RESULTS.md), a full
+collection came once in each session and paused the server for 136-162 ms;
+on a server with several sessions each such pause stalls all of them, and
+the server runs one more after a session leaves.
 
 `frozen_heap` collects once (so no garbage is kept), then moves every
 object alive into the permanent generation (``gc.freeze``), which

@@ -31,9 +31,11 @@ FIGURES = {
     "pipelining": ["speedup_vs_sequential"],
     "lossless": ["frames_out", "order_preserved", "render_fps"],
     "live": ["output_fps", "latency_p50_ms", "latency_p95_ms", "bare_loop_fps"],
-    "webrtc": ["fps", "latency_p50_ms", "latency_p95_ms", "server_latency_p50_ms"],
+    "webrtc": ["fps", "latency_p50_ms", "latency_p95_ms", "server_latency_p50_ms",
+               "stalls_per_min", "cpu_steal_share"],
     "webrtc-model": ["fps", "latency_p50_ms", "latency_p95_ms", "server_latency_p50_ms",
-                     "server_latency_vs_stages", "stalls_per_min"],
+                     "server_latency_vs_stages", "stalls_per_min", "latency_growth",
+                     "cpu_steal_share"],
 }
 
 

@@ -52,7 +52,8 @@ def test_bench_passes_the_limiter_and_threads_to_the_webrtc_benchmarks(monkeypat
 
     monkeypatch.setattr(webrtc, "run_webrtc_bench", fake)
     assert main(["bench", name, "--seconds", "2", "--no-pin", "--stage-threads", "3",
-                 "--adaptive-in-flight"]) == 0
-    assert (seen["pin"], seen["stage_threads"], seen["adaptive_in_flight"]) == (False, 3, True)
+                 "--adaptive-in-flight", "--thawed-heap"]) == 0
+    knobs = ("pin", "stage_threads", "adaptive_in_flight", "freeze_heap")
+    assert tuple(seen[k] for k in knobs) == (False, 3, True, False)
     assert main(["bench", name, "--seconds", "2"]) == 0
-    assert (seen["pin"], seen["stage_threads"], seen["adaptive_in_flight"]) == (True, None, False)
+    assert tuple(seen[k] for k in knobs) == (True, None, False, True)

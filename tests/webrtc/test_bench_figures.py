@@ -75,6 +75,15 @@ def test_stage_growth_compares_the_stages_at_the_windows_end_with_its_start():
     assert _figures(result, 640, 480, 30)["server_stage_sum_growth"] == 1.5
 
 
+def test_server_latency_growth_compares_in_out_at_the_windows_end_with_its_start():
+    from benchmarks.browser import BrowserRunResult
+
+    result = BrowserRunResult(frames_decoded=300, seconds=10.0, freezes=0, latencies=[],
+                              server={"server_latency_ms": {"p50": 30.0, "p95": 50.0}},
+                              server_start={"server_latency_ms": {"p50": 20.0, "p95": 40.0}})
+    assert _figures(result, 640, 480, 30)["server_latency_growth"] == 1.5
+
+
 def test_server_stalls_are_counted_over_the_window_where_frames_arrive_and_leave():
     from benchmarks.webrtc import server_stall_figures
 

@@ -59,6 +59,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--adaptive-in-flight", action="store_true",
                         help="the webrtc benchmarks: the sessions' head limit follows what pays "
                              "(as 'vicocam serve --adaptive-in-flight'; default: fixed)")
+    parser.add_argument("--thawed-heap", dest="freeze_heap", action="store_false",
+                        help="the webrtc benchmarks: do not freeze the server's heap as "
+                             "'vicocam serve' does, to measure what freezing it changes")
     model = parser.add_argument_group(
         "model", "for the benchmarks that run one model (live, sessions): the bundled model "
                  "on the CPU unless given")
@@ -83,7 +86,8 @@ def run_bench(args: argparse.Namespace) -> int:
                            max_sessions=sessions, json_path=args.json, mode=args.mode,
                            sessions=args.sessions, replicas=args.replicas,
                            stage_threads=args.stage_threads,
-                           adaptive_in_flight=args.adaptive_in_flight)
+                           adaptive_in_flight=args.adaptive_in_flight,
+                           freeze_heap=args.freeze_heap)
     runs = [_timed_run(run, options) for _ in range(args.runs)]
     for number, figures in enumerate(runs, start=1):
         warning = steal_warning(figures.get("cpu_steal_share"), number, len(runs))
