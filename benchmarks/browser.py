@@ -168,7 +168,10 @@ class BrowserRunResult:
     ``freezes`` is the change of getStats' ``freezeCount`` (``None`` when the
     browser does not report it); ``stalls`` and ``stall_ms`` count the gaps
     over 100 ms between displayed returned frames and their summed length
-    (``static/stalls.js``, the page's own counter).
+    (``static/stalls.js``, the page's own counter); ``stalls_unsure`` and
+    ``stall_unsure_ms`` the gaps over 100 ms across which the video presented
+    frames under 100 ms apart on average: the page's frame callback ran late,
+    the video may not have stalled.
     """
 
     frames_decoded: int
@@ -184,6 +187,8 @@ class BrowserRunResult:
     latency_unmatched: int = 0
     stalls: int = 0
     stall_ms: float = 0.0
+    stalls_unsure: int = 0
+    stall_unsure_ms: float = 0.0
 
     @property
     def fps(self) -> float:
@@ -291,4 +296,6 @@ def _result(start: dict[str, Any], end: dict[str, Any], samples: list[list[float
         latency_unmatched=unmatched,
         stalls=int(end["stalls"]["count"]) - int(start["stalls"]["count"]),
         stall_ms=float(end["stalls"]["totalMs"]) - float(start["stalls"]["totalMs"]),
+        stalls_unsure=int(end["stalls"]["unsure"]) - int(start["stalls"]["unsure"]),
+        stall_unsure_ms=float(end["stalls"]["unsureMs"]) - float(start["stalls"]["unsureMs"]),
     )

@@ -25,6 +25,10 @@ Figures (flat):
     stalls_100ms, stall_ms_total, stalls_per_min: gaps over 100 ms between
         displayed returned frames (the page's own counter, ``static/stalls.js``):
         the hitches a person sees that ``freezes`` does not count.
+    stalls_100ms_unsure, stall_unsure_ms_total: gaps over 100 ms between the
+        page's frame callbacks across which the video presented frames at
+        under 100 ms apart on average: the page's script ran late, the video
+        may not have stalled (``static/stalls.js``). Not in ``stalls_100ms``.
     pinned: the cores the browser and the server ran on (``None``: unpinned).
         Pinned is the default: in use they run on different machines.
     latency_*_ms: capture (the fake camera's frame, local preview) to
@@ -257,6 +261,8 @@ def _figures(result: BrowserRunResult, width: int, height: int, fps: int) -> dic
         "freeze_definition": FREEZE_DEFINITION,
         "stalls_100ms": result.stalls,
         "stall_ms_total": round(result.stall_ms, 1),
+        "stalls_100ms_unsure": result.stalls_unsure,
+        "stall_unsure_ms_total": round(result.stall_unsure_ms, 1),
         "stalls_per_min": round(result.stalls * 60 / result.seconds, 2) if result.seconds else None,
         **latency_figures(result.latencies),
         "latency_unmatched": result.latency_unmatched,

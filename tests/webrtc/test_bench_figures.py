@@ -48,6 +48,7 @@ def test_figures_are_flat_and_carry_the_servers_stage_times():
                 "service_p50_ms": 25.0})
     figures = _figures(result, 640, 480, 30)
     assert figures["fps"] == 30.0 and figures["freezes"] == 1
+    assert figures["stalls_100ms_unsure"] == 0 and figures["stall_unsure_ms_total"] == 0.0
     assert figures["latency_p50_ms"] == 85.0
     assert figures["server_fps_out"] == 24.0 and figures["server_latency_p95_ms"] == 70.0
     assert figures["server_stage_p50_ms"] == {"generate": 20.5}

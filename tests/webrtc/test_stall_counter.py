@@ -24,4 +24,25 @@ SCENARIO = """async () => {
 
 def test_gaps_over_100_ms_between_displayed_frames_are_stalls():
     result = evaluate_on_page(SCENARIO)
-    assert result == {"count": 2, "totalMs": 150 + 400, "frames": 13}
+    assert result == {"count": 2, "totalMs": 150 + 400, "unsure": 0, "unsureMs": 0,
+                      "frames": 13}
+
+
+# The frame callback's times with the video's presentedFrames beside them. A
+# 150 ms gap over one presented frame is a stall; a 130 ms gap over 4 presented
+# frames (32.5 ms apart on average: the callback ran late) is unsure; a 330 ms
+# gap over 3 frames (110 ms apart on average) is a stall: at least one of its
+# intervals was over 100 ms.
+PRESENTED = """async () => {
+  const { StallCounter } = await import('/static/stalls.js');
+  const c = new StallCounter();
+  const frames = [[0, 1], [33, 2], [183, 3], [216, 4], [346, 8], [379, 9], [709, 12]];
+  for (const [t, presented] of frames) c.frame(t, presented);
+  return c.snapshot();
+}"""
+
+
+def test_a_late_callback_over_frames_the_video_presented_is_not_a_stall():
+    result = evaluate_on_page(PRESENTED)
+    assert result == {"count": 2, "totalMs": 150 + 330, "unsure": 1, "unsureMs": 130,
+                      "frames": 7}

@@ -385,7 +385,7 @@ function watchRemote(connection) {
   const onRemote = (now, meta) => {
     if (state.connection !== connection) return;
     const shown = meta.expectedDisplayTime ?? now;
-    state.stalls.frame(shown);
+    state.stalls.frame(shown, meta.presentedFrames ?? null);
     if (meta.rtpTimestamp !== undefined) rtp.shown(meta.rtpTimestamp, shown);
     keepSamples(state.rtpLatencies, rtp.resolve(performance.now()));
     const index = stamps.remote.read(remote);
@@ -440,7 +440,8 @@ function showStats() {
   $("stat-decoded").textContent = fmt(inbound.framesDecoded);
   $("stat-freezes").textContent = fmt(inbound.freezeCount);
   const stalls = state.stalls.snapshot();
-  $("stat-stalls").textContent = `${stalls.count} (${fmt(stalls.totalMs / 1000, 1)} s)`;
+  const unsure = stalls.unsure ? `; ${stalls.unsure} unsure` : "";
+  $("stat-stalls").textContent = `${stalls.count} (${fmt(stalls.totalMs / 1000, 1)} s)${unsure}`;
   $("stat-sent").textContent = outbound.frameWidth
     ? `${outbound.frameWidth}x${outbound.frameHeight} @ ${fmt(outbound.framesPerSecond, 0)}` : "–";
   $("stat-latency").textContent = latencyText();
