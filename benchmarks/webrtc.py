@@ -45,10 +45,11 @@ Figures (flat):
         window's end over that at its start: how much of ``latency_growth``
         happened inside the server.
     browser_receive: the browser's receiver over the window (`receive_figures`).
-    server_stalls_in_100ms, server_stalls_out_100ms (and ``_ms_total``): gaps
-        over 100 ms between frames reaching the server and leaving it over the
-        window: a stall the page counts but the server did not send began
-        after the server (encoder, network, the browser's decoding).
+    server_stalls_in_100ms, server_stalls_out_100ms, server_stalls_encoded_100ms
+        (and ``_ms_total``): gaps over 100 ms between frames reaching the
+        server, leaving its pipeline and leaving aiortc's encoder over the
+        window: a stall the page counts that the encoder did not begin
+        began on the way (loopback, the browser's decoding and display).
     process_gc_pauses: per generation of CPython's cycle collector, the
         collections in this process (the server's) over the browser's whole
         session (connection, warm-up and window), the longest and the total
@@ -324,11 +325,12 @@ def _stage_sum(stats: dict[str, Any]) -> float | None:
 
 
 def server_stall_figures(start: dict[str, Any], end: dict[str, Any]) -> dict[str, Any]:
-    """Gaps over 100 ms between frames reaching the server (``in``) and leaving it
-    (``out``) over the window, from the session's stats at its start and end:
-    with the page's ``stalls_100ms``, where a stall began. ``None``: not reported."""
+    """Gaps over 100 ms between frames reaching the server (``in``), leaving its
+    pipeline (``out``) and leaving aiortc's encoder (``encoded``) over the
+    window, from the session's stats at its start and end: with the page's
+    ``stalls_100ms``, where a stall began. ``None``: not reported."""
     out: dict[str, Any] = {}
-    for point in ("in", "out"):
+    for point in ("in", "out", "encoded"):
         first, last = start.get(f"stalls_{point}"), end.get(f"stalls_{point}")
         if first is None or last is None:
             out[f"server_stalls_{point}_100ms"] = out[f"server_stall_{point}_ms_total"] = None

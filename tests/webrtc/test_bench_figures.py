@@ -92,9 +92,12 @@ def test_server_stalls_are_counted_over_the_window_where_frames_arrive_and_leave
              "stalls_out": {"count": 2, "total_ms": 300.0}}
     end = {"stalls_in": {"count": 1, "total_ms": 120.0},
            "stalls_out": {"count": 5, "total_ms": 760.5}}
+    start["stalls_encoded"] = {"count": 0, "total_ms": 0.0}
+    end["stalls_encoded"] = {"count": 4, "total_ms": 612.0}
     assert server_stall_figures(start, end) == {
         "server_stalls_in_100ms": 0, "server_stall_in_ms_total": 0.0,
-        "server_stalls_out_100ms": 3, "server_stall_out_ms_total": 460.5}
+        "server_stalls_out_100ms": 3, "server_stall_out_ms_total": 460.5,
+        "server_stalls_encoded_100ms": 4, "server_stall_encoded_ms_total": 612.0}
     # A server that does not report them (an older one): unknown, not zero.
     assert set(server_stall_figures({}, end).values()) == {None}
 

@@ -474,7 +474,8 @@ def test_a_session_returns_video_and_is_freed_when_the_peer_closes():
     assert indices == sorted(indices) and len(set(indices)) >= 5  # identity: stamps come back
     assert busy == 503
     assert stats["frames_received"] > 0 and stats["frames_sent"] > 0
-    assert set(stats["stalls_in"]) == set(stats["stalls_out"]) == {"count", "total_ms"}
+    assert (set(stats["stalls_in"]) == set(stats["stalls_out"]) == set(stats["stalls_encoded"])
+            == {"count", "total_ms"})
     assert session.closed.is_set() and session.close_reason is not None
     assert len(built) == 1
     # The factory got the session's own box, starting from the server's settings.

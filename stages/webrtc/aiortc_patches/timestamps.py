@@ -14,7 +14,10 @@ reports both as they travel on the wire; aiortc hides both:
   from the timestamp of the last packet sent, read when the sender asks for
   its next frame: the sender sends a frame's packets before asking for the
   next one, and a frame counts only when packets went out since it was
-  handed over (one the encoder dropped sends none).
+  handed over (one the encoder dropped sends none). It also counts the
+  gaps over 100 ms between frames the sender encoded (``encoded_gaps``; the
+  frame's packets go out right after), so a stall the browser sees can be
+  told to begin before or after aiortc's encoder.
 
 A wire timestamp is ``(origin + pts) % RTP_MODULUS``. This reads aiortc's
 private state and changes no packet; on an aiortc that keeps it elsewhere the
@@ -25,8 +28,11 @@ showing a wrong latency).
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
+from pipeline.metrics import GapCounter
 from stages.webrtc.aiortc_patches.compat import Internal
 
 log = logging.getLogger(__name__)
@@ -63,11 +69,14 @@ class SentRtpOrigin:
     """The random origin an aiortc sender adds to the pts of what it sends.
 
     Wraps the sender's ``_next_encoded_frame`` (see the module docstring);
-    ``origin`` is ``None`` until the first frame has gone out.
+    ``origin`` is ``None`` until the first frame has gone out;
+    ``encoded_gaps`` counts the stalls between encoded frames (event loop only).
     """
 
-    def __init__(self, sender: Any) -> None:
+    def __init__(self, sender: Any, clock_ns: Callable[[], int] = time.monotonic_ns) -> None:
         self.origin: int | None = None
+        self.encoded_gaps = GapCounter()
+        self._clock_ns = clock_ns
         self._sender = sender
         self._handed: int | None = None  # the pts of the frame handed to the sender last
         self._packets = 0
@@ -81,6 +90,7 @@ class SentRtpOrigin:
             self._learn()
             frame = await original(codec)
             if frame is not None:
+                self.encoded_gaps.note(self._clock_ns())
                 self._handed = frame.timestamp
                 self._packets = getattr(sender, _SENT_PACKETS_ATTR)
             return frame

@@ -64,3 +64,16 @@ def test_a_sender_without_the_internals_is_left_alone(caplog):
     watcher = SentRtpOrigin(Bare())
     assert watcher.origin is None
     assert "capture -> display" in caplog.text
+
+
+def test_gaps_between_encoded_frames_are_counted_as_stalls():
+    sender = FakeSender()
+    ticks = iter([0, 33_000_000, 183_000_000])  # the third frame 150 ms after the second
+    watcher = SentRtpOrigin(sender, clock_ns=lambda: next(ticks))
+
+    async def scenario() -> None:
+        for _ in range(3):
+            sender.send(await sender._next_encoded_frame(None), 2)
+
+    asyncio.run(scenario())
+    assert watcher.encoded_gaps.snapshot() == {"count": 1, "total_ms": 150.0}
