@@ -16,17 +16,28 @@ def median_of_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """One record for several runs: each numeric figure's median, its spread
     (``spread[key] = [min, max]``) and every run's figures under ``runs``.
 
+    Figures nested in dicts (per stage, per condition) get their medians the
+    same way, their spreads under the dotted path (``spread["a.b"]``).
     Non-numeric figures keep the first run's value (they describe the setup).
     """
-    merged: dict[str, Any] = dict(runs[0])
     spread: dict[str, list[float]] = {}
-    for key in runs[0]:
-        values = [run.get(key) for run in runs]
-        numbers = [float(v) for v in values if isinstance(v, int | float) and _numeric(v)]
-        if len(numbers) == len(values):
-            merged[key] = statistics.median(numbers)
-            spread[key] = [min(numbers), max(numbers)]
+    merged = _merge(runs, "", spread)
     return {**merged, "spread": spread, "runs": runs}
+
+
+def _merge(records: list[dict[str, Any]], prefix: str,
+           spread: dict[str, list[float]]) -> dict[str, Any]:
+    merged: dict[str, Any] = dict(records[0])
+    for key in records[0]:
+        values = [record.get(key) for record in records]
+        path = f"{prefix}{key}"
+        if all(_numeric(v) for v in values):
+            numbers = [float(v) for v in values]  # type: ignore[arg-type]
+            merged[key] = statistics.median(numbers)
+            spread[path] = [min(numbers), max(numbers)]
+        elif all(isinstance(v, dict) for v in values):
+            merged[key] = _merge(values, f"{path}.", spread)  # type: ignore[arg-type]
+    return merged
 
 
 def _numeric(value: object) -> bool:

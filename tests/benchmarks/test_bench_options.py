@@ -20,6 +20,17 @@ def test_several_runs_give_medians_spreads_and_every_run():
     assert merged["runs"] == runs
 
 
+def test_figures_nested_in_dicts_get_medians_too():
+    runs = [{"burners_6": {"fixed": {"fps": 27.4, "mode": "a"}, "ratio": 0.63}},
+            {"burners_6": {"fixed": {"fps": 27.09, "mode": "a"}, "ratio": 0.94}},
+            {"burners_6": {"fixed": {"fps": 25.61, "mode": "a"}, "ratio": 0.8}}]
+    merged = median_of_runs(runs)
+    assert merged["burners_6"] == {"fixed": {"fps": 27.09, "mode": "a"}, "ratio": 0.8}
+    assert merged["spread"] == {"burners_6.fixed.fps": [25.61, 27.4],
+                                "burners_6.ratio": [0.63, 0.94]}
+    assert runs[0]["burners_6"]["ratio"] == 0.63  # the runs are kept as they were
+
+
 def test_versions_are_recorded():
     versions = package_versions()
     assert versions["numpy"] and versions["torch"]
