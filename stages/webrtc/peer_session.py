@@ -437,10 +437,10 @@ class Session:
             recent = list(self._video_out.latencies_ms)[-60:]
             out["frames_sent"] = self._video_out.frames_sent
             out["stalls_out"] = self._video_out.send_gaps.snapshot()
-        if self._sent_rtp is not None:
-            out["stalls_encoded"] = self._sent_rtp.encoded_gaps.snapshot()
             out["server_latency_ms"] = {"p50": _finite(percentile(recent, 50)),
                                         "p95": _finite(percentile(recent, 95))}
+        if self._sent_rtp is not None:
+            out["stalls_encoded"] = self._sent_rtp.encoded_gaps.snapshot()
         if self._audio_out is not None:
             out["audio_delay_ms"] = round(self._audio_out.current_delay_ms, 1)
             out["audio_dropped"] = self._audio_out.dropped
