@@ -133,8 +133,9 @@ def server_wait_figures(in_out_p50_ms: float | None, stage_p50_ms: dict[str, flo
     """The sum of the server's stage p50s and its in->out p50 over that sum; the
     p50 of the frames' own stage time (service, `pipeline.legs`) and in->out over
     it. 1.0: frames never waited between stages."""
-    times = [ms for ms in stage_p50_ms.values() if ms is not None]
-    total = round(sum(times), 2) if times else None
+    total = _stage_sum(stage_p50_ms)
+    if total is not None:
+        total = round(total, 2)
     return {"server_stage_p50_sum_ms": total,
             "server_latency_vs_stages": _ratio(in_out_p50_ms, total),
             "server_service_p50_ms": service_p50_ms,
@@ -249,8 +250,7 @@ def _stage_name(stage: str | StageFactory) -> str:
 def _figures(result: BrowserRunResult, width: int, height: int, fps: int) -> dict[str, Any]:
     server = result.server
     server_latency = server.get("server_latency_ms") or {}
-    stages = server.get("stages") or {}
-    stage_p50 = {name: s.get("p50_ms") for name, s in stages.items()}
+    stage_p50 = _stage_p50(server)
     return {
         "width": width,
         "height": height,
@@ -280,7 +280,8 @@ def _figures(result: BrowserRunResult, width: int, height: int, fps: int) -> dic
         **server_wait_figures(server_latency.get("p50"), stage_p50, server.get("service_p50_ms")),
         "server_legs_ms": server.get("legs_ms"),
         **server_stall_figures(result.server_start, server),
-        "server_stage_sum_growth": _ratio(_stage_sum(server), _stage_sum(result.server_start)),
+        "server_stage_sum_growth": _ratio(_stage_sum(stage_p50),
+                                          _stage_sum(_stage_p50(result.server_start))),
         "server_latency_growth": _ratio(server_latency.get("p50"),
                                         (result.server_start.get("server_latency_ms") or {})
                                         .get("p50")),
@@ -317,10 +318,14 @@ def receive_figures(start: dict[str, Any], end: dict[str, Any]) -> dict[str, Any
     return out
 
 
-def _stage_sum(stats: dict[str, Any]) -> float | None:
-    """The sum of a session's stage p50s (its last 60 frames) in its stats."""
-    times = [s.get("p50_ms") for s in (stats.get("stages") or {}).values()]
-    known = [ms for ms in times if ms is not None]
+def _stage_p50(stats: dict[str, Any]) -> dict[str, float | None]:
+    """Each stage's p50 (ms, its last 60 frames) in a session's stats."""
+    return {name: s.get("p50_ms") for name, s in (stats.get("stages") or {}).items()}
+
+
+def _stage_sum(stage_p50_ms: dict[str, float | None]) -> float | None:
+    """The sum of the stage p50s that are known; ``None`` when none is."""
+    known = [ms for ms in stage_p50_ms.values() if ms is not None]
     return sum(known) if known else None
 
 
