@@ -114,7 +114,7 @@ def _webrtc_knobs(options: BenchOptions) -> dict[str, Any]:
     """The options every WebRTC benchmark passes on as they are."""
     return {"pin": options.pin, "stage_threads": options.stage_threads,
             "adaptive_in_flight": options.adaptive_in_flight,
-            "freeze_heap": options.freeze_heap}
+            "freeze_heap": options.freeze_heap, "encode_in_sink": options.encode_in_sink}
 
 
 def flood(options: BenchOptions) -> dict[str, Any]:

@@ -49,6 +49,9 @@ class BenchOptions:
         freeze_heap: the WebRTC benchmarks' server runs in a frozen heap, as
             ``vicocam serve`` does (`pipeline.heap`); ``False`` measures it
             without, as before it did.
+        encode_in_sink: the WebRTC benchmarks' sessions encode the returned
+            video in their sink stage, as ``vicocam serve`` does; ``False``
+            leaves it to aiortc's executor (``--encode-in aiortc``).
     """
 
     seconds: float | None = None
@@ -62,6 +65,7 @@ class BenchOptions:
     stage_threads: int | None = None
     adaptive_in_flight: bool = False
     freeze_heap: bool = True
+    encode_in_sink: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -179,7 +179,8 @@ def run_webrtc_bench(seconds: float = 30.0,
                      camera: CameraClip | None = None, pin: bool = True,
                      stage_threads: int | None = None,
                      adaptive_in_flight: bool = False,
-                     freeze_heap: bool = True) -> dict[str, Any]:
+                     freeze_heap: bool = True,
+                     encode_in_sink: bool = True) -> dict[str, Any]:
     """Measure one browser session for ``seconds`` (after ``warmup_s``); flat figures.
 
     ``stage``: ``"identity"``, ``"model"`` (see the module docstring), a
@@ -190,6 +191,9 @@ def run_webrtc_bench(seconds: float = 30.0,
     runtime's default). ``adaptive_in_flight``: the sessions' head limit follows
     what pays (`pipeline.in_flight`) instead of staying fixed. ``freeze_heap``:
     the server runs in a frozen heap (`pipeline.heap`), as ``vicocam serve``.
+    ``encode_in_sink``: the sessions encode the returned video in their sink
+    stage (`stages.webrtc.aiortc_patches.encoder.SinkVp8Encoder`), as
+    ``vicocam serve``; ``False`` leaves it to aiortc's executor.
     """
     from benchmarks.browser import BrowserRunConfig, run_browser_peer
     from pipeline.heap import GcPauses, frozen_heap
@@ -197,7 +201,8 @@ def run_webrtc_bench(seconds: float = 30.0,
     from stages.webrtc.server import ServerThread
 
     cores = split_cores() if pin else None
-    session = SessionConfig(stage_threads=stage_threads, adaptive_in_flight=adaptive_in_flight)
+    session = SessionConfig(stage_threads=stage_threads, adaptive_in_flight=adaptive_in_flight,
+                            encode_in_sink=encode_in_sink)
     with pinned(cores[1] if cores else None), _served(stage, session) as served:
         browser = BrowserRunConfig(seconds=seconds, warmup_s=warmup_s, width=width,
                                    height=height, fps=fps, clip_s=4.0, chromium=chromium,
@@ -210,7 +215,7 @@ def run_webrtc_bench(seconds: float = 30.0,
     placement = None if cores is None else {"browser": cores[0], "server": cores[1]}
     return {"stage": _stage_name(stage), "camera": browser.camera, "pinned": placement,
             "stage_threads": stage_threads, "adaptive_in_flight": adaptive_in_flight,
-            "heap_frozen": freeze_heap,
+            "heap_frozen": freeze_heap, "encoder": result.server.get("encoder"),
             **served.facts, **_figures(result, width, height, fps),
             "process_gc_pauses": pauses.figures()}
 
@@ -275,6 +280,7 @@ def _figures(result: BrowserRunResult, width: int, height: int, fps: int) -> dic
         "server_latency_p50_ms": server_latency.get("p50"),
         "server_latency_p95_ms": server_latency.get("p95"),
         "server_frames_replaced": server.get("frames_replaced"),
+        "server_encoded_dropped": server.get("encoded_dropped"),
         "server_drops": server.get("drops"),
         "server_stage_p50_ms": stage_p50,
         **server_wait_figures(server_latency.get("p50"), stage_p50, server.get("service_p50_ms")),

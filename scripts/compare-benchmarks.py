@@ -32,10 +32,12 @@ FIGURES = {
     "lossless": ["frames_out", "order_preserved", "render_fps"],
     "live": ["output_fps", "latency_p50_ms", "latency_p95_ms", "bare_loop_fps"],
     "webrtc": ["fps", "latency_p50_ms", "latency_p95_ms", "server_latency_p50_ms",
-               "stalls_per_min", "cpu_steal_share"],
+               "server_stage_p50_sum_ms", "server_latency_vs_stages", "stalls_per_min",
+               "server_stalls_out_100ms", "server_stalls_encoded_100ms", "cpu_steal_share"],
     "webrtc-model": ["fps", "latency_p50_ms", "latency_p95_ms", "server_latency_p50_ms",
-                     "server_latency_vs_stages", "stalls_per_min", "latency_growth",
-                     "cpu_steal_share"],
+                     "server_stage_p50_sum_ms", "server_latency_vs_stages", "stalls_per_min",
+                     "server_stalls_out_100ms", "server_stalls_encoded_100ms",
+                     "latency_growth", "cpu_steal_share"],
 }
 
 

@@ -113,6 +113,14 @@ def add_in_flight_options(parser: argparse.ArgumentParser) -> None:
                              "the stages gives each its own)")
 
 
+def add_encoder_option(parser: argparse.ArgumentParser) -> None:
+    """``--encode-in sink|aiortc``: where the returned video's VP8 frames are encoded."""
+    parser.add_argument("--encode-in", choices=["sink", "aiortc"], default="sink",
+                        help="where the returned video is encoded (VP8): sink (default) in "
+                             "each session's last stage, timed and limited with the others; "
+                             "aiortc in its executor shared by all sessions, as before")
+
+
 def add_json_option(parser: argparse.ArgumentParser, what: str = "the figures") -> None:
     parser.add_argument("--json", type=Path, default=None, help=f"write {what} as JSON here")
 

@@ -38,6 +38,7 @@ from stages.webrtc.aiortc_patches import (
     PatchConfig,
     PlayoutDelay,
     SentRtpOrigin,
+    SinkVp8Encoder,
     install_patches,
     received_rtp_origin,
 )
@@ -131,6 +132,10 @@ class SessionConfig:
         steady_bitrate: raise the returned video's VP8 bitrate in large
             steps (`stages.webrtc.aiortc_patches.encoder`), not a fresh
             keyframe at every 10% of the peer's bandwidth ramp.
+        encode_in_sink: encode the returned video (when VP8) in the
+            session's sink stage, counted and limited with the other stages,
+            not in aiortc's executor shared by every session
+            (`stages.webrtc.aiortc_patches.encoder.SinkVp8Encoder`).
     """
 
     stall_timeout_s: float = 10.0
@@ -146,6 +151,7 @@ class SessionConfig:
     min_remb_bps: int | None = DEFAULT_FLOOR_BPS
     start_bitrate_kbps: int | None = 1000
     steady_bitrate: bool = True
+    encode_in_sink: bool = True
 
     def __post_init__(self) -> None:
         if not self.connect_timeout_s > 0:
@@ -159,7 +165,8 @@ class SessionConfig:
         """The aiortc patches a session installs beyond the frame assemblers."""
         return PatchConfig(playout_delay=self.playout_delay, min_remb_bps=self.min_remb_bps,
                            start_bitrate_kbps=self.start_bitrate_kbps,
-                           steady_bitrate=self.steady_bitrate)
+                           steady_bitrate=self.steady_bitrate,
+                           encode_in_sink=self.encode_in_sink)
 
 
 class Session:
@@ -196,6 +203,7 @@ class Session:
         self._video_in: TrackSource | None = None
         self._video_out: OutgoingVideoTrack | None = None
         self._sent_rtp: SentRtpOrigin | None = None  # the returned video's RTP origin
+        self._sink_encoder: SinkVp8Encoder | None = None  # None: aiortc encodes
         self._audio_out: DelayedAudioTrack | None = None
         self._pipeline: Pipeline | None = None
         self._tasks: list[asyncio.Task[Any]] = []  # pumps and the watchdog
@@ -229,7 +237,7 @@ class Session:
         with _refusing("its description was refused"):
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
         self._video_pair()
-        install_patches(pc, self.config.patches(), offer_sdp)
+        self._sink_encoder = install_patches(pc, self.config.patches(), offer_sdp)
         with _refusing("no answer could be made to it"):
             await pc.setLocalDescription(await pc.createAnswer())
         return str(pc.localDescription.sdp)
@@ -270,7 +278,7 @@ class Session:
         self.control = ControlChannel(channel, target)
 
     def _build_pipeline(self, source: TrackSource, out: OutgoingVideoTrack) -> Pipeline:
-        stages = [*self._factory(self.settings), TrackSink(out)]
+        stages = [*self._factory(self.settings), TrackSink(out, encoder=self._sink_encoder)]
         config = RuntimeConfig(mode=RunMode.LIVE, max_in_flight=self.config.max_in_flight,
                                adaptive_in_flight=self.config.adaptive_in_flight,
                                stage_threads=self.config.stage_threads)
@@ -437,6 +445,8 @@ class Session:
             recent = list(self._video_out.latencies_ms)[-60:]
             out["frames_sent"] = self._video_out.frames_sent
             out["stalls_out"] = self._video_out.send_gaps.snapshot()
+            out["encoder"] = "sink" if self._sink_encoder is not None else "aiortc"
+            out["encoded_dropped"] = self._video_out.encoded_dropped
             out["server_latency_ms"] = {"p50": _finite(percentile(recent, 50)),
                                         "p95": _finite(percentile(recent, 95))}
         if self._sent_rtp is not None:

@@ -15,6 +15,10 @@
   a ``yuv420p`` ``av.VideoFrame`` (`to_yuv420p`) and hands it to `OutgoingVideoTrack`, whose
   ``recv()`` (called by aiortc's sender) waits for a frame newer than the last
   one sent. Nothing is queued: a frame the encoder had no time for is replaced.
+  When VP8 was negotiated the sink also encodes the frame, in its thread
+  (`stages.webrtc.aiortc_patches.encoder.SinkVp8Encoder`), and the track
+  queues the encoded frames for the sender to packetise and send; aiortc
+  would otherwise encode in the event loop's shared default executor.
 * Outgoing timestamps are the *send* time on a 90 kHz clock, not the capture
   time: the peer's jitter buffer sizes itself from how regularly frames
   arrive relative to their timestamps, and send-time stamps make processing
@@ -34,6 +38,7 @@ import asyncio
 import collections
 import logging
 import statistics
+import threading
 import time
 from collections.abc import Callable
 from fractions import Fraction
@@ -51,6 +56,7 @@ from pipeline.stage import SourceFrame, SourceInfo, StageBase
 from stages.camera.slot import LatestSlot
 from stages.io.av_convert import RgbConverter
 from stages.io.errors import SourceError
+from stages.webrtc.aiortc_patches.encoder import EncodedVideo, SinkVp8Encoder
 
 log = logging.getLogger(__name__)
 
@@ -147,26 +153,47 @@ class TrackSource:
 class OutgoingVideoTrack(MediaStreamTrack):
     """A video track whose ``recv()`` returns the newest processed frame.
 
-    ``offer`` is thread-safe (called from `TrackSink`'s worker). The track
-    records each sent frame's path latency (arrival at the server to send, ms)
-    for `path_latency_ms` and the stats endpoint, and in ``timestamps`` the
-    pair ``(sent pts, source pts)`` of the last frames sent whose source
-    frame had a pts (for a received track: its RTP timestamp), both on the
-    90 kHz clock; ``frames_timed`` counts every pair ever recorded.
+    Frames come in one of two forms, from `TrackSink`'s worker (both
+    thread-safe):
+
+    * ``offer`` (pictures aiortc encodes): each replaces one not yet sent;
+      ``recv`` stamps the send time as its pts.
+    * ``offer_encoded`` (frames the sink encoded with a `SinkVp8Encoder`,
+      stamped by `next_pts` before encoding): none is ever replaced, as
+      each depends on the one before; they queue, at most ``max_queued``.
+      A loop that falls that far behind gets the queue dropped and nothing
+      more until a keyframe, which ``offer_encoded``'s ``False`` tells the
+      sink to ask for.
+
+    The track records each sent frame's path latency (arrival at the server
+    to send, ms) for `path_latency_ms` and the stats endpoint, and in
+    ``timestamps`` the pair ``(sent pts, source pts)`` of the last frames
+    sent whose source frame had a pts (for a received track: its RTP
+    timestamp), both on the 90 kHz clock; ``frames_timed`` counts every pair
+    ever recorded, ``encoded_dropped`` the encoded frames dropped.
     """
 
     kind = "video"
 
-    def __init__(self, clock_ns: Callable[[], int] = time.monotonic_ns) -> None:
+    def __init__(self, clock_ns: Callable[[], int] = time.monotonic_ns,
+                 max_queued: int = 8) -> None:
         super().__init__()
+        if max_queued < 1:
+            raise ValueError(f"max_queued must be at least 1, got {max_queued}")
         self._clock_ns = clock_ns
+        self._max_queued = max_queued
         self._slot: LatestSlot[tuple[VideoFrame, int, int | None]] = LatestSlot()
+        self._lock = threading.Lock()  # the encoded queue and the pts clock
+        self._encoded: collections.deque[tuple[EncodedVideo, int, int | None]] = \
+            collections.deque()
+        self._awaiting_keyframe = False
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sent_number = 0
         self._origin_ns: int | None = None
         self._last_pts = -1
         self.frames_sent = 0
+        self.encoded_dropped = 0
         self.latencies_ms: collections.deque[float] = collections.deque(maxlen=300)
         self.timestamps: collections.deque[tuple[int, int]] = collections.deque(maxlen=300)
         self.frames_timed = 0
@@ -179,16 +206,48 @@ class OutgoingVideoTrack(MediaStreamTrack):
         90 kHz clock (``None``: unknown, the frame is not paired).
         """
         self._slot.put((frame, capture_ns, source_pts), self._clock_ns())
+        self._wake_loop()
+
+    def next_pts(self) -> int:
+        """The pts (90 kHz, send time) of a frame encoded now, for `offer_encoded`."""
+        return self._next_pts(self._clock_ns())
+
+    def offer_encoded(self, encoded: EncodedVideo, capture_ns: int,
+                      source_pts: int | None = None) -> bool:
+        """Queue an encoded frame to send after those queued; ``False`` if it was dropped
+        (the caller should then ask its encoder for a keyframe; see the class docstring)."""
+        with self._lock:
+            if len(self._encoded) >= self._max_queued:
+                self.encoded_dropped += len(self._encoded)
+                self._encoded.clear()
+                self._awaiting_keyframe = True
+            if self._awaiting_keyframe and not encoded.keyframe:
+                self.encoded_dropped += 1
+                return False
+            self._awaiting_keyframe = False
+            self._encoded.append((encoded, capture_ns, source_pts))
+        self._wake_loop()
+        return True
+
+    def _wake_loop(self) -> None:
         loop = self._loop
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self._wake.set)
 
-    async def recv(self) -> VideoFrame:
+    async def recv(self) -> VideoFrame | EncodedVideo:  # type: ignore[override]
+        # aiortc's sender encodes an av.Frame itself and hands anything else to its
+        # encoder's pack(), which gives an EncodedVideo back as it is (SinkVp8Encoder).
         self._loop = asyncio.get_running_loop()
         while True:
             if self.readyState != "live":
                 raise MediaStreamError
             self._wake.clear()
+            with self._lock:
+                queued = self._encoded.popleft() if self._encoded else None
+            if queued is not None:
+                encoded, capture_ns, source_pts = queued
+                self._record(self._clock_ns(), encoded.timestamp, capture_ns, source_pts)
+                return encoded
             got = self._slot.peek()
             if got is not None and got.number > self._sent_number:
                 self._sent_number = got.number
@@ -200,21 +259,28 @@ class OutgoingVideoTrack(MediaStreamTrack):
         self._slot.close()
         self._wake.set()
 
+    def _next_pts(self, now: int) -> int:
+        with self._lock:
+            if self._origin_ns is None:
+                self._origin_ns = now
+            pts = max(round((now - self._origin_ns) / 1e9 / VIDEO_TIME_BASE), self._last_pts + 1)
+            self._last_pts = pts
+            return pts
+
     def _stamp(self, frame: VideoFrame, capture_ns: int, source_pts: int | None) -> VideoFrame:
         now = self._clock_ns()
-        if self._origin_ns is None:
-            self._origin_ns = now
-        pts = max(round((now - self._origin_ns) / 1e9 / VIDEO_TIME_BASE), self._last_pts + 1)
-        self._last_pts = pts
-        frame.pts = pts
+        frame.pts = self._next_pts(now)
         frame.time_base = VIDEO_TIME_BASE
+        self._record(now, frame.pts, capture_ns, source_pts)
+        return frame
+
+    def _record(self, now: int, pts: int, capture_ns: int, source_pts: int | None) -> None:
         self.frames_sent += 1
         self.send_gaps.note(now)
         self.latencies_ms.append((now - capture_ns) / 1e6)
         if source_pts is not None:
             self.timestamps.append((pts, source_pts))
             self.frames_timed += 1
-        return frame
 
     def path_latency_ms(self) -> float | None:
         """Median arrival-to-send latency of the last frames sent (``None`` before any)."""
@@ -227,16 +293,30 @@ class TrackSink(StageBase):
 
     Runs in its own worker (``blocking``): the RGB -> yuv420p conversion it
     does would otherwise sit on the event loop or in the encoder's path.
+    Given the session's `SinkVp8Encoder` it also encodes each picture here,
+    so the stage's time includes the VP8 encode and nothing waits for
+    aiortc's executor (`stages.webrtc.aiortc_patches.encoder`).
     """
 
     blocking = True
 
-    def __init__(self, track: OutgoingVideoTrack, name: str = "webrtc_out") -> None:
+    def __init__(self, track: OutgoingVideoTrack, name: str = "webrtc_out",
+                 encoder: SinkVp8Encoder | None = None) -> None:
         self.name = name
         self._track = track
+        self._encoder = encoder
 
     def process(self, frame: Frame) -> Frame:
-        self._track.offer(to_yuv420p(frame.image), frame.capture_ns, _pts_90k(frame))
+        picture = to_yuv420p(frame.image)
+        if self._encoder is None:
+            self._track.offer(picture, frame.capture_ns, _pts_90k(frame))
+            return frame
+        picture.pts = self._track.next_pts()
+        picture.time_base = VIDEO_TIME_BASE
+        encoded = self._encoder.encode_frame(picture)
+        if encoded is not None and not self._track.offer_encoded(encoded, frame.capture_ns,
+                                                                 _pts_90k(frame)):
+            self._encoder.request_keyframe()
         return frame
 
 

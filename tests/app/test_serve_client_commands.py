@@ -126,6 +126,12 @@ def test_serve_sets_the_browsers_playout_delay_and_upload_bitrates():
     assert off.playout_delay is None and off.min_remb_bps is None
 
 
+def test_serve_encodes_the_returned_video_in_the_sink_unless_told_otherwise():
+    assert build_server(serve_args("--identity"))[0].config.session.encode_in_sink
+    aiortc = build_server(serve_args("--identity", "--encode-in", "aiortc"))[0].config.session
+    assert not aiortc.encode_in_sink
+
+
 def test_serve_passes_allowed_host_names_to_the_server():
     assert build_server(serve_args("--identity"))[0].config.allowed_hosts == ()
     server = build_server(serve_args("--identity", "--allow-host", "vicocam.test",

@@ -449,12 +449,15 @@ async def streaming(client) -> tuple[TestPeer, str]:
     return peer, sid
 
 
-def test_a_session_returns_video_and_is_freed_when_the_peer_closes():
+@pytest.mark.parametrize("encode_in_sink", [True, False])
+def test_a_session_returns_video_and_is_freed_when_the_peer_closes(encode_in_sink):
     built: list[list[Stage]] = []
     boxes: list[LiveSettingsBox] = []
     start = LiveSettings(avatar=AvatarKey("person:2"), output=OutputMode.CROP)
-    server = WebRTCServer(ServerConfig(ice_host="127.0.0.1", session=FAST, max_sessions=1,
-                                       settings=start), counting_factory(built, boxes))
+    session_config = dataclasses.replace(FAST, encode_in_sink=encode_in_sink)
+    server = WebRTCServer(ServerConfig(ice_host="127.0.0.1", session=session_config,
+                                       max_sessions=1, settings=start),
+                          counting_factory(built, boxes))
 
     async def scenario():
         with ice_host_addresses(["127.0.0.1"]):
@@ -474,6 +477,9 @@ def test_a_session_returns_video_and_is_freed_when_the_peer_closes():
     assert indices == sorted(indices) and len(set(indices)) >= 5  # identity: stamps come back
     assert busy == 503
     assert stats["frames_received"] > 0 and stats["frames_sent"] > 0
+    # VP8 frames encoded in the sink decode in order at the peer (the stamps above).
+    assert stats["encoder"] == ("sink" if encode_in_sink else "aiortc")
+    assert stats["encoded_dropped"] == 0
     assert (set(stats["stalls_in"]) == set(stats["stalls_out"]) == set(stats["stalls_encoded"])
             == {"count", "total_ms"})
     assert session.closed.is_set() and session.close_reason is not None

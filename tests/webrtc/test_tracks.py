@@ -19,6 +19,7 @@ from pipeline.clock import ManualClock
 from pipeline.frame import Frame
 from stages.io.errors import SourceError
 from stages.stamp import read_stamp, stamp
+from stages.webrtc.aiortc_patches.encoder import EncodedVideo, SinkVp8Encoder
 from stages.webrtc.tracks import (
     DelayedAudioTrack,
     OutgoingVideoTrack,
@@ -171,6 +172,97 @@ def test_track_sink_hands_yuv_frames_to_the_track():
     assert frame.format.name == "yuv420p" and capture_ns == 123
     assert source_pts == 21_000  # 7/30 s on the 90 kHz RTP clock
     assert read_stamp(np.asarray(frame.to_ndarray(format="rgb24"), np.uint8)) == 5
+
+
+def encoded(pts: int, keyframe: bool = False) -> EncodedVideo:
+    return EncodedVideo((bytes([pts % 256]),), pts, keyframe)
+
+
+def test_encoded_frames_are_sent_in_order_never_replaced():
+    ticks = Ticks()
+    track = OutgoingVideoTrack(clock_ns=ticks)
+
+    async def scenario():
+        for n in range(3):  # the loop late: three frames queue before it sends
+            assert track.offer_encoded(encoded(n * 3000, keyframe=n == 0), capture_ns=0,
+                                       source_pts=90_000 + n)
+        ticks.now = 20_000_000
+        return [await track.recv() for _ in range(3)]
+
+    sent = asyncio.run(scenario())
+    assert [f.timestamp for f in sent] == [0, 3000, 6000]
+    assert track.frames_sent == 3 and track.encoded_dropped == 0
+    assert list(track.latencies_ms) == [20.0, 20.0, 20.0]
+    # Pairs carry the encoder's timestamp: the one on the wire.
+    assert list(track.timestamps) == [(0, 90_000), (3000, 90_001), (6000, 90_002)]
+
+
+def test_a_loop_too_far_behind_drops_the_queue_and_waits_for_a_keyframe():
+    track = OutgoingVideoTrack(max_queued=2)
+
+    async def scenario():
+        offered = [track.offer_encoded(encoded(n, keyframe=n == 0), capture_ns=0)
+                   for n in range(4)]
+        # Frame 2 found the queue full: 0 and 1 were dropped, and 2 and 3 (inter frames
+        # without their references) too; the keyframe the sink then asks for restarts it.
+        offered.append(track.offer_encoded(encoded(4, keyframe=True), capture_ns=0))
+        offered.append(track.offer_encoded(encoded(5), capture_ns=0))
+        return offered, [(await track.recv()).timestamp for _ in range(2)]
+
+    offered, sent = asyncio.run(scenario())
+    assert offered == [True, True, False, False, True, True]
+    assert sent == [4, 5] and track.encoded_dropped == 4
+
+
+def test_a_full_queue_is_replaced_by_a_keyframe_at_once():
+    track = OutgoingVideoTrack(max_queued=2)
+
+    async def scenario():
+        offered = [track.offer_encoded(encoded(n, keyframe=n in (0, 2)), capture_ns=0)
+                   for n in range(3)]
+        return offered, await track.recv()
+
+    offered, first = asyncio.run(scenario())
+    assert offered == [True, True, True] and first.timestamp == 2
+    assert track.encoded_dropped == 2
+
+
+def test_the_outgoing_track_refuses_an_empty_queue():
+    with pytest.raises(ValueError):
+        OutgoingVideoTrack(max_queued=0)
+
+
+def test_track_sink_with_an_encoder_encodes_in_its_thread_stamped_by_the_track():
+    ticks = Ticks()
+    track = OutgoingVideoTrack(clock_ns=ticks)
+    sink = TrackSink(track, encoder=SinkVp8Encoder())
+    image = np.zeros((72, 96, 3), np.uint8)
+
+    async def scenario():
+        sent = []
+        for n in range(3):
+            ticks.now = n * 33_000_000
+            sink.process(Frame(seq=n, capture_ns=0, image=image, pts=n,
+                               time_base=Fraction(1, 30)))
+            sent.append(await track.recv())
+        return sent
+
+    sent = asyncio.run(scenario())
+    assert all(isinstance(f, EncodedVideo) for f in sent)
+    assert [f.keyframe for f in sent] == [True, False, False]
+    # Send-time stamps, taken before encoding: 33 ms apart (libvpx rounds by 1 at most).
+    assert all(abs(f.timestamp - 2970 * n) <= 1 for n, f in enumerate(sent))
+    assert [source for _, source in track.timestamps] == [0, 3000, 6000]
+
+
+def test_track_sink_asks_for_a_keyframe_when_the_track_dropped_its_frame():
+    track = OutgoingVideoTrack(max_queued=1)
+    encoder = SinkVp8Encoder()
+    sink = TrackSink(track, encoder=encoder)
+    image = np.zeros((72, 96, 3), np.uint8)
+    for n in range(2):  # nothing sends: the second finds the queue full
+        sink.process(Frame(seq=n, capture_ns=0, image=image))
+    assert track.encoded_dropped == 2 and encoder._keyframe_wanted
 
 
 def test_yuv_conversion_matches_pyavs_and_takes_odd_sizes():

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.app.model_options import add_model_options, model_spec
 from pipeline.app.options import (
+    add_encoder_option,
     add_json_option,
     command_line,
     positive_float,
@@ -62,6 +63,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--thawed-heap", dest="freeze_heap", action="store_false",
                         help="the webrtc benchmarks: do not freeze the server's heap as "
                              "'vicocam serve' does, to measure what freezing it changes")
+    add_encoder_option(parser)
     model = parser.add_argument_group(
         "model", "for the benchmarks that run one model (live, sessions): the bundled model "
                  "on the CPU unless given")
@@ -87,7 +89,8 @@ def run_bench(args: argparse.Namespace) -> int:
                            sessions=args.sessions, replicas=args.replicas,
                            stage_threads=args.stage_threads,
                            adaptive_in_flight=args.adaptive_in_flight,
-                           freeze_heap=args.freeze_heap)
+                           freeze_heap=args.freeze_heap,
+                           encode_in_sink=args.encode_in == "sink")
     runs = [_timed_run(run, options) for _ in range(args.runs)]
     for number, figures in enumerate(runs, start=1):
         warning = steal_warning(figures.get("cpu_steal_share"), number, len(runs))

@@ -17,7 +17,7 @@ from pipeline.app.cluster.options import add_cluster_options
 from pipeline.app.endpoint_options import add_avatar_options
 from pipeline.app.ice_options import add_ice_options, ice_servers
 from pipeline.app.model_options import add_model_options, model_spec, open_model
-from pipeline.app.options import add_in_flight_options
+from pipeline.app.options import add_encoder_option, add_in_flight_options
 from pipeline.app.real_faces import serve_notice, warn
 from pipeline.app.tls_options import add_tls_options, announce_certificate, tls_files
 from pipeline.errors import UserError
@@ -85,6 +85,7 @@ def _server_arguments(parser: argparse.ArgumentParser) -> None:
                         help="least upload bandwidth reported to browsers (300; 0 = none): "
                              "without it a detailed camera picture can lock a browser at a "
                              "few frames per second; packet loss still lowers its rate")
+    add_encoder_option(parser)
 
 
 def _avatar_arguments(parser: argparse.ArgumentParser) -> None:
@@ -175,7 +176,8 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
                                 playout_delay=parse_playout_delay(args.playout_delay),
                                 start_bitrate_kbps=_positive_or_none(args.upload_start_kbps,
                                                                      "--upload-start-kbps"),
-                                min_remb_bps=_kbps_to_bps(args.upload_floor_kbps))
+                                min_remb_bps=_kbps_to_bps(args.upload_floor_kbps),
+                                encode_in_sink=args.encode_in == "sink")
         config = ServerConfig(host=args.host, port=args.port, token=args.token,
                               max_sessions=args.max_sessions, avatars_dir=args.avatars,
                               max_pending=args.max_pending,

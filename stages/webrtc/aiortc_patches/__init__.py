@@ -14,7 +14,9 @@ reason measured in this project:
   start its upload higher than its own 300 kbps.
 - `encoder` (`SteadyVp8Encoder`): aiortc's VP8 encoder starts a fresh
   encoder, a keyframe, at every 10% move of the peer's bandwidth estimate;
-  the steady one raises its target in large steps.
+  the steady one raises its target in large steps. `SinkVp8Encoder` runs
+  it in the session's sink stage instead of the event loop's shared default
+  executor, where the returned video's stalls were measured to begin.
 - `playout` (`PlayoutDelay`): a browser's jitter buffer target only grows on
   a busy machine, and capture-to-display latency with it; the answer
   negotiates the ``playout-delay`` RTP header extension and every returned
@@ -49,6 +51,7 @@ from stages.webrtc.aiortc_patches.compat import (
 try:
     from stages.webrtc.aiortc_patches import bandwidth, encoder, jitter, playout, timestamps
     from stages.webrtc.aiortc_patches.bandwidth import DEFAULT_FLOOR_BPS
+    from stages.webrtc.aiortc_patches.encoder import SinkVp8Encoder
     from stages.webrtc.aiortc_patches.playout import PlayoutDelay
     from stages.webrtc.aiortc_patches.timestamps import (
         RTP_MODULUS,
@@ -59,8 +62,8 @@ except ImportError as exc:  # an aiortc that moved what the patches import
     raise UnsupportedAiortcError(installed_version(), str(exc)) from exc
 
 INTERNALS: tuple[Internal, ...] = (
-    *jitter.INTERNALS, *bandwidth.INTERNALS, *encoder.INTERNALS, *playout.INTERNALS,
-    *timestamps.INTERNALS,
+    *jitter.INTERNALS, *bandwidth.INTERNALS, *encoder.INTERNALS, *encoder.SINK_INTERNALS,
+    *playout.INTERNALS, *timestamps.INTERNALS,
 )
 """Every piece of aiortc the patches reach into."""
 
@@ -72,6 +75,7 @@ __all__ = [
     "PatchConfig",
     "PlayoutDelay",
     "SentRtpOrigin",
+    "SinkVp8Encoder",
     "UnsupportedAiortcError",
     "install_patches",
     "received_rtp_origin",
@@ -97,12 +101,16 @@ class PatchConfig:
             at (`bandwidth.suggest_start_bitrate`); ``None`` leaves the peer's own.
         steady_bitrate: raise the returned video's VP8 bitrate in large steps
             (`encoder`).
+        encode_in_sink: encode the returned video, when VP8, in the
+            session's sink stage (`encoder.SinkVp8Encoder`), not in aiortc's
+            executor.
     """
 
     playout_delay: PlayoutDelay | None = None
     min_remb_bps: int | None = None
     start_bitrate_kbps: int | None = None
     steady_bitrate: bool = False
+    encode_in_sink: bool = False
 
 
 def require_supported_aiortc() -> None:
@@ -110,8 +118,12 @@ def require_supported_aiortc() -> None:
     check_aiortc(INTERNALS)
 
 
-def install_patches(pc: Any, config: PatchConfig, offer_sdp: str | None = None) -> None:
+def install_patches(pc: Any, config: PatchConfig,
+                    offer_sdp: str | None = None) -> SinkVp8Encoder | None:
     """Check aiortc, then install the frame assemblers and ``config``'s patches on ``pc``.
+
+    Returns the encoder the session's sink must run when ``config`` asks to
+    encode there and the returned video is VP8 (else ``None``: aiortc encodes).
 
     On an answering connection call it after ``setRemoteDescription(offer)``
     and before ``createAnswer()``, with the (filtered) ``offer_sdp``, which
@@ -132,7 +144,11 @@ def install_patches(pc: Any, config: PatchConfig, offer_sdp: str | None = None) 
         bandwidth.install_remb_floor(pc, config.min_remb_bps)
     if config.start_bitrate_kbps is not None:
         bandwidth.suggest_start_bitrate(pc, config.start_bitrate_kbps)
-    if config.steady_bitrate:
+    sink_encoder = None
+    if config.encode_in_sink:
+        sink_encoder = encoder.install_sink_encoder(pc, steady=config.steady_bitrate)
+    if config.steady_bitrate and sink_encoder is None:
         encoder.install_steady_encoder(pc)
     if config.playout_delay is not None and offer_sdp is not None:
         playout.request_playout_delay(pc, offer_sdp, config.playout_delay)
+    return sink_encoder

@@ -25,9 +25,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from aiortc.codecs.vpx import Vp8Encoder
+from aiortc.codecs.vpx import Vp8Encoder, VpxPayloadDescriptor
+from av import VideoFrame
 
 from stages.webrtc.aiortc_patches.compat import Internal
 
@@ -103,3 +105,122 @@ def install_steady_encoder(pc: Any, **options: Any) -> int:
         elif isinstance(current, SteadyVp8Encoder):
             done += 1
     return done
+
+
+# ---- encoding in the session's sink ---------------------------------------------------
+
+_SEND_KEYFRAME = "_send_keyframe"
+SINK_INTERNALS = (
+    Internal("aiortc.rtcrtpsender", "RTCRtpSender._send_keyframe"),
+    Internal("aiortc.rtcrtpsender", "RTCRtpSender._next_encoded_frame"),
+)
+"""What `install_sink_encoder` reaches into besides `INTERNALS`."""
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedVideo:
+    """One frame the session's sink encoded: its RTP payloads and 90 kHz timestamp.
+
+    An `OutgoingVideoTrack` returns it from ``recv()``; aiortc's sender hands
+    what is not an ``av.Frame`` to its encoder's ``pack``, where
+    `SinkVp8Encoder` gives these back as they are.
+    """
+
+    payloads: tuple[bytes, ...]
+    timestamp: int
+    keyframe: bool
+
+
+class SinkVp8Encoder(SteadyVp8Encoder):
+    """aiortc's VP8 encoder, run by the session's sink stage in its own thread.
+
+    aiortc encodes each frame in the event loop's default executor, a pool
+    every session shares, outside the pipeline's stages and its limiter: two
+    hand-offs a frame (loop -> pool -> loop) and a stall the pipeline cannot
+    see. With this encoder the sink stage calls `encode_frame` (the libvpx
+    encode and the RTP packetisation, GIL released while libvpx works), the
+    track hands the result over, and the sender's ``pack`` only returns it.
+
+    The sender keeps its say: the peer's bandwidth reports still set
+    ``target_bitrate`` (in steps when ``steady``, else as aiortc does) and
+    its keyframe requests (PLI, FIR) reach `request_keyframe`. The libvpx
+    context is touched only by the thread that calls `encode_frame`.
+    """
+
+    def __init__(self, steady: bool = True, **options: Any) -> None:
+        super().__init__(**options)
+        self.steady = steady
+        self._keyframe_wanted = False
+
+    @property
+    def target_bitrate(self) -> int:
+        return SteadyVp8Encoder.target_bitrate.fget(self)  # type: ignore[attr-defined]
+
+    @target_bitrate.setter
+    def target_bitrate(self, bitrate: int) -> None:
+        if self.steady:
+            SteadyVp8Encoder.target_bitrate.fset(self, bitrate)  # type: ignore[attr-defined]
+        else:
+            self._apply(bitrate)
+
+    def request_keyframe(self) -> None:
+        """Make the next encoded frame a keyframe (from any thread)."""
+        self._keyframe_wanted = True
+
+    def encode_frame(self, frame: VideoFrame) -> EncodedVideo | None:
+        """Encode ``frame`` (its pts and time base set); ``None`` if libvpx gave nothing."""
+        keyframe, self._keyframe_wanted = self._keyframe_wanted, False
+        payloads, timestamp = self.encode(frame, force_keyframe=keyframe)
+        if not payloads:
+            return None
+        return EncodedVideo(tuple(payloads), timestamp, _starts_keyframe(payloads[0]))
+
+    def pack(self, packet: Any) -> tuple[list[bytes], int]:
+        if isinstance(packet, EncodedVideo):
+            return list(packet.payloads), packet.timestamp
+        return super().pack(packet)
+
+
+def _starts_keyframe(payload: bytes) -> bool:
+    """Whether a VP8 RTP payload starts a keyframe (RFC 6386 9.1: bit 0 of the frame's
+    first byte is 0 for one)."""
+    _, data = VpxPayloadDescriptor.parse(payload)
+    return bool(data) and not data[0] & 1
+
+
+def install_sink_encoder(pc: Any, steady: bool = True) -> SinkVp8Encoder | None:
+    """Give ``pc``'s first VP8 video sender a `SinkVp8Encoder`, and return it.
+
+    Call where `install_steady_encoder` is called (before media flows). The
+    sender's keyframe requests are forwarded to the encoder. ``None``: no
+    video sender negotiated VP8 (H.264 keeps aiortc's own encoding), or this
+    aiortc keeps its encoder elsewhere (logged); frames are then encoded by
+    aiortc as before.
+    """
+    for transceiver in pc.getTransceivers():
+        codecs = getattr(transceiver, "_codecs", None) or []
+        if transceiver.kind != "video" or not codecs or codecs[0].mimeType.lower() != "video/vp8":
+            continue
+        sender = transceiver.sender
+        current = getattr(sender, _SENDER_ENCODER_ATTR, False)
+        if isinstance(current, SinkVp8Encoder):
+            return current
+        if current is not None or not callable(getattr(sender, _SEND_KEYFRAME, None)):
+            log.warning("this aiortc keeps its encoder elsewhere; the returned video is "
+                        "encoded in aiortc's executor")
+            return None
+        encoder = SinkVp8Encoder(steady=steady)
+        setattr(sender, _SENDER_ENCODER_ATTR, encoder)
+        _forward_keyframe_requests(sender, encoder)
+        return encoder
+    return None
+
+
+def _forward_keyframe_requests(sender: Any, encoder: SinkVp8Encoder) -> None:
+    original = getattr(sender, _SEND_KEYFRAME)
+
+    def send_keyframe() -> None:
+        original()  # aiortc's own flag: frames it still encodes itself honour it
+        encoder.request_keyframe()
+
+    setattr(sender, _SEND_KEYFRAME, send_keyframe)

@@ -10,7 +10,12 @@ pytest.importorskip("aiortc")
 
 from aiortc.codecs.vpx import MAX_BITRATE, MIN_BITRATE, Vp8Encoder
 
-from stages.webrtc.aiortc_patches.encoder import SteadyVp8Encoder, install_steady_encoder
+from stages.webrtc.aiortc_patches.encoder import (
+    SinkVp8Encoder,
+    SteadyVp8Encoder,
+    install_sink_encoder,
+    install_steady_encoder,
+)
 from tests.webrtc.peers import TestPeer, answering_peer
 
 SENDER_ENCODER = "_RTCRtpSender__encoder"
@@ -127,3 +132,91 @@ def test_a_picture_loss_request_still_gets_a_keyframe():
     forced = encoder.encode(frames[3], force_keyframe=True)
     assert kinds == [True, False, False]
     assert vp8_is_keyframe(forced[0])
+
+
+# ---- encoding in the session's sink ---------------------------------------------------
+def yuv_frames(count: int, w: int = 160, h: int = 120) -> list:
+    from fractions import Fraction
+
+    import numpy as np
+    from av import VideoFrame
+
+    frames = []
+    for i in range(count):
+        planes = np.full((h * 3 // 2, w), 16 + 8 * i, np.uint8)
+        frame = VideoFrame.from_ndarray(planes, format="yuv420p")
+        frame.pts, frame.time_base = i * 3000, Fraction(1, 90_000)
+        frames.append(frame)
+    return frames
+
+
+def test_the_sink_encoder_encodes_and_the_senders_pack_passes_the_result_on():
+    encoder = SinkVp8Encoder()
+    encoded = [encoder.encode_frame(f) for f in yuv_frames(3)]
+    assert all(e is not None for e in encoded)
+    assert [e.keyframe for e in encoded] == [True, False, False]
+    # libvpx's time base rounds the pts it is given (by 1 at 90 kHz at most).
+    assert all(abs(e.timestamp - 3000 * i) <= 1 for i, e in enumerate(encoded))
+    assert all(e.keyframe == vp8_is_keyframe(list(e.payloads)) for e in encoded)
+    # What the sender does with a non-Frame from the track: its encoder's pack().
+    assert encoder.pack(encoded[1]) == (list(encoded[1].payloads), encoded[1].timestamp)
+
+
+def test_a_keyframe_request_from_any_thread_makes_the_next_frame_a_keyframe():
+    import threading
+
+    encoder = SinkVp8Encoder()
+    frames = yuv_frames(4)
+    kinds = [encoder.encode_frame(f).keyframe for f in frames[:2]]
+    asker = threading.Thread(target=encoder.request_keyframe)
+    asker.start()
+    asker.join()
+    kinds += [encoder.encode_frame(f).keyframe for f in frames[2:]]
+    assert kinds == [True, False, True, False]  # only the next one
+
+
+def test_the_sink_encoder_steps_its_bitrate_only_when_steady():
+    steady, plain = SinkVp8Encoder(steady=True), SinkVp8Encoder(steady=False)
+    start = plain.target_bitrate
+    for encoder in (steady, plain):
+        encoder.target_bitrate = int(start * 1.2)
+    assert steady.target_bitrate == start  # a small rise waits (SteadyVp8Encoder)
+    assert plain.target_bitrate == int(start * 1.2)  # aiortc's own rule
+
+
+def test_a_vp8_sender_gets_the_sink_encoder_and_forwards_picture_loss_to_it():
+    async def scenario():
+        offerer = TestPeer()
+        pc = await answering_peer(await offerer.offer())
+        encoder = install_sink_encoder(pc)
+        again = install_sink_encoder(pc)
+        sender = pc.getTransceivers()[0].sender
+        installed = getattr(sender, SENDER_ENCODER)
+        sender._send_keyframe()  # what the sender does on a PLI or FIR
+        await pc.close()
+        await offerer.close()
+        return encoder, again, installed
+
+    encoder, again, installed = asyncio.run(scenario())
+    assert isinstance(encoder, SinkVp8Encoder) and again is encoder and installed is encoder
+    assert encoder.encode_frame(yuv_frames(1)[0]).keyframe
+    assert encoder._keyframe_wanted is False
+
+
+def test_a_sender_that_negotiated_h264_keeps_aiortcs_own_encoding():
+    async def scenario():
+        from aiortc import RTCRtpSender
+
+        offerer = TestPeer()
+        h264 = [c for c in RTCRtpSender.getCapabilities("video").codecs
+                if c.mimeType.lower() == "video/h264"]
+        offerer.pc.getTransceivers()[0].setCodecPreferences(h264)
+        pc = await answering_peer(await offerer.offer())
+        encoder = install_sink_encoder(pc)
+        installed = getattr(pc.getTransceivers()[0].sender, SENDER_ENCODER)
+        await pc.close()
+        await offerer.close()
+        return encoder, installed
+
+    encoder, installed = asyncio.run(scenario())
+    assert encoder is None and installed is None  # aiortc picks its H.264 encoder itself
