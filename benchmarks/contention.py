@@ -18,12 +18,11 @@ ratios of the fixed one's.
 
 from __future__ import annotations
 
-import contextlib
-import multiprocessing
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+from benchmarks.burners import burners
 from benchmarks.live import FRAME_SIZE, WARMUP_S, live_figures, live_metrics, open_bench_driver
 from pipeline.app.avatar_run import AvatarRunConfig
 from pipeline.metrics import Metrics
@@ -32,27 +31,6 @@ from trt_engines.bundle import ModelBundle, ModelSpec, open_bundle
 
 BURNERS = (0, 1, 2, 6)
 LIMITERS = ("adaptive", "fixed")
-
-
-def _burn() -> None:  # pragma: no cover - runs in a child process until terminated
-    while True:
-        pass
-
-
-@contextlib.contextmanager
-def burners(count: int) -> Iterator[None]:
-    """``count`` processes spinning on the CPU for the duration of the block."""
-    context = multiprocessing.get_context("spawn")
-    procs = [context.Process(target=_burn, daemon=True, name=f"burner-{i}") for i in range(count)]
-    for proc in procs:
-        proc.start()
-    try:
-        yield
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.join(timeout=5)
 
 
 def run_contention_bench(seconds: float = 12.0, counts: Sequence[int] = BURNERS,

@@ -114,7 +114,8 @@ def _webrtc_knobs(options: BenchOptions) -> dict[str, Any]:
     """The options every WebRTC benchmark passes on as they are."""
     return {"pin": options.pin, "stage_threads": options.stage_threads,
             "adaptive_in_flight": options.adaptive_in_flight,
-            "freeze_heap": options.freeze_heap, "encode_in_sink": options.encode_in_sink}
+            "freeze_heap": options.freeze_heap, "encode_in_sink": options.encode_in_sink,
+            "burners": options.burners}
 
 
 def flood(options: BenchOptions) -> dict[str, Any]:

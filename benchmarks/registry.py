@@ -52,6 +52,8 @@ class BenchOptions:
         encode_in_sink: the WebRTC benchmarks' sessions encode the returned
             video in their sink stage, as ``vicocam serve`` does; ``False``
             leaves it to aiortc's executor (``--encode-in aiortc``).
+        burners: processes spinning on every core beside the WebRTC
+            benchmarks' browser and server (`benchmarks.burners`).
     """
 
     seconds: float | None = None
@@ -66,6 +68,7 @@ class BenchOptions:
     adaptive_in_flight: bool = False
     freeze_heap: bool = True
     encode_in_sink: bool = True
+    burners: int = 0
 
 
 @dataclass(frozen=True, slots=True)

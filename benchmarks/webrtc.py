@@ -47,9 +47,14 @@ Figures (flat):
     browser_receive: the browser's receiver over the window (`receive_figures`).
     server_stalls_in_100ms, server_stalls_out_100ms, server_stalls_encoded_100ms
         (and ``_ms_total``): gaps over 100 ms between frames reaching the
-        server, leaving its pipeline and leaving aiortc's encoder over the
-        window: a stall the page counts that the encoder did not begin
+        server, leaving its pipeline and leaving aiortc's sender (its encoder,
+        or with ``encoder`` "sink" its packing of what the sink encoded) over
+        the window: a stall the page counts that the sender did not begin
         began on the way (loopback, the browser's decoding and display).
+    encoder: where the returned video was encoded: "sink" (the session's
+        last stage, whose time then includes it) or "aiortc" (its executor).
+    server_encoded_dropped: encoded frames the outgoing track dropped because
+        the event loop fell behind (then it waits for a keyframe).
     process_gc_pauses: per generation of CPython's cycle collector, the
         collections in this process (the server's) over the browser's whole
         session (connection, warm-up and window), the longest and the total
@@ -180,7 +185,8 @@ def run_webrtc_bench(seconds: float = 30.0,
                      stage_threads: int | None = None,
                      adaptive_in_flight: bool = False,
                      freeze_heap: bool = True,
-                     encode_in_sink: bool = True) -> dict[str, Any]:
+                     encode_in_sink: bool = True,
+                     burners: int = 0) -> dict[str, Any]:
     """Measure one browser session for ``seconds`` (after ``warmup_s``); flat figures.
 
     ``stage``: ``"identity"``, ``"model"`` (see the module docstring), a
@@ -193,9 +199,12 @@ def run_webrtc_bench(seconds: float = 30.0,
     the server runs in a frozen heap (`pipeline.heap`), as ``vicocam serve``.
     ``encode_in_sink``: the sessions encode the returned video in their sink
     stage (`stages.webrtc.aiortc_patches.encoder.SinkVp8Encoder`), as
-    ``vicocam serve``; ``False`` leaves it to aiortc's executor.
+    ``vicocam serve``; ``False`` leaves it to aiortc's executor. ``burners``:
+    processes spinning on every core beside both for the whole run
+    (`benchmarks.burners`; started before the pinning, so not pinned).
     """
     from benchmarks.browser import BrowserRunConfig, run_browser_peer
+    from benchmarks.burners import burners as busy_neighbours
     from pipeline.heap import GcPauses, frozen_heap
     from stages.webrtc.peer_session import SessionConfig
     from stages.webrtc.server import ServerThread
@@ -203,7 +212,8 @@ def run_webrtc_bench(seconds: float = 30.0,
     cores = split_cores() if pin else None
     session = SessionConfig(stage_threads=stage_threads, adaptive_in_flight=adaptive_in_flight,
                             encode_in_sink=encode_in_sink)
-    with pinned(cores[1] if cores else None), _served(stage, session) as served:
+    with busy_neighbours(burners), pinned(cores[1] if cores else None), \
+            _served(stage, session) as served:
         browser = BrowserRunConfig(seconds=seconds, warmup_s=warmup_s, width=width,
                                    height=height, fps=fps, clip_s=4.0, chromium=chromium,
                                    camera=camera or served.camera,
@@ -216,6 +226,7 @@ def run_webrtc_bench(seconds: float = 30.0,
     return {"stage": _stage_name(stage), "camera": browser.camera, "pinned": placement,
             "stage_threads": stage_threads, "adaptive_in_flight": adaptive_in_flight,
             "heap_frozen": freeze_heap, "encoder": result.server.get("encoder"),
+            "burners": burners,
             **served.facts, **_figures(result, width, height, fps),
             "process_gc_pauses": pauses.figures()}
 
@@ -337,7 +348,7 @@ def _stage_sum(stage_p50_ms: dict[str, float | None]) -> float | None:
 
 def server_stall_figures(start: dict[str, Any], end: dict[str, Any]) -> dict[str, Any]:
     """Gaps over 100 ms between frames reaching the server (``in``), leaving its
-    pipeline (``out``) and leaving aiortc's encoder (``encoded``) over the
+    pipeline (``out``) and leaving aiortc's sender (``encoded``) over the
     window, from the session's stats at its start and end: with the page's
     ``stalls_100ms``, where a stall began. ``None``: not reported."""
     out: dict[str, Any] = {}

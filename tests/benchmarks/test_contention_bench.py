@@ -52,8 +52,31 @@ def test_bench_passes_the_limiter_and_threads_to_the_webrtc_benchmarks(monkeypat
 
     monkeypatch.setattr(webrtc, "run_webrtc_bench", fake)
     assert main(["bench", name, "--seconds", "2", "--no-pin", "--stage-threads", "3",
-                 "--adaptive-in-flight", "--thawed-heap"]) == 0
-    knobs = ("pin", "stage_threads", "adaptive_in_flight", "freeze_heap")
-    assert tuple(seen[k] for k in knobs) == (False, 3, True, False)
+                 "--adaptive-in-flight", "--thawed-heap", "--encode-in", "aiortc",
+                 "--burners", "2"]) == 0
+    knobs = ("pin", "stage_threads", "adaptive_in_flight", "freeze_heap", "encode_in_sink",
+             "burners")
+    assert tuple(seen[k] for k in knobs) == (False, 3, True, False, False, 2)
     assert main(["bench", name, "--seconds", "2"]) == 0
-    assert tuple(seen[k] for k in knobs) == (True, None, False, True)
+    assert tuple(seen[k] for k in knobs) == (True, None, False, True, True, 0)
+
+
+def test_negative_burners_are_refused_before_anything_runs(capsys):
+    from pipeline.app.cli import main
+
+    assert main(["bench", "webrtc", "--burners", "-1"]) != 0
+    assert "--burners" in capsys.readouterr().err
+
+
+def test_burners_run_for_the_block_and_are_gone_after():
+    import multiprocessing
+
+    from benchmarks.burners import burners
+
+    with burners(2):
+        children = multiprocessing.active_children()
+        burning = [c for c in children if c.name.startswith("burner-")]
+        assert len(burning) == 2 and all(c.is_alive() for c in burning)
+    assert not any(c.is_alive() for c in burning)
+    with pytest.raises(ValueError), burners(-1):
+        pass

@@ -64,6 +64,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         help="the webrtc benchmarks: do not freeze the server's heap as "
                              "'vicocam serve' does, to measure what freezing it changes")
     add_encoder_option(parser)
+    parser.add_argument("--burners", type=int, default=0, metavar="N",
+                        help="the webrtc benchmarks: N processes spinning on the CPU beside "
+                             "the browser and the server, on every core (another busy program "
+                             "on the same laptop; default 0)")
     model = parser.add_argument_group(
         "model", "for the benchmarks that run one model (live, sessions): the bundled model "
                  "on the CPU unless given")
@@ -76,6 +80,8 @@ def run_bench(args: argparse.Namespace) -> int:
     from benchmarks.common import median_of_runs, write_result
     from benchmarks.registry import BENCHMARKS, MAX_SESSIONS, BenchOptions
 
+    if args.burners < 0:
+        raise UserError(f"--burners must be 0 or more, got {args.burners}")
     spec = BENCHMARKS.get(args.name)
     if spec is None:
         raise UserError(f"unknown benchmark {args.name!r}; choose one of: {', '.join(BENCHMARKS)}")
@@ -90,7 +96,8 @@ def run_bench(args: argparse.Namespace) -> int:
                            stage_threads=args.stage_threads,
                            adaptive_in_flight=args.adaptive_in_flight,
                            freeze_heap=args.freeze_heap,
-                           encode_in_sink=args.encode_in == "sink")
+                           encode_in_sink=args.encode_in == "sink",
+                           burners=args.burners)
     runs = [_timed_run(run, options) for _ in range(args.runs)]
     for number, figures in enumerate(runs, start=1):
         warning = steal_warning(figures.get("cpu_steal_share"), number, len(runs))

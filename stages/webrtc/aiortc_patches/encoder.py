@@ -1,4 +1,4 @@
-"""Send the avatar with fewer fresh keyframes: VP8 bitrate raised in large steps.
+"""The returned video's VP8 encoder: bitrate raised in large steps, run in the sink.
 
 aiortc 1.16's VP8 encoder follows the peer's bandwidth reports (REMB) and
 starts a new libvpx encoder, whose first frame is a keyframe, whenever its
@@ -14,6 +14,15 @@ has stayed above it for ``hold_s`` seconds. The ramp from 500 kbps to aiortc's
 1.5 Mbps cap then takes 3 encoder restarts instead of a dozen or more.
 `install_steady_encoder` gives a sender one before its first frame, when the
 negotiated codec is VP8 (other codecs keep aiortc's encoder).
+
+aiortc encodes each frame in the event loop's default executor, a thread
+pool all sessions share, outside the pipeline's stages and head limiter; on
+a machine shared with a browser the stalls the page counted began there
+("Latency where users are" in benchmarks/RESULTS.md). `SinkVp8Encoder`
+(`install_sink_encoder`) is the same encoder, with the same bitrate policy,
+run by the session's `TrackSink` in its own thread: the stage's time then
+includes the encode, the sender only packs what the sink made, and the
+peer's keyframe requests are forwarded to it.
 
 Like the `jitter` patch, this sets private state of aiortc's sender; it
 checks it and, on an aiortc that keeps it elsewhere, logs a warning and
