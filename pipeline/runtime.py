@@ -115,6 +115,10 @@ class RuntimeConfig:
         stage_threads: worker threads the blocking stages are dealt into
             (`pipeline.segments.plan_segments`); ``None`` = one per core of the
             machine. A number at or above the blocking stages gives each its own.
+        sink_alone: a blocking sink gets a worker thread of its own, not
+            counted in ``stage_threads`` (a sink that encodes video is as
+            heavy as a model stage); ``None``: only when this process may
+            run on one core (`pipeline.segments.plan_segments`).
         lossless_capacity: queue size of each offline edge.
         max_consecutive_errors: failures in a row after which a stage stops
             the run (also: refused source pictures in a row).
@@ -129,6 +133,7 @@ class RuntimeConfig:
     adaptive_in_flight: bool = False
     in_flight_control: InFlightConfig = field(default_factory=InFlightConfig)
     stage_threads: int | None = None
+    sink_alone: bool | None = None
     lossless_capacity: int = 4
     max_consecutive_errors: int = 10
     max_frames: int | None = None
@@ -214,7 +219,8 @@ class Pipeline:
         self.source = source
         self.stages = list(stages)
         self.config = config or RuntimeConfig()
-        self.segments = plan_segments(self.stages, self.config.stage_threads)
+        self.segments = plan_segments(self.stages, self.config.stage_threads,
+                                      sink_alone=self.config.sink_alone)
         self.clock: Clock = clock or MonotonicClock()
         self.metrics = Metrics()
         self._on_status = on_status

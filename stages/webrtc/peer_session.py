@@ -278,10 +278,14 @@ class Session:
         self.control = ControlChannel(channel, target)
 
     def _build_pipeline(self, source: TrackSource, out: OutgoingVideoTrack) -> Pipeline:
+        encodes = self._sink_encoder is not None
         stages = [*self._factory(self.settings), TrackSink(out, encoder=self._sink_encoder)]
+        # A sink that encodes takes as long as a model stage: in its own thread it does
+        # not lengthen the last segment, which then became the bottleneck.
         config = RuntimeConfig(mode=RunMode.LIVE, max_in_flight=self.config.max_in_flight,
                                adaptive_in_flight=self.config.adaptive_in_flight,
-                               stage_threads=self.config.stage_threads)
+                               stage_threads=self.config.stage_threads,
+                               sink_alone=True if encodes else None)
         return Pipeline(source, stages, config)
 
     def _on_track(self, track: MediaStreamTrack) -> None:

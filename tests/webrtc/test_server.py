@@ -480,6 +480,12 @@ def test_a_session_returns_video_and_is_freed_when_the_peer_closes(encode_in_sin
     # VP8 frames encoded in the sink decode in order at the peer (the stamps above).
     assert stats["encoder"] == ("sink" if encode_in_sink else "aiortc")
     assert stats["encoded_dropped"] == 0
+    # A sink that encodes gets a thread of its own (else the last segment's, when on
+    # more than one core).
+    last = session._pipeline.segments[-1].stages
+    assert last[-1].name == "webrtc_out"
+    if encode_in_sink:
+        assert len(last) == 1
     assert (set(stats["stalls_in"]) == set(stats["stalls_out"]) == set(stats["stalls_encoded"])
             == {"count", "total_ms"})
     assert session.closed.is_set() and session.close_reason is not None
