@@ -33,7 +33,10 @@ the compositor's thread against 0.8-1.4 ms in its own, and the runs stalled
 threads take another core, and a thread of its own only adds a hand-off:
 with the browser on the same two cores the sink shares the last segment's
 thread (server in->out 1.20 times the stages' sum against 1.53-1.70 in a
-thread of its own).
+thread of its own). That was a sink that only converts the picture (under
+a millisecond); one that also encodes it (a WebRTC session's VP8, 5-7 ms) is
+as heavy as a model stage and would make the last segment the bottleneck,
+so its owner asks for a thread of its own (`RuntimeConfig.sink_alone`).
 """
 
 from __future__ import annotations

@@ -9,6 +9,9 @@ interleaved in one session on the same machine, so load drifts hit both.
 
 Options after ``--`` go to every benchmark command as they are (for example
 ``-- --no-pin``); the benchmarks must accept them in both trees.
+``--before-option`` adds one to the *before* runs only, so one tree can be
+compared with itself under an option (``--before . --after .
+--before-option=--encode-in=aiortc``).
 
 Each run's JSON (with its command, machine and load) goes to
 OUT/{before,after}-NAME-K.json; OUT/summary.json holds, per benchmark and
@@ -69,6 +72,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=None)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--before-option", action="append", default=[], metavar="OPTION",
+                        help="an option for the before runs only (repeatable)")
     parser.add_argument("names", nargs="+", choices=sorted(FIGURES))
     argv = sys.argv[1:]
     cut = argv.index("--") if "--" in argv else len(argv)
@@ -80,7 +85,8 @@ def main() -> None:
         for k in range(args.runs):
             for side, tree in (("before", args.before), ("after", args.after)):
                 path = args.out / f"{side}-{name}-{k + 1}.json"
-                runs[side].append(run_one(tree, name, args.seconds, path, extra))
+                options = extra + (args.before_option if side == "before" else [])
+                runs[side].append(run_one(tree, name, args.seconds, path, options))
                 print(f"{name} {side} {k + 1}: " + ", ".join(
                     f"{f}={runs[side][-1].get(f)}" for f in FIGURES[name]), flush=True)
         result[name] = {side: {f: summary([r.get(f) for r in rs]) for f in FIGURES[name]}
