@@ -214,9 +214,13 @@ def install_sink_encoder(pc: Any, steady: bool = True) -> SinkVp8Encoder | None:
         current = getattr(sender, _SENDER_ENCODER_ATTR, False)
         if isinstance(current, SinkVp8Encoder):
             return current
-        if current is not None or not callable(getattr(sender, _SEND_KEYFRAME, None)):
+        if current is False or not callable(getattr(sender, _SEND_KEYFRAME, None)):
             log.warning("this aiortc keeps its encoder elsewhere; the returned video is "
                         "encoded in aiortc's executor")
+            return None
+        if current is not None:
+            log.warning("the sender already has an encoder (%s); the returned video is "
+                        "encoded in aiortc's executor", type(current).__name__)
             return None
         encoder = SinkVp8Encoder(steady=steady)
         setattr(sender, _SENDER_ENCODER_ATTR, encoder)

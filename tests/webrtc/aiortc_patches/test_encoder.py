@@ -220,3 +220,19 @@ def test_a_sender_that_negotiated_h264_keeps_aiortcs_own_encoding():
 
     encoder, installed = asyncio.run(scenario())
     assert encoder is None and installed is None  # aiortc picks its H.264 encoder itself
+
+
+def test_a_sender_with_another_encoder_keeps_it_and_says_so(caplog):
+    async def scenario():
+        offerer = TestPeer()
+        pc = await answering_peer(await offerer.offer())
+        install_steady_encoder(pc)
+        encoder = install_sink_encoder(pc)
+        installed = getattr(pc.getTransceivers()[0].sender, SENDER_ENCODER)
+        await pc.close()
+        await offerer.close()
+        return encoder, installed
+
+    encoder, installed = asyncio.run(scenario())
+    assert encoder is None and type(installed) is SteadyVp8Encoder
+    assert "already has an encoder (SteadyVp8Encoder)" in caplog.text
