@@ -44,9 +44,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--runs", type=positive_int, default=1,
                         help="run it N times; the figures are the medians, with each run's "
                              "figures and the spread (min, max) beside them (1)")
-    parser.add_argument("--no-pin", dest="pin", action="store_false",
-                        help="WebRTC benchmarks: let the browser and the server share every core "
-                             "(default: browser on one core, server on the others)")
     parser.add_argument("--max-sessions", type=positive_int, default=None, metavar="N",
                         help="sessions benchmark: the most sessions at once to try (8); also the "
                              "engines' largest batch")
@@ -57,6 +54,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--stage-threads", type=positive_int, default=None, metavar="N",
                         help="contention and the webrtc benchmarks: worker threads the stages "
                              "are dealt into (default: one per core; 8 gives each stage its own)")
+    _webrtc_arguments(parser)
+    model = parser.add_argument_group(
+        "model", "for the benchmarks that run one model (live, sessions): the bundled model "
+                 "on the CPU unless given")
+    add_model_options(model)
+    add_json_option(parser)
+    parser.set_defaults(handler=run_bench)
+
+
+def _webrtc_arguments(parser: argparse.ArgumentParser) -> None:
+    """What the WebRTC benchmarks' server and browser run with."""
+    parser.add_argument("--no-pin", dest="pin", action="store_false",
+                        help="WebRTC benchmarks: let the browser and the server share every core "
+                             "(default: browser on one core, server on the others)")
     parser.add_argument("--adaptive-in-flight", action="store_true",
                         help="the webrtc benchmarks: the sessions' head limit follows what pays "
                              "(as 'vicocam serve --adaptive-in-flight'; default: fixed)")
@@ -68,12 +79,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         help="the webrtc benchmarks: N processes spinning on the CPU beside "
                              "the browser and the server, on every core (another busy program "
                              "on the same laptop; default 0)")
-    model = parser.add_argument_group(
-        "model", "for the benchmarks that run one model (live, sessions): the bundled model "
-                 "on the CPU unless given")
-    add_model_options(model)
-    add_json_option(parser)
-    parser.set_defaults(handler=run_bench)
 
 
 def run_bench(args: argparse.Namespace) -> int:
