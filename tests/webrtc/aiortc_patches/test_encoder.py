@@ -203,36 +203,35 @@ def test_a_vp8_sender_gets_the_sink_encoder_and_forwards_picture_loss_to_it():
     assert encoder._keyframe_wanted is False
 
 
-def test_a_sender_that_negotiated_h264_keeps_aiortcs_own_encoding():
+def install_on_a_new_answer(codecs=None, first=None):
+    """``(install_sink_encoder's result, the sender's encoder after)`` on a fresh answering
+    peer; the offer prefers ``codecs``, and ``first(pc)`` runs before the install."""
     async def scenario():
-        from aiortc import RTCRtpSender
-
         offerer = TestPeer()
-        h264 = [c for c in RTCRtpSender.getCapabilities("video").codecs
-                if c.mimeType.lower() == "video/h264"]
-        offerer.pc.getTransceivers()[0].setCodecPreferences(h264)
+        if codecs is not None:
+            offerer.pc.getTransceivers()[0].setCodecPreferences(codecs)
         pc = await answering_peer(await offerer.offer())
+        if first is not None:
+            first(pc)
         encoder = install_sink_encoder(pc)
         installed = getattr(pc.getTransceivers()[0].sender, SENDER_ENCODER)
         await pc.close()
         await offerer.close()
         return encoder, installed
 
-    encoder, installed = asyncio.run(scenario())
+    return asyncio.run(scenario())
+
+
+def test_a_sender_that_negotiated_h264_keeps_aiortcs_own_encoding():
+    from aiortc import RTCRtpSender
+
+    h264 = [c for c in RTCRtpSender.getCapabilities("video").codecs
+            if c.mimeType.lower() == "video/h264"]
+    encoder, installed = install_on_a_new_answer(codecs=h264)
     assert encoder is None and installed is None  # aiortc picks its H.264 encoder itself
 
 
 def test_a_sender_with_another_encoder_keeps_it_and_says_so(caplog):
-    async def scenario():
-        offerer = TestPeer()
-        pc = await answering_peer(await offerer.offer())
-        install_steady_encoder(pc)
-        encoder = install_sink_encoder(pc)
-        installed = getattr(pc.getTransceivers()[0].sender, SENDER_ENCODER)
-        await pc.close()
-        await offerer.close()
-        return encoder, installed
-
-    encoder, installed = asyncio.run(scenario())
+    encoder, installed = install_on_a_new_answer(first=install_steady_encoder)
     assert encoder is None and type(installed) is SteadyVp8Encoder
     assert "already has an encoder (SteadyVp8Encoder)" in caplog.text
