@@ -162,7 +162,7 @@ class BrowserRunResult:
     ``latencies`` are ``(display time s, capture-to-display ms)`` pairs;
     ``inbound``/``outbound`` are the page's getStats video entries and
     ``server`` the session's stats endpoint, all at the end of the window
-    (``inbound_start``, ``server_start``: the same at its start).
+    (``inbound_start``, ``outbound_start``, ``server_start``: the same at its start).
     ``latency_unmatched`` counts stamped returned frames whose capture could
     not be told apart from a loop older (``stages/webrtc/static/latency.js``).
     ``freezes`` is the change of getStats' ``freezeCount`` (``None`` when the
@@ -181,6 +181,7 @@ class BrowserRunResult:
     inbound: dict[str, Any] = field(default_factory=dict)
     inbound_start: dict[str, Any] = field(default_factory=dict)
     outbound: dict[str, Any] = field(default_factory=dict)
+    outbound_start: dict[str, Any] = field(default_factory=dict)
     server: dict[str, Any] = field(default_factory=dict)
     server_start: dict[str, Any] = field(default_factory=dict)
     console_errors: list[str] = field(default_factory=list)
@@ -290,6 +291,7 @@ def _result(start: dict[str, Any], end: dict[str, Any], samples: list[list[float
         inbound=inbound1,
         inbound_start=inbound0,
         outbound=end["outbound"],
+        outbound_start=start["outbound"],
         server=end.get("server") or {},
         server_start=start.get("server") or {},
         console_errors=errors,

@@ -45,6 +45,8 @@ Figures (flat):
         window's end over that at its start: how much of ``latency_growth``
         happened inside the server.
     browser_receive: the browser's receiver over the window (`receive_figures`).
+    browser_send: the browser's camera sender over the window (`send_figures`):
+        its encode time and the time its packets waited in its pacer.
     server_stalls_in_100ms, server_stalls_out_100ms, server_stalls_encoded_100ms
         (and ``_ms_total``): gaps over 100 ms between frames reaching the
         server, leaving its pipeline and leaving aiortc's sender (its encoder,
@@ -303,6 +305,7 @@ def _figures(result: BrowserRunResult, width: int, height: int, fps: int) -> dic
                                         (result.server_start.get("server_latency_ms") or {})
                                         .get("p50")),
         "browser_receive": receive_figures(result.inbound_start, result.inbound),
+        "browser_send": send_figures(result.outbound_start, result.outbound),
     }
 
 
@@ -313,22 +316,41 @@ _RECEIVE_MEANS_MS = {"jitter_buffer_ms": ("jitterBufferDelay", "jitterBufferEmit
                      "processing_ms": ("totalProcessingDelay", "framesDecoded")}
 
 
+_SEND_COUNTS = ("framesEncoded", "keyFramesEncoded", "nackCount", "pliCount",
+                "retransmittedPacketsSent")
+_SEND_MEANS_MS = {"encode_ms": ("totalEncodeTime", "framesEncoded"),
+                  "packet_send_delay_ms": ("totalPacketSendDelay", "packetsSent")}
+
+
 def receive_figures(start: dict[str, Any], end: dict[str, Any]) -> dict[str, Any]:
     """What the browser's receiver did over the window, from its inbound-rtp stats
     at the start and the end: losses, retransmission and keyframe requests, frames
     dropped (counts), and the mean jitter-buffer, decode and processing time per
     frame (ms). A figure the browser does not report is left out."""
+    return _window_figures(start, end, _RECEIVE_COUNTS, _RECEIVE_MEANS_MS)
+
+
+def send_figures(start: dict[str, Any], end: dict[str, Any]) -> dict[str, Any]:
+    """What the browser's camera sender did over the window, from its outbound-rtp
+    stats: frames and keyframes encoded, NACKs and PLIs it got, packets resent
+    (counts), the mean encode time per frame and the mean time a packet waited in
+    the pacer before it was sent (ms): the upload half's own delays."""
+    return _window_figures(start, end, _SEND_COUNTS, _SEND_MEANS_MS)
+
+
+def _window_figures(start: dict[str, Any], end: dict[str, Any], counts: tuple[str, ...],
+                    means_ms: dict[str, tuple[str, str]]) -> dict[str, Any]:
     def delta(key: str) -> float | None:
         if key not in start or key not in end:
             return None
         return float(end[key]) - float(start[key])
 
     out: dict[str, Any] = {}
-    for key in _RECEIVE_COUNTS:
+    for key in counts:
         change = delta(key)
         if change is not None:
             out[key] = int(change)
-    for name, (total, count) in _RECEIVE_MEANS_MS.items():
+    for name, (total, count) in means_ms.items():
         seconds, frames = delta(total), delta(count)
         if seconds is not None and frames:
             out[name] = round(seconds / frames * 1e3, 2)

@@ -112,3 +112,16 @@ def test_the_receivers_window_is_the_change_of_its_counters():
     assert receive_figures(start, end) == {
         "packetsLost": 0, "nackCount": 4, "framesDropped": 1,
         "jitter_buffer_ms": 10.0, "decode_ms": 2.0}  # 3 s over 300 frames; 0.6 s over 300
+
+
+def test_the_senders_window_gives_its_encode_and_pacer_delays():
+    from benchmarks.webrtc import send_figures
+
+    start = {"framesEncoded": 100, "keyFramesEncoded": 1, "totalEncodeTime": 0.3,
+             "packetsSent": 400, "totalPacketSendDelay": 2.0, "nackCount": 0}
+    end = {"framesEncoded": 400, "keyFramesEncoded": 2, "totalEncodeTime": 1.5,
+           "packetsSent": 1600, "totalPacketSendDelay": 14.0, "nackCount": 3}
+    assert send_figures(start, end) == {
+        "framesEncoded": 300, "keyFramesEncoded": 1, "nackCount": 3,
+        "encode_ms": 4.0, "packet_send_delay_ms": 10.0}  # 1.2 s / 300; 12 s / 1200
+    assert send_figures({}, end) == {}  # no start: nothing over the window
