@@ -47,6 +47,10 @@ Figures (flat):
     browser_receive: the browser's receiver over the window (`receive_figures`).
     browser_send: the browser's camera sender over the window (`send_figures`):
         its encode time and the time its packets waited in its pacer.
+    server_receive_p50_ms, server_receive_p95_ms: from a camera frame's last
+        packet to its decoded picture reaching the server's pipeline (aiortc's
+        decoding and hand-off; before the in->out clock starts), its last 60
+        frames at the window's end.
     server_stalls_in_100ms, server_stalls_out_100ms, server_stalls_encoded_100ms
         (and ``_ms_total``): gaps over 100 ms between frames reaching the
         server, leaving its pipeline and leaving aiortc's sender (its encoder,
@@ -292,6 +296,8 @@ def _figures(result: BrowserRunResult, width: int, height: int, fps: int) -> dic
         "server_fps_out": server.get("fps_out"),
         "server_latency_p50_ms": server_latency.get("p50"),
         "server_latency_p95_ms": server_latency.get("p95"),
+        "server_receive_p50_ms": (server.get("receive_ms") or {}).get("p50"),
+        "server_receive_p95_ms": (server.get("receive_ms") or {}).get("p95"),
         "server_frames_replaced": server.get("frames_replaced"),
         "server_encoded_dropped": server.get("encoded_dropped"),
         "server_drops": server.get("drops"),

@@ -40,7 +40,9 @@ from stages.webrtc.aiortc_patches import (
     SentRtpOrigin,
     SinkVp8Encoder,
     install_patches,
+    receive_delays_ms,
     received_rtp_origin,
+    release_times,
 )
 from stages.webrtc.control_channel import (
     CONTROL_LABEL,
@@ -434,6 +436,13 @@ class Session:
                         exc_info=True)
 
     # ---- stats ------------------------------------------------------------------
+    def _receive_ms(self, source: TrackSource) -> dict[str, float | None]:
+        """p50 and p95 of aiortc's decoding and hand-off of the last frames received
+        (`stages.webrtc.aiortc_patches.timestamps.receive_delays_ms`)."""
+        released = release_times(self._pc) if self._pc is not None else {}
+        delays = receive_delays_ms(list(source.arrivals)[-60:], released, self._source_origin())
+        return {"p50": _finite(percentile(delays, 50)), "p95": _finite(percentile(delays, 95))}
+
     def stats(self) -> dict[str, Any]:
         """A JSON-ready snapshot for the page's stats panel."""
         out: dict[str, Any] = {
@@ -445,6 +454,7 @@ class Session:
             out["frames_received"] = self._video_in.frames_received
             out["frames_replaced"] = self._video_in.replaced
             out["stalls_in"] = self._video_in.arrival_gaps.snapshot()
+            out["receive_ms"] = self._receive_ms(self._video_in)
         if self._video_out is not None:
             recent = list(self._video_out.latencies_ms)[-60:]
             out["frames_sent"] = self._video_out.frames_sent

@@ -96,12 +96,16 @@ class TrackSource:
         self._last = 0
         self._to_rgb = RgbConverter()  # only read() converts: one thread
         self.arrival_gaps = GapCounter()  # stalls as the frames arrive (event loop only)
+        # (pts, arrival ns) of the last frames, to time the receiver's decoding
+        self.arrivals: collections.deque[tuple[int, int]] = collections.deque(maxlen=128)
 
     # ---- the event loop side ----------------------------------------------------
     def push(self, frame: AvFrame) -> None:
         if isinstance(frame, VideoFrame):
             now = time.monotonic_ns()
             self.arrival_gaps.note(now)
+            if frame.pts is not None:
+                self.arrivals.append((frame.pts, now))
             self._slot.put(frame, now)
 
     def end(self) -> None:

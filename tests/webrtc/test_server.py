@@ -480,6 +480,9 @@ def test_a_session_returns_video_and_is_freed_when_the_peer_closes(encode_in_sin
     # VP8 frames encoded in the sink decode in order at the peer (the stamps above).
     assert stats["encoder"] == ("sink" if encode_in_sink else "aiortc")
     assert stats["encoded_dropped"] == 0
+    # aiortc's decoding of each received frame, timed from its last packet (the
+    # decoder's thread and a hop to the loop: a fraction of a frame interval here).
+    assert 0 <= stats["receive_ms"]["p50"] <= stats["receive_ms"]["p95"] < 1000
     # A sink that encodes gets a thread of its own (else the last segment's, when on
     # more than one core).
     last = session._pipeline.segments[-1].stages

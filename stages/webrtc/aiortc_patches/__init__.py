@@ -52,10 +52,12 @@ try:
     from stages.webrtc.aiortc_patches import bandwidth, encoder, jitter, playout, timestamps
     from stages.webrtc.aiortc_patches.bandwidth import DEFAULT_FLOOR_BPS
     from stages.webrtc.aiortc_patches.encoder import SinkVp8Encoder
+    from stages.webrtc.aiortc_patches.jitter import release_times
     from stages.webrtc.aiortc_patches.playout import PlayoutDelay
     from stages.webrtc.aiortc_patches.timestamps import (
         RTP_MODULUS,
         SentRtpOrigin,
+        receive_delays_ms,
         received_rtp_origin,
     )
 except ImportError as exc:  # an aiortc that moved what the patches import
@@ -78,7 +80,9 @@ __all__ = [
     "SinkVp8Encoder",
     "UnsupportedAiortcError",
     "install_patches",
+    "receive_delays_ms",
     "received_rtp_origin",
+    "release_times",
     "require_supported_aiortc",
 ]
 

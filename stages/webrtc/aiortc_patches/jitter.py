@@ -41,6 +41,7 @@ elsewhere. `FrameAssembler.add` keeps the contract of ``JitterBuffer.add``:
 
 from __future__ import annotations
 
+import collections
 import logging
 import time
 from collections.abc import Callable
@@ -72,7 +73,9 @@ class FrameAssembler:
     Sequence numbers are unwrapped to a growing integer internally, so the
     16-bit wrap-around needs no special case. Only one frame is released per
     added packet (the receiver takes one); frames completed together after a
-    retransmission come out on the following packets.
+    retransmission come out on the following packets. ``released`` keeps the
+    RTP timestamp and release time (``clock``) of the last video frames
+    released, so the receiver's decoding can be timed (`release_times`).
     """
 
     def __init__(self, capacity: int = 512, *, one_packet_frames: bool = False,
@@ -93,6 +96,7 @@ class FrameAssembler:
         self._head: int | None = None  # unwrapped seq of the oldest packet not released
         self._released_ts: int | None = None
         self.frames_released = 0
+        self.released: collections.deque[tuple[int, float]] = collections.deque(maxlen=128)
         self.packets_dropped = 0
         self.frames_given_up = 0
         self.plis_requested = 0
@@ -221,6 +225,8 @@ class FrameAssembler:
         self._head = end
         self._released_ts = packets[0].timestamp
         self.frames_released += 1
+        if not self._one_packet:
+            self.released.append((packets[0].timestamp, self._clock()))
         data = b"".join(_depayloaded(p) for p in packets)
         return JitterFrame(data=data, timestamp=packets[0].timestamp)
 
@@ -262,6 +268,16 @@ def assembler_counts(pc: Any) -> dict[str, int]:
             for key in counts:
                 counts[key] += getattr(assembler, key)
     return counts
+
+
+def release_times(pc: Any) -> dict[int, float]:
+    """RTP timestamp -> when ``pc``'s video `FrameAssembler` released that frame to the
+    decoder (``time.monotonic`` seconds), for its last frames; empty without one."""
+    for transceiver in pc.getTransceivers():
+        assembler = getattr(transceiver.receiver, _RECEIVER_BUFFER_ATTR, None)
+        if transceiver.kind == "video" and isinstance(assembler, FrameAssembler):
+            return dict(assembler.released)
+    return {}
 
 
 def install_frame_assemblers(pc: Any) -> int:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from pipeline.metrics import GapCounter
@@ -102,3 +102,25 @@ class SentRtpOrigin:
             return  # nothing handed over yet, or its packets never went out
         wire = getattr(self._sender, _SENT_TIMESTAMP_ATTR)
         self.origin = (wire - self._handed) % RTP_MODULUS
+
+
+def receive_delays_ms(arrivals: Iterable[tuple[int, int]], released: Mapping[int, float],
+                      origin: int | None) -> list[float]:
+    """How long each received frame took from its release to the decoder to the pipeline.
+
+    ``arrivals`` are ``(pts, monotonic ns)`` of decoded frames as they reached
+    the pipeline's slot (`stages.webrtc.tracks.TrackSource.arrivals`),
+    ``released`` maps RTP timestamps to the ``time.monotonic`` second their
+    last packet completed them (`jitter.release_times`), ``origin`` is the
+    receiver's (`received_rtp_origin`). Frames not found in both are left out;
+    none without an origin. This is aiortc's decoding and its hand-off to the
+    event loop: the part of a frame's way in that the pipeline's clock misses.
+    """
+    if origin is None:
+        return []
+    delays = []
+    for pts, arrived_ns in arrivals:
+        done = released.get((origin + pts) % RTP_MODULUS)
+        if done is not None:
+            delays.append(arrived_ns / 1e6 - done * 1e3)
+    return delays

@@ -210,3 +210,15 @@ def test_a_frame_still_arriving_in_order_is_never_given_up():
     clock.now = 5.0
     pli, frame = buffer.add(packet(2, 0, marker=True))
     assert not pli and frame is not None and buffer.frames_given_up == 0
+
+
+def test_video_frames_keep_when_they_were_released_audio_does_not():
+    now = [10.0]
+    video = FrameAssembler(clock=lambda: now[0])
+    feed(video, frame_packets(0, 3000, 2))
+    now[0] = 10.033
+    feed(video, frame_packets(2, 6000, 1))
+    assert list(video.released) == [(3000, 10.0), (6000, 10.033)]
+    audio = FrameAssembler(one_packet_frames=True, request_pli=False)
+    feed(audio, [packet(1, 960), packet(2, 1920)])
+    assert not audio.released

@@ -77,3 +77,15 @@ def test_gaps_between_encoded_frames_are_counted_as_stalls():
 
     asyncio.run(scenario())
     assert watcher.encoded_gaps.snapshot() == {"count": 1, "total_ms": 150.0}
+
+
+def test_a_received_frame_is_timed_from_its_release_to_the_pipeline():
+    from stages.webrtc.aiortc_patches import receive_delays_ms
+
+    origin = RTP_MODULUS - 1000  # the wire's timestamps wrap after the first frame
+    released = {RTP_MODULUS - 1000: 5.000, 2000: 5.033}
+    arrivals = [(0, 5_004_000_000), (3000, 5_035_500_000), (6000, 5_070_000_000)]
+    # pts 0 -> wire RTP_MODULUS - 1000; pts 3000 -> 2000 after the wrap; pts 6000 was
+    # never released (or is no longer remembered): left out.
+    assert receive_delays_ms(arrivals, released, origin) == pytest.approx([4.0, 2.5])
+    assert receive_delays_ms(arrivals, released, None) == []
