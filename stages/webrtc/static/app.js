@@ -51,6 +51,7 @@ const state = {
   latencies: [], // {t, ms, index}: capture -> display of stamped frames
   latencyDropped: 0, // returned stamped frames that matched no capture
   rtpLatencies: [], // {t, ms}: capture -> display of any camera, by RTP timestamp
+  receiveToDisplay: [], // {t, ms}: a returned frame's last packet -> its expected display
   rtp: null, // the RtpLatency matcher of the session
   captureWorker: null, // reports the encoded camera frames (null: RTCRtpScriptTransform missing)
   stalls: new StallCounter(), // gaps over 100 ms between displayed returned frames
@@ -387,6 +388,9 @@ function watchRemote(connection) {
     const shown = meta.expectedDisplayTime ?? now;
     state.stalls.frame(shown, meta.presentedFrames ?? null);
     if (meta.rtpTimestamp !== undefined) rtp.shown(meta.rtpTimestamp, shown);
+    if (meta.receiveTime !== undefined) {
+      keepSamples(state.receiveToDisplay, [{ t: shown, ms: shown - meta.receiveTime }]);
+    }
     keepSamples(state.rtpLatencies, rtp.resolve(performance.now()));
     const index = stamps.remote.read(remote);
     if (index !== null && stamps.matcher) stamps.matcher.remote(index, shown);
