@@ -67,7 +67,7 @@ from typing import Any
 from aiortc import RTCDataChannel
 
 from stages.reenact.live_settings import AvatarKey, LiveSettings, LiveSettingsBox
-from stages.webrtc.aiortc_patches import RTP_MODULUS
+from stages.webrtc.aiortc_patches import wire_timestamp
 from stages.webrtc.channel_upload import ChunkedUpload, read_header
 from stages.webrtc.security import RateLimiter
 from stages.webrtc.settings_messages import (
@@ -357,7 +357,7 @@ class ControlChannel:
             return
         new = min(track.frames_timed - self._timed, len(track.timestamps))
         self._timed = track.frames_timed
-        frames = [[(sent + out) % RTP_MODULUS, (source + made_from) % RTP_MODULUS]
+        frames = [[wire_timestamp(sent, out), wire_timestamp(source, made_from)]
                   for out, made_from in list(track.timestamps)[-new:]]
         self._push({"type": "timing", "frames": frames})
 

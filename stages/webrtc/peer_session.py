@@ -440,8 +440,8 @@ class Session:
         """p50 and p95 of aiortc's decoding and hand-off of the last frames received
         (`stages.webrtc.aiortc_patches.timestamps.receive_delays_ms`)."""
         released = release_times(self._pc) if self._pc is not None else {}
-        delays = receive_delays_ms(list(source.arrivals)[-60:], released, self._source_origin())
-        return {"p50": _finite(percentile(delays, 50)), "p95": _finite(percentile(delays, 95))}
+        return _p50_p95(receive_delays_ms(list(source.arrivals)[-60:], released,
+                                          self._source_origin()))
 
     def stats(self) -> dict[str, Any]:
         """A JSON-ready snapshot for the page's stats panel."""
@@ -461,8 +461,7 @@ class Session:
             out["stalls_out"] = self._video_out.send_gaps.snapshot()
             out["encoder"] = "sink" if self._sink_encoder is not None else "aiortc"
             out["encoded_dropped"] = self._video_out.encoded_dropped
-            out["server_latency_ms"] = {"p50": _finite(percentile(recent, 50)),
-                                        "p95": _finite(percentile(recent, 95))}
+            out["server_latency_ms"] = _p50_p95(recent)
         if self._sent_rtp is not None:
             out["stalls_encoded"] = self._sent_rtp.encoded_gaps.snapshot()
         if self._audio_out is not None:
@@ -497,6 +496,10 @@ def _pipeline_stats(pipeline: Pipeline) -> dict[str, Any]:
     return {"fps_in": round(m.fps_in(), 1), "fps_out": round(m.fps_out(), 1),
             "drops": dict(m.drops), "stages": stages, "legs_ms": legs,
             "service_p50_ms": service}
+
+
+def _p50_p95(values: list[float]) -> dict[str, float | None]:
+    return {"p50": _finite(percentile(values, 50)), "p95": _finite(percentile(values, 95))}
 
 
 def _finite(value: float) -> float | None:

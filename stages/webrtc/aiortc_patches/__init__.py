@@ -59,6 +59,7 @@ try:
         SentRtpOrigin,
         receive_delays_ms,
         received_rtp_origin,
+        wire_timestamp,
     )
 except ImportError as exc:  # an aiortc that moved what the patches import
     raise UnsupportedAiortcError(installed_version(), str(exc)) from exc
@@ -84,6 +85,7 @@ __all__ = [
     "received_rtp_origin",
     "release_times",
     "require_supported_aiortc",
+    "wire_timestamp",
 ]
 
 

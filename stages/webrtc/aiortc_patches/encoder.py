@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,11 +98,7 @@ def install_steady_encoder(pc: Any, **options: Any) -> int:
     flows. Returns how many senders got one.
     """
     done = 0
-    for transceiver in pc.getTransceivers():
-        codecs = getattr(transceiver, "_codecs", None) or []
-        if transceiver.kind != "video" or not codecs or codecs[0].mimeType.lower() != "video/vp8":
-            continue
-        sender = transceiver.sender
+    for sender in _vp8_senders(pc):
         if not hasattr(sender, _SENDER_ENCODER_ATTR):
             log.warning("this aiortc version keeps its encoder elsewhere; the avatar's bitrate "
                         "follows every bandwidth report (a keyframe each time)")
@@ -114,6 +110,14 @@ def install_steady_encoder(pc: Any, **options: Any) -> int:
         elif isinstance(current, SteadyVp8Encoder):
             done += 1
     return done
+
+
+def _vp8_senders(pc: Any) -> Iterator[Any]:
+    """The senders of ``pc``'s video transceivers whose negotiated codec is VP8."""
+    for transceiver in pc.getTransceivers():
+        codecs = getattr(transceiver, "_codecs", None) or []
+        if transceiver.kind == "video" and codecs and codecs[0].mimeType.lower() == "video/vp8":
+            yield transceiver.sender
 
 
 # ---- encoding in the session's sink ---------------------------------------------------
@@ -206,11 +210,7 @@ def install_sink_encoder(pc: Any, steady: bool = True) -> SinkVp8Encoder | None:
     aiortc keeps its encoder elsewhere (logged); frames are then encoded by
     aiortc as before.
     """
-    for transceiver in pc.getTransceivers():
-        codecs = getattr(transceiver, "_codecs", None) or []
-        if transceiver.kind != "video" or not codecs or codecs[0].mimeType.lower() != "video/vp8":
-            continue
-        sender = transceiver.sender
+    for sender in _vp8_senders(pc):
         current = getattr(sender, _SENDER_ENCODER_ATTR, False)
         if isinstance(current, SinkVp8Encoder):
             return current

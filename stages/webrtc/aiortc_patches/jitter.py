@@ -44,7 +44,7 @@ from __future__ import annotations
 import collections
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
@@ -262,22 +262,26 @@ def assembler_counts(pc: Any) -> dict[str, int]:
     """What the video `FrameAssembler` s of ``pc`` did: frames, given-up frames, PLIs."""
     counts = {"frames_released": 0, "frames_given_up": 0, "packets_dropped": 0,
               "plis_requested": 0}
-    for transceiver in pc.getTransceivers():
-        assembler = getattr(transceiver.receiver, _RECEIVER_BUFFER_ATTR, None)
-        if transceiver.kind == "video" and isinstance(assembler, FrameAssembler):
-            for key in counts:
-                counts[key] += getattr(assembler, key)
+    for assembler in _video_assemblers(pc):
+        for key in counts:
+            counts[key] += getattr(assembler, key)
     return counts
 
 
 def release_times(pc: Any) -> dict[int, float]:
     """RTP timestamp -> when ``pc``'s video `FrameAssembler` released that frame to the
     decoder (``time.monotonic`` seconds), for its last frames; empty without one."""
+    for assembler in _video_assemblers(pc):
+        return dict(assembler.released)
+    return {}
+
+
+def _video_assemblers(pc: Any) -> Iterator[FrameAssembler]:
+    """The `FrameAssembler` s installed on ``pc``'s video receivers."""
     for transceiver in pc.getTransceivers():
         assembler = getattr(transceiver.receiver, _RECEIVER_BUFFER_ATTR, None)
         if transceiver.kind == "video" and isinstance(assembler, FrameAssembler):
-            return dict(assembler.released)
-    return {}
+            yield assembler
 
 
 def install_frame_assemblers(pc: Any) -> int:

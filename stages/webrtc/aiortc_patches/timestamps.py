@@ -104,6 +104,11 @@ class SentRtpOrigin:
         self.origin = (wire - self._handed) % RTP_MODULUS
 
 
+def wire_timestamp(origin: int, pts: int) -> int:
+    """The RTP timestamp on the wire of a frame whose pts counts from ``origin``."""
+    return (origin + pts) % RTP_MODULUS
+
+
 def receive_delays_ms(arrivals: Iterable[tuple[int, int]], released: Mapping[int, float],
                       origin: int | None) -> list[float]:
     """How long each received frame took from its release to the decoder to the pipeline.
@@ -120,7 +125,7 @@ def receive_delays_ms(arrivals: Iterable[tuple[int, int]], released: Mapping[int
         return []
     delays = []
     for pts, arrived_ns in arrivals:
-        done = released.get((origin + pts) % RTP_MODULUS)
+        done = released.get(wire_timestamp(origin, pts))
         if done is not None:
             delays.append(arrived_ns / 1e6 - done * 1e3)
     return delays
