@@ -41,7 +41,12 @@ FIGURES = {
                      "server_stage_p50_sum_ms", "server_latency_vs_stages", "stalls_per_min",
                      "server_stalls_out_100ms", "server_stalls_encoded_100ms",
                      "latency_growth", "cpu_steal_share"],
+    "contention": [f"burners_{n}.{figure}" for n in (2, 6) for figure in (
+        "adaptive_fps_vs_fixed", "adaptive.latency_p50_vs_stages", "fixed.latency_p50_vs_stages",
+        "adaptive.output_fps", "fixed.output_fps", "adaptive.latency_p50_ms",
+        "fixed.latency_p50_ms", "adaptive.in_flight_mean", "fixed.in_flight_mean")],
 }
+"""Figures summarised per benchmark; a dotted name reaches into nested objects."""
 
 
 def run_one(tree: Path, name: str, seconds: float | None, out: Path,
@@ -55,6 +60,14 @@ def run_one(tree: Path, name: str, seconds: float | None, out: Path,
     command += extra
     subprocess.run(command, cwd=tree, check=True, stdout=subprocess.DEVNULL)
     return json.loads(out.read_text())
+
+
+def figure(run: dict, name: str) -> object:
+    """``run``'s figure ``name`` (``a.b`` is ``run["a"]["b"]``); ``None`` if absent."""
+    value: object = run
+    for key in name.split("."):
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
 
 
 def summary(values: list) -> dict:
@@ -88,8 +101,8 @@ def main() -> None:
                 options = extra + (args.before_option if side == "before" else [])
                 runs[side].append(run_one(tree, name, args.seconds, path, options))
                 print(f"{name} {side} {k + 1}: " + ", ".join(
-                    f"{f}={runs[side][-1].get(f)}" for f in FIGURES[name]), flush=True)
-        result[name] = {side: {f: summary([r.get(f) for r in rs]) for f in FIGURES[name]}
+                    f"{f}={figure(runs[side][-1], f)}" for f in FIGURES[name]), flush=True)
+        result[name] = {side: {f: summary([figure(r, f) for r in rs]) for f in FIGURES[name]}
                         for side, rs in runs.items()}
     (args.out / "summary.json").write_text(json.dumps(result, indent=2) + "\n")
 
