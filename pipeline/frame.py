@@ -62,9 +62,6 @@ class Frame:
             the source has no timeline (a single image).
         time_base: unit of ``pts``.
         trace: one `StageTiming` per stage that processed the frame, in order.
-        offered_ns: when the frame reached the head in live mode, on the
-            runtime's clock; a frame that found no token free waited (parked)
-            from here until ``admitted_ns``. ``None`` in offline mode.
         admitted_ns: when the runtime admitted the frame at the head (took its
             in-flight token), on the runtime's clock; ``None`` before that.
             Admission to delivery minus the trace is the time spent waiting.
@@ -81,7 +78,6 @@ class Frame:
     pts: int | None = None
     time_base: Fraction = DEFAULT_TIME_BASE
     trace: list[StageTiming] = field(default_factory=list)
-    offered_ns: int | None = None
     admitted_ns: int | None = None
     source_work: StageTiming | None = None
     _results: dict[type, object] = field(default_factory=dict, repr=False)

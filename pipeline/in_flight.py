@@ -12,10 +12,8 @@ Every ``window`` frames delivered *and admitted under the current limit* (the
 frames already in flight at a change ran under the old one), it measures:
 
 * **waiting**: the median over frames of latency / service, where latency is
-  the frame's arrival at the head to its delivery (a frame parked at the head
-  for a token waited for the limit: `pipeline.limiter`) and service the sum of
-  the frame's own stage times. 1.0 means the frame never waited for a token or
-  between stages; queueing is the rest.
+  admission to delivery and service the sum of the frame's own stage times.
+  1.0 means the frame never waited between stages; queueing is the rest.
   A small per-frame allowance absorbs the thread hand-offs, which cost about
   the same at any limit.
 * **binding**: whether the head refused a frame because the limit was
@@ -128,7 +126,7 @@ class WindowStats:
     throughput: float
     """Deliveries per second (``inf`` when the window took no time)."""
     latency_s: float
-    """Median arrival-to-delivery time (a frame parked at the head waited for the limit)."""
+    """Median admission-to-delivery time."""
     waiting: float
     """Median latency/service; 1.0 = no frame waited."""
     service_s: float
@@ -194,7 +192,7 @@ class InFlightController:
         self._refused = True
 
     def observe(self, latency_s: float, service_s: float, delivered_at_s: float) -> None:
-        """One delivered frame: arrival-to-delivery time, summed stage times, delivery time."""
+        """One delivered frame: admission-to-delivery time, summed stage times, delivery time."""
         if delivered_at_s - latency_s < self._since_s:
             return
         self._frames.append((latency_s, service_s, delivered_at_s))

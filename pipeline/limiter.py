@@ -6,14 +6,6 @@ failed. With ``max_in_flight`` tokens the graph never holds more frames than
 it can use, so live sources drop *before* compute is spent on a frame that
 would be dropped later, and offline sources wait instead of piling up.
 
-A live frame that finds no token free is *parked* at the head, not dropped:
-the newest one waits there, and the token the graph gives back next takes it
-in at once. Without the slot a token freed between two camera frames stays
-unused until the next frame arrives (up to a frame interval later), and the
-first stage idles that long: at a low limit, beside busy programs, that idle
-time was where the frame rate went. A parked frame that a newer one replaces,
-or that is still parked when the run ends, is the head's drop.
-
 The limit may change during a run (`set_limit`, driven by
 `pipeline.in_flight.InFlightController` in live mode). Lowering it never
 revokes a token already given: the frames in flight finish, and the head
@@ -26,19 +18,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Generic, TypeVar
-
-T = TypeVar("T")
 
 OnChange = Callable[[int, int], None]
 """Told ``(in_flight, limit)`` after every change of either (metrics)."""
 
 
-class FlowLimiter(Generic[T]):
-    """Tokens for the frames in flight, the head's parked frame, and its drop count.
+class FlowLimiter:
+    """Tokens for the frames in flight; the owner of the head's drop count.
 
-    Only its own methods change ``in_flight``, ``drops``, the parked frame and
-    the limit; the runtime reads them through the properties. ``on_change``, if given, is
+    Only its own methods change ``in_flight``, ``drops`` and the limit; the
+    runtime reads them through the properties. ``on_change``, if given, is
     called after each change of ``in_flight`` or of the limit, so a gauge can
     integrate frames in flight over time without a copy that could disagree.
     """
@@ -52,7 +41,6 @@ class FlowLimiter(Generic[T]):
         self._idle = asyncio.Event()
         self._idle.set()
         self._on_change = on_change
-        self._parked: tuple[T, Callable[[T], None]] | None = None
 
     @property
     def max_in_flight(self) -> int:
@@ -67,7 +55,6 @@ class FlowLimiter(Generic[T]):
         self._max_in_flight = max_in_flight
         self._freed.set()  # a waiting offline admission re-checks against the new limit
         self._changed()
-        self._admit_parked()
 
     @property
     def in_flight(self) -> int:
@@ -77,41 +64,22 @@ class FlowLimiter(Generic[T]):
 
     @property
     def drops(self) -> int:
-        """Frames that left the head without entering the graph: parked frames
-        replaced by newer ones, or still parked when the run ended."""
+        """Frames refused at the head (live admission with no token to give)."""
         return self._drops
 
-    @property
-    def parked(self) -> bool:
-        """Whether a frame waits at the head for a token."""
-        return self._parked is not None
+    def try_acquire(self, *, replacing: bool = False) -> bool:
+        """Take a token if one is free (live admission); count a head drop if not.
 
-    def offer(self, item: T, admit: Callable[[T], None], *, replacing: bool = False) -> bool:
-        """Live admission: ``admit(item)`` now with a token, or park it for the next one.
-
-        Returns whether ``item`` was admitted now; ``False`` means the limit
-        was reached and ``item`` waits at the head (module docstring), where
-        it replaces, and drops, any frame parked before it.
-
-        ``replacing``: the new frame replaces one still waiting in the first
-        edge, whose token comes back as soon as that frame is dropped. The
-        token is then taken even when none is free, and nothing is dropped
-        here: the drop is the replaced frame's, counted by the edge that drops it.
+        ``replacing``: the new frame replaces one still waiting at the head,
+        whose token comes back as soon as that frame is dropped. The token is
+        then taken even when none is free, and nothing is dropped here: the
+        drop is the replaced frame's, counted by the edge that drops it.
         """
-        if self._in_flight < self._max_in_flight or replacing:
-            self._take()
-            admit(item)
-            return True
-        if self._parked is not None:
+        if self._in_flight >= self._max_in_flight and not replacing:
             self._drops += 1
-        self._parked = (item, admit)
-        return False
-
-    def discard_parked(self) -> None:
-        """Drop the parked frame, if any (the run ends); it counts as the head's drop."""
-        if self._parked is not None:
-            self._parked = None
-            self._drops += 1
+            return False
+        self._take()
+        return True
 
     async def acquire(self) -> None:
         """Wait for a token (offline admission: backpressure, no drop)."""
@@ -131,19 +99,9 @@ class FlowLimiter(Generic[T]):
             raise RuntimeError("FlowLimiter released more tokens than it handed out")
         self._in_flight -= 1
         self._freed.set()
-        self._changed()
-        self._admit_parked()
         if self._in_flight == 0:
             self._idle.set()
-
-    def _admit_parked(self) -> None:
-        """A token is free: the parked frame takes it (cleared first, so an
-        admission that frees a token again cannot admit it twice)."""
-        if self._parked is None or self._in_flight >= self._max_in_flight:
-            return
-        (item, admit), self._parked = self._parked, None
-        self._take()
-        admit(item)
+        self._changed()
 
     async def wait_idle(self) -> None:
         """Return once every admitted frame has left the graph."""

@@ -16,8 +16,7 @@ Shape of a run::
   oldest) in live mode and `LosslessEdge` (bounded, blocking) in offline
   mode. The flow limiter at the head bounds the frames in flight; in live
   mode a new frame replaces the one waiting at the head, so the graph always
-  works on the newest picture, and one that finds no token free waits there
-  (parked) for the next token, which it takes the moment it is given back.
+  works on the newest picture.
   Optionally (``adaptive_in_flight``) an `InFlightController` moves the limit
   to the smallest value that holds the throughput.
 * A failure on one frame is logged with the stage name, the frame is dropped
@@ -347,21 +346,20 @@ class Pipeline:
             tasks.append(asyncio.create_task(self._status_loop(), name="status"))
         reason = await self._supervise(feeder, tasks[: len(self.segments)])
         await self._drain(limiter, tasks[: len(self.segments)])
-        limiter.discard_parked()
         return reason
 
-    def _build_head(self) -> FlowLimiter[Frame]:
+    def _build_head(self) -> FlowLimiter:
         """The flow limiter, fed to the metrics' gauge; its controller if adaptive."""
         cap = self.in_flight_limit
         if self.config.adaptive:
             self._controller = InFlightController(cap, self.config.in_flight_control)
             cap = self._controller.limit
-        return FlowLimiter[Frame](cap, on_change=self._gauge)
+        return FlowLimiter(cap, on_change=self._gauge)
 
     def _gauge(self, in_flight: int, limit: int) -> None:
         self.metrics.in_flight.record(self.clock.now_ns(), in_flight, limit)
 
-    def _build_edges(self, limiter: FlowLimiter[Frame]) -> list[Edge]:
+    def _build_edges(self, limiter: FlowLimiter) -> list[Edge]:
         """One edge in front of each segment; every owner of drops is registered with metrics."""
         policy = self.config.edge_policy
         edges: list[Edge] = []
@@ -396,8 +394,7 @@ class Pipeline:
             await feeder
         return "stopped"
 
-    async def _drain(self, limiter: FlowLimiter[Frame],
-                     stage_tasks: list[asyncio.Task[object]]) -> None:
+    async def _drain(self, limiter: FlowLimiter, stage_tasks: list[asyncio.Task[object]]) -> None:
         """Let the frames already admitted reach the sink (nothing lost at the end)."""
         idle = asyncio.create_task(limiter.wait_idle(), name="drain")
         try:
@@ -420,7 +417,7 @@ class Pipeline:
 
     # ---- the source side -------------------------------------------------------
     async def _feed(
-        self, info: SourceInfo, worker: _Worker, first: Edge, limiter: FlowLimiter[Frame]
+        self, info: SourceInfo, worker: _Worker, first: Edge, limiter: FlowLimiter
     ) -> str:
         live = self.config.mode is RunMode.LIVE
         interval = _pace_interval_ns(info) if live else None
@@ -504,25 +501,19 @@ class Pipeline:
             raise SourceFailedError(f"{exc} ({self._rejected_in_a_row} such frames in a row)"
                                     ) from exc
 
-    def _admit_live(self, frame: Frame, first: Edge, limiter: FlowLimiter[Frame]) -> None:
+    def _admit_live(self, frame: Frame, first: Edge, limiter: FlowLimiter) -> None:
         """Admit a new frame, preferring it over one still waiting at the head.
 
-        A frame still waiting in the first edge is replaced: the new one takes a
-        token even at the limit, and the edge's drop of the old one gives that
-        token back. With nothing to replace and no token free, the new frame is
-        parked at the head and enters with the next token the graph gives back
-        (`pipeline.limiter`), and the adaptive controller learns that the limit
-        was binding.
+        A frame still waiting is replaced: the new one takes a token even at
+        the limit, and the edge's drop of the old one gives that token back.
+        With nothing to replace and no token free, the limiter drops the new one,
+        and the adaptive controller learns that the limit was binding.
         """
         assert isinstance(first, LiveEdge)
-
-        def enter(admitted: Frame) -> None:
-            admitted.admitted_ns = self.clock.now_ns()
-            first.put_nowait(admitted)
-
-        frame.offered_ns = self.clock.now_ns()
-        if not limiter.offer(frame, enter, replacing=first.qsize() > 0) \
-                and self._controller is not None:
+        if limiter.try_acquire(replacing=first.qsize() > 0):
+            frame.admitted_ns = self.clock.now_ns()
+            first.put_nowait(frame)
+        elif self._controller is not None:
             self._controller.note_refused()
 
     # ---- the stage side ----------------------------------------------------------
@@ -532,7 +523,7 @@ class Pipeline:
         worker: _Worker | None,
         inp: Edge,
         out: Edge | None,
-        limiter: FlowLimiter[Frame],
+        limiter: FlowLimiter,
     ) -> None:
         failures = dict.fromkeys((s.name for s in segment.stages), 0)
         while True:
@@ -581,7 +572,7 @@ class Pipeline:
                 f"last error: {type(exc).__name__}: {exc}"
             ) from exc
 
-    def _deliver(self, frame: Frame, limiter: FlowLimiter[Frame]) -> None:
+    def _deliver(self, frame: Frame, limiter: FlowLimiter) -> None:
         if frame.seq <= self._last_seq:
             self._order_preserved = False
         self._last_seq = frame.seq
@@ -589,13 +580,11 @@ class Pipeline:
         self.metrics.record_out(frame, now)
         self._adapt(frame, now, limiter)
 
-    def _adapt(self, frame: Frame, now_ns: int, limiter: FlowLimiter[Frame]) -> None:
-        """Tell the controller how long the frame took and waited (parked at the
-        head included: it waited for a token); apply its limit."""
+    def _adapt(self, frame: Frame, now_ns: int, limiter: FlowLimiter) -> None:
+        """Tell the controller how long the frame took and waited; apply its limit."""
         if self._controller is None or frame.admitted_ns is None:
             return
-        arrived_ns = frame.admitted_ns if frame.offered_ns is None else frame.offered_ns
-        latency_s = (now_ns - arrived_ns) / 1e9
+        latency_s = (now_ns - frame.admitted_ns) / 1e9
         self._controller.observe(latency_s, frame.service_ns / 1e9, now_ns / 1e9)
         limiter.set_limit(self._controller.limit)
 

@@ -63,27 +63,25 @@ def test_lossless_edge_rejects_zero_capacity():
 
 def test_flow_limiter_counts_and_waits():
     async def scenario():
-        limiter, admitted = FlowLimiter[int](2), []
-        assert limiter.offer(0, admitted.append) and limiter.offer(1, admitted.append)
-        assert not limiter.offer(2, admitted.append)  # parked, not dropped
+        limiter = FlowLimiter(2)
+        assert limiter.try_acquire() and limiter.try_acquire()
+        assert not limiter.try_acquire()
         waiter = asyncio.create_task(limiter.acquire())
         await asyncio.sleep(0)
         was_waiting = not waiter.done()
-        limiter.release()  # the parked frame takes the token at once
-        still_waiting = not waiter.done()
         limiter.release()
         await waiter
         limiter.release()
         limiter.release()
         await asyncio.wait_for(limiter.wait_idle(), 1)
-        return was_waiting, still_waiting, admitted, limiter.drops, limiter.in_flight
+        return was_waiting, limiter.drops, limiter.in_flight
 
-    assert asyncio.run(scenario()) == (True, True, [0, 1, 2], 0, 0)
+    assert asyncio.run(scenario()) == (True, 1, 0)
 
 
 def test_flow_limiter_refuses_extra_release():
     async def scenario():
-        FlowLimiter[int](1).release()
+        FlowLimiter(1).release()
 
     with pytest.raises(RuntimeError, match="released more"):
         asyncio.run(scenario())
@@ -91,75 +89,20 @@ def test_flow_limiter_refuses_extra_release():
 
 def test_flow_limiter_admits_a_replacing_frame_at_the_limit_without_a_drop():
     async def scenario():
-        limiter, admitted = FlowLimiter[int](1), []
-        assert limiter.offer(0, admitted.append)
-        assert limiter.offer(1, admitted.append, replacing=True)  # 0's token comes back
+        limiter = FlowLimiter(1)
+        assert limiter.try_acquire()
+        assert limiter.try_acquire(replacing=True)  # the waiting frame's token comes back
         over = limiter.in_flight
         limiter.release()
-        assert not limiter.offer(2, admitted.append)  # nothing to replace: parked
-        return over, limiter.in_flight, limiter.parked, limiter.drops, admitted
+        assert not limiter.try_acquire()  # nothing to replace: a head drop
+        return over, limiter.in_flight, limiter.drops
 
-    assert asyncio.run(scenario()) == (2, 1, True, 0, [0, 1])
-
-
-def test_the_newest_parked_frame_takes_the_next_token_and_the_ones_it_replaced_are_drops():
-    async def scenario():
-        limiter, admitted = FlowLimiter[int](1), []
-        assert limiter.offer(0, admitted.append)
-        refused = [limiter.offer(n, admitted.append) for n in (1, 2, 3)]
-        before = list(admitted)
-        limiter.release()  # 0 leaves: 3, the newest, enters at once
-        after_release = (list(admitted), limiter.in_flight, limiter.parked)
-        assert not limiter.offer(4, admitted.append)
-        limiter.discard_parked()  # the run ends with 4 still parked
-        limiter.discard_parked()  # nothing left: no second drop
-        limiter.release()
-        return refused, before, after_release, limiter.drops, limiter.parked, limiter.in_flight
-
-    assert asyncio.run(scenario()) == (
-        [False, False, False], [0], ([0, 3], 1, False), 3, False, 0)
-
-
-def test_raising_the_limit_admits_the_parked_frame_and_idle_waits_for_it():
-    async def scenario():
-        limiter, admitted = FlowLimiter[int](1), []
-        limiter.offer(0, admitted.append)
-        limiter.offer(1, admitted.append)
-        limiter.set_limit(2)
-        raised = list(admitted)
-        limiter.offer(2, admitted.append)
-        limiter.release()  # a token comes back: the parked 2 takes it
-        idle = asyncio.create_task(limiter.wait_idle())
-        await asyncio.sleep(0)
-        busy = not idle.done()
-        limiter.release()
-        limiter.release()
-        await asyncio.wait_for(idle, 1)
-        return raised, admitted, busy, limiter.drops
-
-    assert asyncio.run(scenario()) == ([0, 1], [0, 1, 2], True, 0)
-
-
-def test_an_admission_that_frees_a_token_does_not_admit_the_parked_frame_twice():
-    async def scenario():
-        limiter: FlowLimiter[int] = FlowLimiter(1)
-        admitted: list[int] = []
-
-        def admit_and_fail(n: int) -> None:
-            admitted.append(n)
-            limiter.release()  # the frame is refused at once (a stage filters it)
-
-        limiter.offer(0, admitted.append)
-        limiter.offer(1, admit_and_fail)
-        limiter.release()
-        return admitted, limiter.in_flight, limiter.parked
-
-    assert asyncio.run(scenario()) == ([0, 1], 0, False)
+    assert asyncio.run(scenario()) == (2, 1, 1)
 
 
 def test_drop_counts_belong_to_their_owners():
     async def scenario():
-        limiter, edge = FlowLimiter[int](1), LiveEdge("e")
+        limiter, edge = FlowLimiter(1), LiveEdge("e")
         for name, field in ((limiter, "in_flight"), (limiter, "drops"), (edge, "drops")):
             with pytest.raises(AttributeError):
                 setattr(name, field, 5)
@@ -172,33 +115,29 @@ def test_lowering_the_limit_revokes_no_token_and_raising_it_admits_at_once():
     changes: list[tuple[int, int]] = []
 
     async def scenario():
-        limiter = FlowLimiter[int](3, on_change=lambda n, limit: changes.append((n, limit)))
-        admitted: list[int] = []
-        assert all(limiter.offer(n, admitted.append) for n in range(3))
+        limiter = FlowLimiter(3, on_change=lambda n, limit: changes.append((n, limit)))
+        assert limiter.try_acquire() and limiter.try_acquire() and limiter.try_acquire()
         limiter.set_limit(1)
         kept = limiter.in_flight  # nothing revoked
         limiter.release()
-        refused_at_two = not limiter.offer(3, admitted.append)  # 2 in flight, limit 1: parked
+        refused_at_two = not limiter.try_acquire()  # 2 in flight, limit 1
         limiter.release()
-        limiter.release()  # 0 in flight: the parked frame enters
-        parked_entered = admitted[-1] == 3 and limiter.in_flight == 1
         limiter.release()
-        admitted_at_zero = limiter.offer(4, admitted.append)
+        admitted_at_zero = limiter.try_acquire()
         waiter = asyncio.create_task(limiter.acquire())  # offline admission at the limit
         await asyncio.sleep(0)
         limiter.set_limit(2)
         await asyncio.wait_for(waiter, 1)
-        return (kept, refused_at_two, parked_entered, admitted_at_zero, limiter.in_flight,
-                limiter.max_in_flight)
+        return kept, refused_at_two, admitted_at_zero, limiter.in_flight, limiter.max_in_flight
 
-    assert asyncio.run(scenario()) == (3, True, True, True, 2, 2)
-    assert changes == [(1, 3), (2, 3), (3, 3), (3, 1), (2, 1), (1, 1), (0, 1), (1, 1),
-                       (0, 1), (1, 1), (1, 2), (2, 2)]
+    assert asyncio.run(scenario()) == (3, True, True, 2, 2)
+    assert changes == [(1, 3), (2, 3), (3, 3), (3, 1), (2, 1), (1, 1), (0, 1),
+                       (1, 1), (1, 2), (2, 2)]
 
 
 def test_flow_limiter_refuses_a_limit_below_one():
     async def scenario():
-        FlowLimiter[int](2).set_limit(0)
+        FlowLimiter(2).set_limit(0)
 
     with pytest.raises(ValueError, match="max_in_flight must be >= 1"):
         asyncio.run(scenario())
