@@ -163,9 +163,13 @@ class BrowserRunResult:
     ``inbound``/``outbound`` are the page's getStats video entries and
     ``server`` the session's stats endpoint, all at the end of the window
     (``inbound_start``, ``outbound_start``, ``server_start``: the same at its start).
-    ``receive_to_display_ms``: for each returned frame displayed in the
-    window, its last packet's receipt to its expected display (the page's
-    frame callback: jitter buffer, decoding and the wait for the display).
+    Latencies end when the browser presented the returned frame for
+    composition (its frame callback's ``presentationTime``); the page's
+    ``static/app.js`` says why not Chromium's expected display time.
+    ``receive_to_present_ms``: for each returned frame presented in the
+    window, its last packet's receipt to its presentation (jitter buffer,
+    decoding); ``display_estimate_ms``: Chromium's expected display time of
+    each less its presentation (an estimate, kept for reference).
     ``latency_unmatched`` counts stamped returned frames whose capture could
     not be told apart from a loop older (``stages/webrtc/static/latency.js``).
     ``freezes`` is the change of getStats' ``freezeCount`` (``None`` when the
@@ -185,7 +189,8 @@ class BrowserRunResult:
     inbound_start: dict[str, Any] = field(default_factory=dict)
     outbound: dict[str, Any] = field(default_factory=dict)
     outbound_start: dict[str, Any] = field(default_factory=dict)
-    receive_to_display_ms: list[float] = field(default_factory=list)
+    receive_to_present_ms: list[float] = field(default_factory=list)
+    display_estimate_ms: list[float] = field(default_factory=list)
     server: dict[str, Any] = field(default_factory=dict)
     server_start: dict[str, Any] = field(default_factory=dict)
     console_errors: list[str] = field(default_factory=list)
@@ -261,9 +266,9 @@ def _drive(chromium: str, args: list[str], url: str, config: BrowserRunConfig,
             samples = page.evaluate(
                 "t0 => window.vicocam.latencies.filter(s => s.t >= t0).map(s => [s.t, s.ms])",
                 start["now"])
-            display = page.evaluate(
-                "t0 => window.vicocam.receiveToDisplay.filter(s => s.t >= t0).map(s => s.ms)",
-                start["now"])
+            display = {key: page.evaluate(
+                f"t0 => window.vicocam.{key}.filter(s => s.t >= t0).map(s => s.ms)",
+                start["now"]) for key in ("receiveToPresent", "displayEstimate")}
             dropped = page.evaluate("window.vicocam.latencyDropped") - dropped
         finally:
             browser.close()
@@ -284,7 +289,8 @@ def _wait_for_video(page: Any, timeout_s: float) -> None:
 
 
 def _result(start: dict[str, Any], end: dict[str, Any], samples: list[list[float]],
-            errors: list[str], unmatched: int, display: list[float]) -> BrowserRunResult:
+            errors: list[str], unmatched: int,
+            display: dict[str, list[float]]) -> BrowserRunResult:
     inbound0, inbound1 = start["inbound"], end["inbound"]
     freezes = None
     if "freezeCount" in inbound1 and "freezeCount" in inbound0:
@@ -299,7 +305,8 @@ def _result(start: dict[str, Any], end: dict[str, Any], samples: list[list[float
         inbound_start=inbound0,
         outbound=end["outbound"],
         outbound_start=start["outbound"],
-        receive_to_display_ms=display,
+        receive_to_present_ms=display["receiveToPresent"],
+        display_estimate_ms=display["displayEstimate"],
         server=end.get("server") or {},
         server_start=start.get("server") or {},
         console_errors=errors,

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import hashlib
-import statistics
 from typing import Any
 
 import cv2
@@ -68,14 +67,15 @@ def test_browser_gets_its_camera_back_and_the_controls_reach_the_settings(tmp_pa
     assert result.frames_decoded > 0  # framesDecoded grew while measuring
     assert result.inbound.get("frameWidth") == 320
     # Each sample is a returned frame whose stamp matched a captured one: the
-    # picture made the round trip intact.
+    # picture made the round trip intact, and most returned frames matched (the
+    # page drops those it cannot place: static/latency.js).
     assert len(result.latencies) >= 10
-    assert all(ms > 0 for _, ms in result.latencies)
-    # Chromium's frame callback names each returned frame's receipt: its way to the
-    # display is timed on the page (a frame is shown after its last packet came).
-    assert len(result.receive_to_display_ms) >= 10
-    assert statistics.median(result.receive_to_display_ms) > 0  # (Chromium's display time
-    # is an estimate: a frame's may fall before its receipt, so single values are not checked)
+    assert len(result.latencies) > result.latency_unmatched
+    # Chromium's frame callback names each returned frame's receipt and its
+    # presentation: a frame is presented after its last packet came.
+    assert len(result.receive_to_present_ms) >= 10
+    assert all(ms >= 0 for ms in result.receive_to_present_ms)
+    assert len(result.display_estimate_ms) >= 10
     assert sessions_left == 0  # closing the browser freed the session
     assert not [e for e in result.console_errors if "could not start" in e]
     # The page's controls reached the session's LiveSettings box.

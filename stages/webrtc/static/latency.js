@@ -9,6 +9,17 @@
 // from that mistake and are counted in `dropped`, not guessed. The preview's
 // callbacks can also run late, after the returned frame is shown: a returned
 // frame is resolved only once the preview is `settleMs` past it.
+//
+// A returned frame's callback can run after the element moved on to the next
+// frame: its pixels then carry the next frame's index under this frame's
+// display time, a latency one frame interval short (whole sessions keep such
+// a phase). So a read is held until the next frame's callback says when that
+// frame's last packet came (`returned`): a next frame received before the read
+// may be what was read, and the read counts in `dropped`. Without receipt
+// times, two callbacks in a row that read the same index still show a read
+// ahead: the index is the later callback's (the server returns each frame
+// once). A match no later than its capture is not a round trip either and is
+// counted in `dropped`.
 
 export class LatencyMatcher {
   constructor({ settleMs = 500, keepPasses = 3 } = {}) {
@@ -17,6 +28,7 @@ export class LatencyMatcher {
     this.passes = []; // {start, times: Map(index -> capture time), lastIndex}
     this.pending = []; // {index, shown}
     this.dropped = 0; // returned frames that could not be matched
+    this.held = null; // the last returned frame's read, until the next one's callback
   }
 
   // The preview showed camera frame `index`, captured at `time`.
@@ -31,9 +43,22 @@ export class LatencyMatcher {
     pass.lastIndex = index;
   }
 
+  // A returned frame's callback: the frame shown at `shown`, whose last packet
+  // came at `receiveTime` (undefined if unknown), and the stamp `index` (or null)
+  // its pixels read as, the read done by `readAt`.
+  returned(index, shown, receiveTime, readAt) {
+    const held = this.held;
+    this.held = index === null ? null : { index, shown, readAt };
+    if (!held) return;
+    if (receiveTime !== undefined && receiveTime <= held.readAt) this.dropped += 1;
+    else this.remote(held.index, held.shown);
+  }
+
   // A returned frame with `index` is shown at `shown`.
   remote(index, shown) {
-    this.pending.push({ index, shown });
+    const last = this.pending[this.pending.length - 1];
+    if (last && last.index === index) last.shown = shown; // the earlier read ran ahead
+    else this.pending.push({ index, shown });
   }
 
   // Samples {t, ms, index} for returned frames shown before `now - settleMs`.
@@ -42,7 +67,7 @@ export class LatencyMatcher {
     while (this.pending.length && this.pending[0].shown <= now - this.settleMs) {
       const { index, shown } = this.pending.shift();
       const taken = this.captureTime(index, shown);
-      if (taken === undefined) {
+      if (taken === undefined || taken >= shown) {
         this.dropped += 1;
       } else {
         samples.push({ t: shown, ms: shown - taken, index });
