@@ -37,49 +37,47 @@ def test_frames_match_their_own_pass_and_ambiguous_ones_are_dropped():
     assert result["dropped"] == 3
 
 
-# One pass of a 20-frame clip, frames 100 ms apart. The callback of the frame shown
-# at 1450 ran after the element had moved on to frame 4: it read 4, and the next
-# callback (shown at 1480) read 4 again. Frame 9 reads as shown at its capture.
-READ_AHEAD = """async () => {
+ONE_PASS = """async () => {
   const { LatencyMatcher } = await import('/static/latency.js');
   const m = new LatencyMatcher({ settleMs: 500 });
   for (let i = 0; i < 20; i++) m.local(i, 1000 + 100 * i);
-  m.remote(3, 1350);   // 50 ms
-  m.remote(4, 1450);   // read ahead: frame 4 was shown at 1480
-  m.remote(4, 1480);   // 80 ms
-  m.remote(9, 1900);   // no later than its capture: not a round trip, dropped
-  m.remote(4, 1950);   // not right after the other 4: shown again later, 550 ms
+  CALLS
   const samples = m.resolve(10000).map(s => [s.index, s.ms]);
   return { samples, dropped: m.dropped };
 }"""
 
 
+def after_one_pass(calls: str) -> dict:
+    """Run ``calls`` on a matcher ``m`` whose preview saw one pass of a 20-frame clip,
+    frame i captured at 1000 + 100 i ms; its samples ``[index, ms]`` and drops."""
+    return evaluate_on_page(ONE_PASS.replace("CALLS", calls))
+
+
 def test_a_callback_that_read_the_next_frame_gives_way_and_zero_latency_is_no_match():
-    result = evaluate_on_page(READ_AHEAD)
+    # The callback of the frame shown at 1450 ran after the element had moved on to
+    # frame 4: it read 4, and the next callback (shown at 1480) read 4 again.
+    result = after_one_pass("""
+      m.remote(3, 1350);   // 50 ms
+      m.remote(4, 1450);   // read ahead: frame 4 was shown at 1480
+      m.remote(4, 1480);   // 80 ms
+      m.remote(9, 1900);   // no later than its capture: not a round trip, dropped
+      m.remote(4, 1950);   // not right after the other 4: shown again later, 550 ms
+    """)
     assert result["samples"] == [[3, 50], [4, 80], [4, 550]]
     assert result["dropped"] == 1
 
 
-# Returned frames' callbacks, each read done 5 ms after its display time but
-# frame 5's, whose callback ran late: frame 6's last packet came 10 ms before
-# that read, which may be frame 6's pixels and is not used. Frame 6's read came
-# before the next frame arrived.
-RECEIPTS = """async () => {
-  const { LatencyMatcher } = await import('/static/latency.js');
-  const m = new LatencyMatcher({ settleMs: 500 });
-  for (let i = 0; i < 20; i++) m.local(i, 1000 + 100 * i);
-  m.returned(4, 1450, 1440, 1455);  // 50 ms
-  m.returned(5, 1550, 1540, 1650);  // read after frame 6 arrived: dropped
-  m.returned(6, 1683, 1640, 1688);  // 83 ms
-  m.returned(null, 1716, 1700, 1721);  // no stamp read: nothing held
-  m.returned(8, 1850, undefined, 1855);  // no receipt times: kept, 50 ms
-  m.returned(9, 1950, undefined, 1955);  // held: its successor's callback never came
-  const samples = m.resolve(10000).map(s => [s.index, s.ms]);
-  return { samples, dropped: m.dropped };
-}"""
-
-
 def test_a_read_that_the_next_frame_may_have_overtaken_is_not_used():
-    result = evaluate_on_page(RECEIPTS)
+    # Each read done 5 ms after its display time but frame 5's, whose callback ran
+    # late: frame 6's last packet came 10 ms before that read, which may be frame
+    # 6's pixels and is not used. Frame 6's read came before the next frame arrived.
+    result = after_one_pass("""
+      m.returned(4, 1450, 1440, 1455);  // 50 ms
+      m.returned(5, 1550, 1540, 1650);  // read after frame 6 arrived: dropped
+      m.returned(6, 1683, 1640, 1688);  // 83 ms
+      m.returned(null, 1716, 1700, 1721);  // no stamp read: nothing held
+      m.returned(8, 1850, undefined, 1855);  // no receipt times: kept, 50 ms
+      m.returned(9, 1950, undefined, 1955);  // held: its successor's callback never came
+    """)
     assert result["samples"] == [[4, 50], [6, 83], [8, 50]]
     assert result["dropped"] == 1
