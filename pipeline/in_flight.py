@@ -43,7 +43,11 @@ frames must buy frame rate, and latency may grow no faster than frame rate.
 Throughput alone would keep a frame that buys a tenth more frame rate for half
 again the latency; latency/service alone misses frames that wait inside their
 stages because they share the cores with each other or with other programs
-(their service time grows instead). A raise stays only if it pays; a cut is
+(their service time grows instead). Frame rate comes first, though: when the
+lower limit delivers less than ``1 - max_loss`` of the higher one's, the
+higher pays whatever its power. Beside busy programs one frame in flight
+delivered about 60 % of the frame rate of three at half their latency, a
+better power, and that cut stayed. A raise stays only if it pays; a cut is
 undone only if the limit it left paid: ties go to the lower limit.
 
 Cuts halve rather than step because what a limit is worth is not monotone in
@@ -55,10 +59,15 @@ Raises step by one so the first level that stops paying is found.
 
 Hysteresis: a verdict against a direction holds that direction off for 1, 2,
 4... windows (up to ``max_backoff``), so a level that pays despite some
-waiting is not re-tested every other window. When the median service time
-moves by ``service_shift`` either way (a stage slowed down or recovered, a
-neighbour took a core), the back-offs reset, the level counts as unjudged
-again and the window is not used as a probe's baseline (it straddles the
+waiting is not re-tested every other window. A cut that lost more than
+``max_loss`` of the frame rate is a clear verdict: cuts to that level are held
+off for ``max_backoff`` windows at once (each such probe costs a window at the
+lower frame rate; beside CPU burners frames wait at every level, and cuts to
+one frame in flight were retried every one to three seconds). When the median
+service time moves by ``service_shift`` either way (a stage slowed down or recovered, a
+neighbour took a core) and stays moved for ``shift_windows`` windows in a
+row, the back-offs reset and the level counts as unjudged again; a window
+beyond the band is not used as a probe's baseline (it may straddle a
 change). The limit starts at the cap (the fixed limiter's behaviour, so a run
 never starts short of overlap) unless told otherwise, stays within 1..cap, and
 no real time is read here: every time comes from the caller.
@@ -91,11 +100,19 @@ class InFlightConfig:
             cut that costs more than 4 % of the frame rate is undone (at 0.1 a
             cut that cost 9 % stayed; beside CPU burners the adaptive limit
             kept 81-90 % of the fixed limit's frame rate).
+        max_loss: the fraction of the higher limit's throughput beyond which
+            a lower limit loses whatever its latency (power no longer
+            decides).
         service_shift: factor by which the median service time must move
             (either way) for the conditions to count as changed. 1.5: beside
             busy programs the median of 15 frames' service moves by a
             quarter from one window to the next, and every such move
             restarted the probes, each costing frames.
+        shift_windows: windows in a row the median service time must stay
+            moved for the conditions to count as changed. 3: beside 6 CPU
+            burners single windows moved by half and back, and each such
+            window restarted the probes at a frame in flight (half the frame
+            rate for a window, every one to three seconds).
         allowance_s: per-frame time spent in hand-offs between threads, not
             counted as waiting.
         max_backoff: most windows a direction is held off after a verdict
@@ -106,7 +123,9 @@ class InFlightConfig:
     wait_high: float = 1.25
     wait_low: float = 1.1
     min_gain: float = 0.04
+    max_loss: float = 0.05
     service_shift: float = 1.5
+    shift_windows: int = 3
     allowance_s: float = 0.001
     max_backoff: int = 16
 
@@ -115,8 +134,12 @@ class InFlightConfig:
             raise ValueError("window must be >= 2 (throughput needs two deliveries)")
         if not 1.0 <= self.wait_low <= self.wait_high:
             raise ValueError("need 1 <= wait_low <= wait_high")
+        if not 0 <= self.max_loss < 1:
+            raise ValueError("need 0 <= max_loss < 1")
         if self.min_gain < 0 or self.service_shift <= 1.0 or self.max_backoff < 1:
             raise ValueError("need min_gain >= 0, service_shift > 1, max_backoff >= 1")
+        if self.shift_windows < 1:
+            raise ValueError("shift_windows must be >= 1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,8 +162,10 @@ class WindowStats:
         """Throughput / latency: frame rate per unit of delay."""
         return self.throughput / max(self.latency_s, 1e-9)
 
-    def pays_over(self, lower: WindowStats, gain: float) -> bool:
+    def pays_over(self, lower: WindowStats, gain: float, max_loss: float) -> bool:
         """Whether this window's (higher) limit paid over ``lower``'s (module docstring)."""
+        if lower.throughput < self.throughput * (1 - max_loss):
+            return True
         more = self.throughput > lower.throughput * (1 + gain)
         return more and self.power >= lower.power
 
@@ -174,8 +199,10 @@ class InFlightController:
         self._judged = False  # the limit has won against a lower one
         self._step = False  # a halving cut from this limit lost: cut by one only
         self._reference_s: float | None = None  # service time when last judged
+        self._moved = 0  # windows in a row whose service lay beyond the band
         self._hold = {UP: 0, DOWN: 0}
         self._backoff = {UP: 1, DOWN: 1}
+        self._cut_hold: dict[int, int] = {}  # per level: windows cuts to it are held off
 
     @property
     def limit(self) -> int:
@@ -234,29 +261,38 @@ class InFlightController:
             self._start(UP, stats, now_s)
 
     def _shifted(self, service_s: float) -> bool:
-        """A service time far from the last verdict's makes that verdict stale."""
+        """Whether this window's service time lies far from the last verdict's (the
+        window is then no baseline); `shift_windows` such windows in a row make
+        that verdict stale."""
         reference, shift = self._reference_s, self.config.service_shift
         if reference is None or reference / shift <= service_s <= reference * shift:
             self._reference_s = service_s if reference is None else reference
+            self._moved = 0
             return False
-        self._reference_s = service_s
+        self._moved += 1
+        if self._moved < self.config.shift_windows:
+            return True
+        self._reference_s, self._moved = service_s, 0
         self._judged = self._step = False
         self._hold, self._backoff = {UP: 0, DOWN: 0}, {UP: 1, DOWN: 1}
+        self._cut_hold = {}
         return True
 
     def _conclude(self, probe: _Probe, after: WindowStats, now_s: float) -> None:
         """Keep or undo the probe's step; hold off the direction that lost."""
-        gain = self.config.min_gain
+        gain, loss = self.config.min_gain, self.config.max_loss
         if probe.direction == UP:
-            kept = after.pays_over(probe.before, gain)
+            kept = after.pays_over(probe.before, gain, loss)
         else:
-            kept = not probe.before.pays_over(after, gain)
+            kept = not probe.before.pays_over(after, gain, loss)
         self._probe = None
         self._reference_s = (after if kept else probe.before).service_s
         if probe.direction == UP:
             self._after_raise(kept)
         else:
             self._after_cut(kept, probe.limit_before - self._limit)
+            if after.throughput < probe.before.throughput * (1 - loss):
+                self._cut_hold[self._limit] = self.config.max_backoff
         if not kept:
             self._set(probe.limit_before, now_s)
 
@@ -279,6 +315,8 @@ class InFlightController:
 
     def _may(self, direction: int) -> bool:
         within = self._limit < self.cap if direction == UP else self._limit > 1
+        if direction == DOWN and self._cut_hold.get(self._target(DOWN), 0) > 0:
+            return False
         return within and self._hold[direction] == 0
 
     def _start(self, direction: int, stats: WindowStats, now_s: float) -> None:
@@ -303,6 +341,7 @@ class InFlightController:
     def _count_down_holds(self) -> None:
         for direction, left in self._hold.items():
             self._hold[direction] = max(left - 1, 0)
+        self._cut_hold = {level: left - 1 for level, left in self._cut_hold.items() if left > 1}
 
 
 def _wait_ratio(latency_s: float, service_s: float, allowance_s: float) -> float:
