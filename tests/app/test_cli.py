@@ -68,9 +68,10 @@ def test_bench_rejects_unknown_names(capsys):
 
 def test_bench_writes_flat_json(tmp_path):
     path = tmp_path / "overhead.json"
-    assert main(["bench", "overhead", "--seconds", "0.2", "--json", str(path)]) == 0
+    assert main(["bench", "overhead", "--seconds", "0.2", "--gil-switch-ms", "0.5",
+                 "--json", str(path)]) == 0
     data = json.loads(path.read_text())
-    assert data["benchmark"] == "overhead"
+    assert data["benchmark"] == "overhead" and data["gil_switch_ms"] == 0.5
     assert data["stages"] == 8 and data["overhead_ms_per_stage_p50"] > 0
     assert "machine" in data and "command" in data
 

@@ -54,6 +54,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--stage-threads", type=positive_int, default=None, metavar="N",
                         help="contention and the webrtc benchmarks: worker threads the stages "
                              "are dealt into (default: one per core; 8 gives each stage its own)")
+    parser.add_argument("--gil-switch-ms", type=positive_float, default=None, metavar="MS",
+                        help="the GIL's switch interval for the whole run (see benchmarks.gil; "
+                             "default: CPython's, as 'vicocam run' and 'serve' use)")
     _webrtc_arguments(parser)
     model = parser.add_argument_group(
         "model", "for the benchmarks that run one model (live, sessions): the bundled model "
@@ -83,6 +86,7 @@ def _webrtc_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_bench(args: argparse.Namespace) -> int:
     from benchmarks.common import median_of_runs, write_result
+    from benchmarks.gil import gil_switch_interval
     from benchmarks.registry import BENCHMARKS, MAX_SESSIONS, BenchOptions
 
     if args.burners < 0:
@@ -103,7 +107,10 @@ def run_bench(args: argparse.Namespace) -> int:
                            freeze_heap=args.freeze_heap,
                            encode_in_sink=args.encode_in == "sink",
                            burners=args.burners)
-    runs = [_timed_run(run, options) for _ in range(args.runs)]
+    switch_s = None if args.gil_switch_ms is None else args.gil_switch_ms / 1000
+    with gil_switch_interval(switch_s) as interval:
+        runs = [{**_timed_run(run, options), "gil_switch_ms": round(interval * 1000, 3)}
+                for _ in range(args.runs)]
     for number, figures in enumerate(runs, start=1):
         warning = steal_warning(figures.get("cpu_steal_share"), number, len(runs))
         if warning:
