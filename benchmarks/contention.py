@@ -11,8 +11,12 @@ sink, once with the adaptive limiter and once with the fixed one, back to
 back, driven as in ``vicocam bench live`` (the shared clip at 640x480@30, or
 the synthetic person). Figures per burner count and limiter: output fps,
 end-to-end latency p50/p95, the sum of the stages' p50s and the ratio of the
-latency p50 to it (1.0: no frame waited between stages), frames in flight,
-drops; and per burner count the adaptive limiter's latency and fps as
+latency p50 to it (1.0: no frame waited between stages), the frames' own
+service p50 (the sum of each frame's stage times, `pipeline.legs`) and the
+latency p50 over it (beside burners stage times are skewed, and the sum of
+the stages' medians falls short of the median frame's service: that ratio
+counts the skew as waiting, this one does not), frames in flight, drops;
+and per burner count the adaptive limiter's latency and fps as
 ratios of the fixed one's.
 """
 
@@ -23,9 +27,16 @@ from dataclasses import replace
 from typing import Any
 
 from benchmarks.burners import burners
-from benchmarks.live import FRAME_SIZE, WARMUP_S, live_figures, live_metrics, open_bench_driver
+from benchmarks.live import (
+    FRAME_SIZE,
+    WARMUP_S,
+    live_figures,
+    live_metrics,
+    open_bench_driver,
+    steady_latencies,
+)
 from pipeline.app.avatar_run import AvatarRunConfig
-from pipeline.metrics import Metrics
+from pipeline.metrics import Metrics, percentile
 from stages.reenact.output_mode import OutputMode
 from trt_engines.bundle import ModelBundle, ModelSpec, open_bundle
 
@@ -66,12 +77,17 @@ def _one(config: AvatarRunConfig, bundle: ModelBundle, mode: str, seconds: float
     metrics = live_metrics(run_config, bundle, source, seconds + WARMUP_S)
     figures = live_figures(metrics, float("inf"), seconds)
     return {key: figures[key] for key in ("output_fps", "latency_p50_ms", "latency_p95_ms",
-                                          "frames_dropped", "legs_ms")} | _service(figures, metrics)
+                                          "frames_dropped", "legs_ms")} \
+        | _service(figures, metrics, seconds)
 
 
-def _service(figures: dict[str, Any], metrics: Metrics) -> dict[str, Any]:
+def _service(figures: dict[str, Any], metrics: Metrics, seconds: float) -> dict[str, Any]:
     stages = sum(v for k, v in figures.items() if k.startswith("stage_") and k.endswith("_p50_ms"))
-    in_flight = metrics.in_flight_summary()
+    latency = figures["latency_p50_ms"]
+    steady = len(steady_latencies(metrics, seconds)[1])
+    service = percentile(metrics.legs.services_ms(last=steady), 50) if steady else None
     return {"stages_p50_sum_ms": stages,
-            "latency_p50_vs_stages": figures["latency_p50_ms"] / stages if stages else None,
-            **in_flight}
+            "latency_p50_vs_stages": latency / stages if stages else None,
+            "service_p50_ms": service,
+            "latency_p50_vs_service": latency / service if service else None,
+            **metrics.in_flight_summary()}

@@ -43,6 +43,7 @@ FIGURES = {
                      "latency_growth", "cpu_steal_share"],
     "contention": [f"burners_{n}.{figure}" for n in (2, 6) for figure in (
         "adaptive_fps_vs_fixed", "adaptive.latency_p50_vs_stages", "fixed.latency_p50_vs_stages",
+        "adaptive.latency_p50_vs_service", "fixed.latency_p50_vs_service",
         "adaptive.output_fps", "fixed.output_fps", "adaptive.latency_p50_ms",
         "fixed.latency_p50_ms", "adaptive.in_flight_mean", "fixed.in_flight_mean")],
 }

@@ -17,6 +17,9 @@ def test_each_limiter_is_measured_with_its_legs_and_the_ratios_between_them():
         assert run["output_fps"] > 0 and math.isfinite(run["latency_p50_ms"])
         assert run["stages_p50_sum_ms"] > 0
         assert run["latency_p50_vs_stages"] == run["latency_p50_ms"] / run["stages_p50_sum_ms"]
+        # The same frames' own service: each frame's is part of its latency.
+        assert 0 < run["service_p50_ms"] <= run["latency_p50_ms"]
+        assert run["latency_p50_vs_service"] == run["latency_p50_ms"] / run["service_p50_ms"]
         assert {"head", "wait face_track", "wait generate", "generate", "out"} <= set(
             run["legs_ms"])
     assert row["adaptive_fps_vs_fixed"] == row["adaptive"]["output_fps"] / row["fixed"][
