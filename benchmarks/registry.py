@@ -44,8 +44,8 @@ class BenchOptions:
             default, one per core); a number at or above the stages gives
             each its own, as before stages shared threads.
         adaptive_in_flight: the WebRTC benchmarks' sessions let the head
-            limiter follow what pays (``vicocam serve --adaptive-in-flight``)
-            instead of a fixed limit.
+            limiter follow what pays, as ``vicocam serve`` does; ``False``
+            keeps a fixed limit (``--no-adaptive-in-flight``).
         freeze_heap: the WebRTC benchmarks' server runs in a frozen heap, as
             ``vicocam serve`` does (`pipeline.heap`); ``False`` measures it
             without, as before it did.
@@ -65,7 +65,7 @@ class BenchOptions:
     sessions: int | None = None
     replicas: int | None = None
     stage_threads: int | None = None
-    adaptive_in_flight: bool = False
+    adaptive_in_flight: bool = True
     freeze_heap: bool = True
     encode_in_sink: bool = True
     burners: int = 0

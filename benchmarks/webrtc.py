@@ -194,7 +194,7 @@ def run_webrtc_bench(seconds: float = 30.0,
                      warmup_s: float = 3.0, chromium: str | None = None,
                      camera: CameraClip | None = None, pin: bool = True,
                      stage_threads: int | None = None,
-                     adaptive_in_flight: bool = False,
+                     adaptive_in_flight: bool = True,
                      freeze_heap: bool = True,
                      encode_in_sink: bool = True,
                      burners: int = 0) -> dict[str, Any]:
@@ -206,8 +206,9 @@ def run_webrtc_bench(seconds: float = 30.0,
     browser on one core, this process (the server) on the others.
     ``stage_threads``: the sessions' worker threads for stages (``None``: the
     runtime's default). ``adaptive_in_flight``: the sessions' head limit follows
-    what pays (`pipeline.in_flight`) instead of staying fixed. ``freeze_heap``:
-    the server runs in a frozen heap (`pipeline.heap`), as ``vicocam serve``.
+    what pays (`pipeline.in_flight`), as ``vicocam serve``; ``False`` keeps it
+    fixed. ``freeze_heap``: the server runs in a frozen heap (`pipeline.heap`), as
+    ``vicocam serve``.
     ``encode_in_sink``: the sessions encode the returned video in their sink
     stage (`stages.webrtc.aiortc_patches.encoder.SinkVp8Encoder`), as
     ``vicocam serve``; ``False`` leaves it to aiortc's executor. ``burners``:

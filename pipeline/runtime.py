@@ -100,17 +100,17 @@ class RuntimeConfig:
             machine's cores can run, plus one waiting. The fixed
             limit when ``adaptive_in_flight`` is off or the run is offline;
             otherwise the cap of the adaptive limit.
-        adaptive_in_flight: live mode only: let an `InFlightController` move
-            the limit within 1..max_in_flight, to the smallest value that
-            holds the throughput (frames in flight that buy no throughput only
-            add latency; see `pipeline.in_flight`). It starts at the cap.
-            ``False`` (the default) keeps ``max_in_flight`` fixed for the
-            whole run: measured beside CPU burners on a 2-core machine
-            (`vicocam bench contention`), the adaptive limit held latency
-            nearer the stages' sum and kept 95-99 % of the fixed limit's frame
-            rate beside 2 burners but 72-87 % beside 6, so it is opt-in.
-            Offline runs always use the fixed limit (backpressure, nothing
-            dropped, so there is no latency to win).
+        adaptive_in_flight: live mode only (the default): let an
+            `InFlightController` move the limit within 1..max_in_flight, to
+            the smallest value that holds the frame rate (frames in flight
+            that buy no frame rate only add latency; see `pipeline.in_flight`).
+            It starts at the cap. Measured on a 2-core machine it kept the
+            fixed limit's frame rate within 5 % beside 0-6 CPU burners, at the
+            same latency or lower (`vicocam bench contention`), and matched it
+            through a browser (`vicocam bench webrtc-model`). ``False`` keeps
+            ``max_in_flight`` fixed for the whole run. Offline runs always use
+            the fixed limit (backpressure, nothing dropped, so there is no
+            latency to win).
         in_flight_control: tuning of the adaptive limit.
         stage_threads: worker threads the blocking stages are dealt into
             (`pipeline.segments.plan_segments`); ``None`` = one per core of the
@@ -130,7 +130,7 @@ class RuntimeConfig:
 
     mode: RunMode = RunMode.LIVE
     max_in_flight: int | None = None
-    adaptive_in_flight: bool = False
+    adaptive_in_flight: bool = True
     in_flight_control: InFlightConfig = field(default_factory=InFlightConfig)
     stage_threads: int | None = None
     sink_alone: bool | None = None

@@ -74,7 +74,7 @@ class AvatarRunConfig:
     loop: bool = False
     output_size: tuple[int, int] | None = None
     max_in_flight: int | None = None
-    adaptive_in_flight: bool = False
+    adaptive_in_flight: bool = True
     stage_threads: int | None = None
     path: AvatarPathConfig = field(default_factory=AvatarPathConfig)
 

@@ -101,12 +101,14 @@ def choices(values: Any) -> list[str]:
 def add_in_flight_options(parser: argparse.ArgumentParser) -> None:
     """``--max-in-flight N``, ``--adaptive-in-flight`` (the head limiter), ``--stage-threads``."""
     parser.add_argument("--max-in-flight", type=positive_int, default=None, metavar="N",
-                        help="frames admitted and not yet out (default: one per stage thread "
-                             "plus one, at most one per core plus one)")
-    parser.add_argument("--adaptive-in-flight", action="store_true",
-                        help="let live runs move the limit between 1 and --max-in-flight, to "
-                             "what raises the frame rate (experimental: it lost frame rate "
-                             "beside busy programs in 'vicocam bench contention')")
+                        help="frames admitted and not yet out, the adaptive limit's cap "
+                             "(default: one per stage thread plus one, at most one per core "
+                             "plus one)")
+    parser.add_argument("--adaptive-in-flight", action=argparse.BooleanOptionalAction,
+                        default=True,
+                        help="live runs move the limit between 1 and --max-in-flight, to the "
+                             "fewest frames that keep the frame rate (default); "
+                             "--no-adaptive-in-flight keeps --max-in-flight fixed")
     parser.add_argument("--stage-threads", type=positive_int, default=None, metavar="N",
                         help="worker threads the compute stages are dealt into, consecutive "
                              "stages sharing one (default: one per core; a number at or above "

@@ -147,7 +147,7 @@ class SessionConfig:
     ice_servers: tuple[IceServerEntry, ...] = ()
     ice_allowed: tuple[str, ...] | None = None
     max_in_flight: int | None = None
-    adaptive_in_flight: bool = False
+    adaptive_in_flight: bool = True
     stage_threads: int | None = None
     playout_delay: PlayoutDelay | None = field(default_factory=PlayoutDelay)
     min_remb_bps: int | None = DEFAULT_FLOOR_BPS

@@ -55,13 +55,13 @@ def test_bench_passes_the_limiter_and_threads_to_the_webrtc_benchmarks(monkeypat
 
     monkeypatch.setattr(webrtc, "run_webrtc_bench", fake)
     assert main(["bench", name, "--seconds", "2", "--no-pin", "--stage-threads", "3",
-                 "--adaptive-in-flight", "--thawed-heap", "--encode-in", "aiortc",
+                 "--no-adaptive-in-flight", "--thawed-heap", "--encode-in", "aiortc",
                  "--burners", "2"]) == 0
     knobs = ("pin", "stage_threads", "adaptive_in_flight", "freeze_heap", "encode_in_sink",
              "burners")
-    assert tuple(seen[k] for k in knobs) == (False, 3, True, False, False, 2)
+    assert tuple(seen[k] for k in knobs) == (False, 3, False, False, False, 2)
     assert main(["bench", name, "--seconds", "2"]) == 0
-    assert tuple(seen[k] for k in knobs) == (True, None, False, True, True, 0)
+    assert tuple(seen[k] for k in knobs) == (True, None, True, True, True, 0)
 
 
 def test_negative_burners_are_refused_before_anything_runs(capsys):

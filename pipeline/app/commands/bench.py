@@ -71,9 +71,10 @@ def _webrtc_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-pin", dest="pin", action="store_false",
                         help="WebRTC benchmarks: let the browser and the server share every core "
                              "(default: browser on one core, server on the others)")
-    parser.add_argument("--adaptive-in-flight", action="store_true",
-                        help="the webrtc benchmarks: the sessions' head limit follows what pays "
-                             "(as 'vicocam serve --adaptive-in-flight'; default: fixed)")
+    parser.add_argument("--adaptive-in-flight", action=argparse.BooleanOptionalAction,
+                        default=True,
+                        help="the webrtc benchmarks: the sessions' head limit follows what pays, "
+                             "as 'vicocam serve' (default); --no-adaptive-in-flight: fixed")
     parser.add_argument("--thawed-heap", dest="freeze_heap", action="store_false",
                         help="the webrtc benchmarks: do not freeze the server's heap as "
                              "'vicocam serve' does, to measure what freezing it changes")
