@@ -53,7 +53,8 @@ def sessions(options: BenchOptions) -> dict[str, Any]:
     config = SessionsBenchConfig()
     changes: dict[str, Any] = {"seconds": options.seconds or config.seconds,
                                "max_sessions": options.max_sessions or config.max_sessions,
-                               "model": options.model or config.model}
+                               "model": options.model or config.model,
+                               "adaptive_in_flight": options.adaptive_in_flight}
     return run_sessions_bench(SessionsBenchConfig(**changes), options.json_path)
 
 

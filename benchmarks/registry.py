@@ -43,8 +43,8 @@ class BenchOptions:
             contention and webrtc-model benchmarks (``None``: the runtime's
             default, one per core); a number at or above the stages gives
             each its own, as before stages shared threads.
-        adaptive_in_flight: the WebRTC benchmarks' sessions let the head
-            limiter follow what pays, as ``vicocam serve`` does; ``False``
+        adaptive_in_flight: the WebRTC and sessions benchmarks' sessions let the
+            head limiter follow what pays, as ``vicocam serve`` does; ``False``
             keeps a fixed limit (``--no-adaptive-in-flight``).
         freeze_heap: the WebRTC benchmarks' server runs in a frozen heap, as
             ``vicocam serve`` does (`pipeline.heap`); ``False`` measures it

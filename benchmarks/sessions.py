@@ -3,10 +3,12 @@
 `run_sessions_bench` runs N sessions at once, each built exactly as
 ``vicocam serve`` builds a peer's pipeline (`open_avatar_service`: one model,
 shared avatars, the session factory; the live runtime with the session's
-defaults), minus the browser and the codec: each session's camera replays a
-clip of the synthetic held-out person, rendered once into memory at
-640 x 480 and paced at 30 fps, so the sources cost nothing. Sessions start at
-spread phases of the frame period, as independent peers would.
+defaults, the adaptive head limit among them unless
+``--no-adaptive-in-flight``), minus the browser and the codec: each session's
+camera replays a clip of the synthetic held-out person, rendered once into
+memory at 640 x 480 and paced at 30 fps, so the sources cost nothing.
+Sessions start at spread phases of the frame period, as independent peers
+would.
 
 For N = 1, 2, 3, ... both modes run in turn (batched: one `EngineBatcher`
 per engine; unbatched: every session calls the engines itself) until each
@@ -65,6 +67,8 @@ class SessionsBenchConfig:
         batch: how the batched mode batches (its ``max_batch`` is set to N).
         past_limit: conditions a mode still runs after it first falls behind
             (1 shows that the limit is not a fluke of one run).
+        adaptive_in_flight: each session's head limit follows what pays (the
+            session default, `pipeline.in_flight`); ``False``: the fixed limit.
     """
 
     seconds: float = 8.0
@@ -72,6 +76,7 @@ class SessionsBenchConfig:
     model: ModelSpec = field(default_factory=ModelSpec)
     batch: BatchConfig = field(default_factory=BatchConfig)
     past_limit: int = 1
+    adaptive_in_flight: bool = True
 
 
 class ReplayClip:
@@ -185,7 +190,9 @@ def measure(config: SessionsBenchConfig, bundle: ModelBundle, clip: Sequence[Ima
 
     batching = replace(config.batch, max_batch=sessions) if mode == "batched" else None
     service = open_avatar_service(ServeConfig(model=config.model, batching=batching), bundle)
-    pipelines = [_session(service, clip, config.seconds + WARMUP_S) for _ in range(sessions)]
+    runtime = RuntimeConfig(mode=RunMode.LIVE, duration_s=config.seconds + WARMUP_S,
+                            adaptive_in_flight=config.adaptive_in_flight)
+    pipelines = [_session(service, clip, runtime) for _ in range(sessions)]
     cpu = time.process_time()
     metrics = asyncio.run(_run_all(pipelines))
     cpu = time.process_time() - cpu
@@ -196,10 +203,9 @@ def measure(config: SessionsBenchConfig, bundle: ModelBundle, clip: Sequence[Ima
     return row
 
 
-def _session(service: Any, clip: Sequence[Image], seconds: float) -> Pipeline:
+def _session(service: Any, clip: Sequence[Image], runtime: RuntimeConfig) -> Pipeline:
     """One peer's pipeline as `stages.webrtc.peer_session.Session` builds it."""
     stages = [*service.factory(SettingsBox(service.settings)), NullSink()]
-    runtime = RuntimeConfig(mode=RunMode.LIVE, duration_s=seconds)
     return Pipeline(ReplayClip(clip), stages, runtime)
 
 
@@ -244,6 +250,7 @@ def _summary(rows: list[dict[str, Any]], bundle: ModelBundle,
         "device": str(bundle.device),
         "camera": f"synthetic held-out person, {FRAME_SIZE[0]}x{FRAME_SIZE[1]} at {FPS} fps",
         "seconds_per_condition": config.seconds,
+        "adaptive_in_flight": config.adaptive_in_flight,
         "batch_max_wait_ms": _wait_ms(config.batch, bundle),
         "goal": {"fps_min": FPS_GOAL, "latency_p95_ms": P95_GOAL_MS},
         "max_sessions_batched": best["batched"],

@@ -9,8 +9,18 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
-from benchmarks.sessions import ReplayClip, _largest_held, plot_sessions
+from benchmarks import sessions as sessions_bench
+from benchmarks.sessions import (
+    ReplayClip,
+    SessionsBenchConfig,
+    _largest_held,
+    measure,
+    plot_sessions,
+    render_clip,
+)
+from trt_engines.bundle import ModelSpec, open_bundle
 
 
 def _row(sessions: int, mode: str, holds: bool) -> dict:
@@ -49,7 +59,7 @@ def test_the_command_writes_figures_and_a_chart(tmp_path: Path):
     out = tmp_path / "sessions.json"
     done = subprocess.run(
         [sys.executable, "-m", "pipeline.app", "bench", "sessions", "--seconds", "1",
-         "--max-sessions", "1", "--json", str(out)],
+         "--max-sessions", "1", "--no-adaptive-in-flight", "--json", str(out)],
         capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     figures = json.loads(out.read_text())
@@ -59,8 +69,29 @@ def test_the_command_writes_figures_and_a_chart(tmp_path: Path):
         assert row["sessions"] == 1 and row["fps_mean"] > 0 and row["cpu_ms_per_frame"] > 0
         assert row["batch_size_p50"] == 1  # a lone session is never batched with anyone
     assert figures["backend"] == "onnxruntime"
+    assert figures["adaptive_in_flight"] is False  # the option reached the sessions
     assert "one_session_p50_batched_minus_unbatched_ms" in figures
     assert set(figures["batcher_ms_per_call_alone"]) == {"motion", "generate"}
     assert set(figures["engine_ms_per_frame_by_batch"]["generate"]) == {"1", "2", "4"}
     assert figures["batch_max_wait_ms"] == 0.0  # the CPU default: no waiting
     assert (tmp_path / figures["chart"]).is_file()
+
+
+@pytest.mark.parametrize("adaptive", [True, False])
+def test_the_sessions_run_the_limiter_asked_for(monkeypatch: pytest.MonkeyPatch, adaptive: bool):
+    ran = []
+    real = sessions_bench._run_all
+
+    async def recording(pipelines):
+        ran.extend(pipelines)
+        return await real(pipelines)
+
+    monkeypatch.setattr(sessions_bench, "_run_all", recording)
+    bundle = open_bundle(ModelSpec())
+    try:
+        config = SessionsBenchConfig(seconds=0.5, adaptive_in_flight=adaptive)
+        row = measure(config, bundle, render_clip(8), 2, "unbatched")
+    finally:
+        bundle.close()
+    assert row["sessions"] == 2 and len(ran) == 2
+    assert all((p.in_flight_controller is not None) is adaptive for p in ran)

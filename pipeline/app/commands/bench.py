@@ -73,8 +73,9 @@ def _webrtc_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: browser on one core, server on the others)")
     parser.add_argument("--adaptive-in-flight", action=argparse.BooleanOptionalAction,
                         default=True,
-                        help="the webrtc benchmarks: the sessions' head limit follows what pays, "
-                             "as 'vicocam serve' (default); --no-adaptive-in-flight: fixed")
+                        help="the webrtc and sessions benchmarks: the sessions' head limit follows "
+                             "what pays, as 'vicocam serve' (default); "
+                             "--no-adaptive-in-flight: fixed")
     parser.add_argument("--thawed-heap", dest="freeze_heap", action="store_false",
                         help="the webrtc benchmarks: do not freeze the server's heap as "
                              "'vicocam serve' does, to measure what freezing it changes")
