@@ -41,6 +41,8 @@ FIGURES = {
                      "server_stage_p50_sum_ms", "server_latency_vs_stages", "stalls_per_min",
                      "server_stalls_out_100ms", "server_stalls_encoded_100ms",
                      "latency_growth", "cpu_steal_share"],
+    "sessions": ["max_sessions_batched", "max_sessions_unbatched", "sessions_ratio",
+                 "one_session_p50_batched_minus_unbatched_ms"],
     "contention": [f"burners_{n}.{figure}" for n in (2, 6) for figure in (
         "adaptive_fps_vs_fixed", "adaptive.latency_p50_vs_stages", "fixed.latency_p50_vs_stages",
         "adaptive.latency_p50_vs_service", "fixed.latency_p50_vs_service",
