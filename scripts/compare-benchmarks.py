@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -55,13 +55,21 @@ FIGURES = {
 def run_one(tree: Path, name: str, seconds: float | None, out: Path,
             extra: list[str]) -> dict:
     entry = "pipeline.app" if (tree / "pipeline" / "app" / "cli.py").is_file() else "pipeline.cli"
-    # Relative to the tree it runs in: the recorded command names no machine path.
-    target = os.path.relpath(out.resolve(), tree.resolve())
-    command = [sys.executable, "-m", entry, "bench", name, "--json", target]
+    # Written beside the tree's root under its own name, then moved: the recorded
+    # command names neither a machine path nor the other checkout.
+    written = tree / out.name
+    if written.exists():
+        sys.exit(f"{written} is in the way: move it and run again")
+    command = [sys.executable, "-m", entry, "bench", name, "--json", out.name]
     if seconds is not None:
         command += ["--seconds", str(seconds)]
     command += extra
-    subprocess.run(command, cwd=tree, check=True, stdout=subprocess.DEVNULL)
+    try:
+        subprocess.run(command, cwd=tree, check=True, stdout=subprocess.DEVNULL)
+    finally:
+        for done in (written, written.with_suffix(".png")):
+            if done.exists():
+                shutil.move(done, out.with_name(done.name))
     return json.loads(out.read_text())
 
 
