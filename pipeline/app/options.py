@@ -104,15 +104,20 @@ def add_in_flight_options(parser: argparse.ArgumentParser) -> None:
                         help="frames admitted and not yet out, the adaptive limit's cap "
                              "(default: one per stage thread plus one, at most one per core "
                              "plus one)")
-    parser.add_argument("--adaptive-in-flight", action=argparse.BooleanOptionalAction,
-                        default=True,
-                        help="live runs move the limit between 1 and --max-in-flight, to the "
-                             "fewest frames that keep the frame rate (default); "
-                             "--no-adaptive-in-flight keeps --max-in-flight fixed")
+    add_adaptive_option(parser, "live runs move the limit between 1 and --max-in-flight, to the "
+                                "fewest frames that keep the frame rate (default); "
+                                "--no-adaptive-in-flight keeps --max-in-flight fixed")
     parser.add_argument("--stage-threads", type=positive_int, default=None, metavar="N",
                         help="worker threads the compute stages are dealt into, consecutive "
                              "stages sharing one (default: one per core; a number at or above "
                              "the stages gives each its own)")
+
+
+def add_adaptive_option(parser: argparse.ArgumentParser, help: str) -> None:
+    """``--adaptive-in-flight`` / ``--no-adaptive-in-flight``: the head limit follows what
+    pays (`pipeline.in_flight`, the default) or stays fixed."""
+    parser.add_argument("--adaptive-in-flight", action=argparse.BooleanOptionalAction,
+                        default=True, help=help)
 
 
 def add_encoder_option(parser: argparse.ArgumentParser) -> None:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.app.model_options import add_model_options, model_spec
 from pipeline.app.options import (
+    add_adaptive_option,
     add_encoder_option,
     add_json_option,
     command_line,
@@ -71,11 +72,9 @@ def _webrtc_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-pin", dest="pin", action="store_false",
                         help="WebRTC benchmarks: let the browser and the server share every core "
                              "(default: browser on one core, server on the others)")
-    parser.add_argument("--adaptive-in-flight", action=argparse.BooleanOptionalAction,
-                        default=True,
-                        help="the webrtc and sessions benchmarks: the sessions' head limit follows "
-                             "what pays, as 'vicocam serve' (default); "
-                             "--no-adaptive-in-flight: fixed")
+    add_adaptive_option(parser, "the webrtc and sessions benchmarks: the sessions' head limit "
+                                "follows what pays, as 'vicocam serve' (default); "
+                                "--no-adaptive-in-flight: fixed")
     parser.add_argument("--thawed-heap", dest="freeze_heap", action="store_false",
                         help="the webrtc benchmarks: do not freeze the server's heap as "
                              "'vicocam serve' does, to measure what freezing it changes")
