@@ -1,8 +1,9 @@
 """Small line charts for benchmark results, drawn with OpenCV (no plotting library needed).
 
 `line_chart` draws panels side by side (or in rows of ``columns``), each with
-its series, an optional dashed goal line, axes with round ticks and a legend,
-and writes a PNG.
+its series, an optional dashed goal line, axes with round ticks and a legend
+in the top right corner (the y axis reaches high enough that no point lies
+under it), and writes a PNG.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ class _Axes:
 
 def _panel(title: str, series: Sequence[Series], goal: float | None, x_label: str) -> np.ndarray:
     image = np.full((PANEL[1], PANEL[0], 3), 255, np.uint8)
-    axes = _axes_for(series, goal)
+    axes = _axes_for(series, goal, _legend_rows(series, goal))
     _draw_grid(image, axes)
     if goal is not None:
         _dashed(image, axes.to_pixel(axes.x0, goal), axes.to_pixel(axes.x1, goal))
@@ -84,13 +85,25 @@ def _panel(title: str, series: Sequence[Series], goal: float | None, x_label: st
     return image
 
 
-def _axes_for(series: Sequence[Series], goal: float | None) -> _Axes:
+def _axes_for(series: Sequence[Series], goal: float | None, legend_rows: int = 0) -> _Axes:
+    """Axes from 0 up to above every point and the goal, with headroom for the legend."""
     xs = [x for s in series for x, _ in s.points] or [0.0, 1.0]
     ys = [y for s in series for _, y in s.points if math.isfinite(y)] or [0.0]
     ys += [] if goal is None else [goal]
     x0, x1 = min(xs), max(xs)
-    y1 = _round_up(max(ys) * 1.1 or 1.0)
+    height = PANEL[1] - MARGIN[1] - MARGIN[3]
+    free = 1 - _legend_bottom(legend_rows) / height  # the plot's share below the legend
+    y1 = _round_up(max(ys) * max(1.1, 1 / free) or 1.0)
     return _Axes(x0, x1 if x1 > x0 else x0 + 1, 0.0, y1)
+
+
+def _legend_rows(series: Sequence[Series], goal: float | None) -> int:
+    return min(len(series), len(COLOURS)) + (goal is not None)
+
+
+def _legend_bottom(rows: int) -> int:
+    """Pixels from the plot's top to just below a legend of ``rows`` rows."""
+    return 0 if rows == 0 else 16 + 18 * (rows - 1) + 8
 
 
 def _round_up(value: float) -> float:
