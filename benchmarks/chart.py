@@ -101,9 +101,14 @@ def _legend_rows(series: Sequence[Series], goal: float | None) -> int:
     return min(len(series), len(COLOURS)) + (goal is not None)
 
 
+def _legend_baseline(row: int) -> int:
+    """Pixels from the plot's top to the text baseline of the legend's ``row`` (from 0)."""
+    return 16 + 18 * row
+
+
 def _legend_bottom(rows: int) -> int:
     """Pixels from the plot's top to just below a legend of ``rows`` rows."""
-    return 0 if rows == 0 else 16 + 18 * (rows - 1) + 8
+    return 0 if rows == 0 else _legend_baseline(rows - 1) + 8
 
 
 def _round_up(value: float) -> float:
@@ -141,12 +146,12 @@ def _dashed(image: np.ndarray, start: tuple[int, int], end: tuple[int, int]) -> 
 def _legend(image: np.ndarray, series: Sequence[Series], goal: bool = True) -> None:
     x = PANEL[0] - MARGIN[2] - 130
     for i, (colour, line) in enumerate(zip(COLOURS, series, strict=False)):
-        y = MARGIN[1] + 16 + 18 * i
+        y = MARGIN[1] + _legend_baseline(i)
         cv2.line(image, (x, y - 4), (x + 20, y - 4), colour, 2)
         _text(image, line.label, (x + 26, y), 0.45)
     if not goal:
         return
-    y = MARGIN[1] + 16 + 18 * len(series)
+    y = MARGIN[1] + _legend_baseline(min(len(series), len(COLOURS)))  # below the last line's row
     _dashed(image, (x, y - 4), (x + 20, y - 4))
     _text(image, "goal", (x + 26, y), 0.45)
 
