@@ -15,7 +15,8 @@ latency p50 to it (1.0: no frame waited between stages), the frames' own
 service p50 (the sum of each frame's stage times, `pipeline.legs`) and the
 latency p50 over it (beside burners stage times are skewed, and the sum of
 the stages' medians falls short of the median frame's service: that ratio
-counts the skew as waiting, this one does not), frames in flight, drops;
+counts the skew as waiting, this one does not), frames in flight, the share
+of the measured frames delivered under each in-flight limit, drops;
 and per burner count the adaptive limiter's latency and fps as
 ratios of the fixed one's.
 """
@@ -90,4 +91,5 @@ def _service(figures: dict[str, Any], metrics: Metrics, seconds: float) -> dict[
             "latency_p50_vs_stages": latency / stages if stages else None,
             "service_p50_ms": service,
             "latency_p50_vs_service": latency / service if service else None,
-            **metrics.in_flight_summary()}
+            **metrics.in_flight_summary(),
+            "in_flight_limit_share": metrics.in_flight.limit_share(last=steady)}

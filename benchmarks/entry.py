@@ -155,9 +155,12 @@ def train(options: BenchOptions) -> dict[str, Any]:
 def contention(options: BenchOptions) -> dict[str, Any]:
     from benchmarks.contention import run_contention_bench
 
-    # Four burner counts x two limiters, each measured for `seconds` after a warm-up.
+    # Each burner count x two limiters, measured for `seconds` after a warm-up.
+    if options.burner_counts is None:
+        return run_contention_bench(seconds=options.seconds or 12.0,
+                                    stage_threads=options.stage_threads)
     return run_contention_bench(seconds=options.seconds or 12.0,
-                                stage_threads=options.stage_threads)
+                                stage_threads=options.stage_threads, counts=options.burner_counts)
 
 
 def soak(options: BenchOptions) -> dict[str, Any]:

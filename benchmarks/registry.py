@@ -54,6 +54,8 @@ class BenchOptions:
             leaves it to aiortc's executor (``--encode-in aiortc``).
         burners: processes spinning on every core beside the WebRTC
             benchmarks' browser and server (`benchmarks.burners`).
+        burner_counts: the contention benchmark's numbers of burners
+            (``None``: its default, 0, 1, 2 and 6).
     """
 
     seconds: float | None = None
@@ -69,6 +71,7 @@ class BenchOptions:
     freeze_heap: bool = True
     encode_in_sink: bool = True
     burners: int = 0
+    burner_counts: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,10 @@ Figures per N and mode: per-session output fps (min, mean), latency p50/p95
 (over all sessions' frames), drops, batch size p50 and the process's CPU
 time per delivered frame (what batching saves, less noisy than the rates on
 a shared machine); and the largest N each mode holds
-(``max_sessions_batched``, ``max_sessions_unbatched``), their ratio, and what
+(``max_sessions_batched``, ``max_sessions_unbatched``), their ratio, the
+first N each mode missed with the figures there (``first_miss_batched``,
+``first_miss_unbatched``: whether it missed by a fraction of a frame per
+second or by far), and what
 the batcher costs a lone session: its p50 batched minus unbatched, and,
 measured directly, a lone member's engine call minus the plain call; and
 what a batch costs on this backend (ms per frame at batch 1, 2 and 4). With a
@@ -257,6 +260,7 @@ def _summary(rows: list[dict[str, Any]], bundle: ModelBundle,
         "max_sessions_unbatched": best["unbatched"],
         "sessions_ratio": ratio,
         "one_session_p50_batched_minus_unbatched_ms": alone["batched"] - alone["unbatched"],
+        **{f"first_miss_{mode}": _first_miss(rows, mode) for mode in MODES},
         "conditions": rows,
     }
 
@@ -274,6 +278,22 @@ def _largest_held(rows: list[dict[str, Any]], mode: str) -> int:
             break
         held = row["sessions"]
     return held
+
+
+def _first_miss(rows: list[dict[str, Any]], mode: str) -> dict[str, Any] | None:
+    """The first N at which ``mode`` missed the goal, and by how much: the slowest
+    and the mean session's fps and the latency there, and which goals it missed
+    (``None`` when it held at every N tried). The largest N held hinges on the
+    slowest session; this says whether the next one missed by a fraction of a
+    frame per second or by far."""
+    for row in sorted((r for r in rows if r["mode"] == mode), key=lambda r: r["sessions"]):
+        if not row["holds"]:
+            missed = [goal for goal, short in (("fps_min", row["fps_min"] < FPS_GOAL),
+                                               ("latency_p95_ms",
+                                                row["latency_p95_ms"] > P95_GOAL_MS)) if short]
+            keys = ("sessions", "fps_min", "fps_mean", "latency_p50_ms", "latency_p95_ms")
+            return {key: row[key] for key in keys} | {"missed": missed}
+    return None
 
 
 def plot_sessions(rows: list[dict[str, Any]], path: Path) -> Path:

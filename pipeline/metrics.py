@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -123,6 +123,16 @@ class InFlightGauge:
         if self._first_ns is None or self._last_ns is None or self._last_ns <= self._first_ns:
             return math.nan
         return self._area / (self._last_ns - self._first_ns)
+
+    def limit_share(self, last: int | None = None) -> dict[int, float]:
+        """The share of deliveries made under each limit from 1 to the highest
+        of the run, over the last ``last`` deliveries (all when ``None``):
+        which limit a run settled on, and how long it held others. Every level
+        has its entry, so runs line up key by key."""
+        limits = self.limits if last is None else self.limits[max(len(self.limits) - last, 0):]
+        counts = Counter(limits)
+        levels = range(1, max(self.limits, default=0) + 1)
+        return {level: counts[level] / len(limits) for level in levels} if limits else {}
 
     def summary(self) -> dict[str, float | int | None]:
         return {

@@ -42,12 +42,15 @@ FIGURES = {
                      "server_stalls_out_100ms", "server_stalls_encoded_100ms",
                      "latency_growth", "cpu_steal_share"],
     "sessions": ["max_sessions_batched", "max_sessions_unbatched", "sessions_ratio",
-                 "one_session_p50_batched_minus_unbatched_ms"],
+                 "one_session_p50_batched_minus_unbatched_ms",
+                 *(f"first_miss_{mode}.{figure}" for mode in ("batched", "unbatched")
+                   for figure in ("fps_min", "fps_mean", "latency_p95_ms"))],
     "contention": [f"burners_{n}.{figure}" for n in (2, 6) for figure in (
         "adaptive_fps_vs_fixed", "adaptive.latency_p50_vs_stages", "fixed.latency_p50_vs_stages",
         "adaptive.latency_p50_vs_service", "fixed.latency_p50_vs_service",
         "adaptive.output_fps", "fixed.output_fps", "adaptive.latency_p50_ms",
-        "fixed.latency_p50_ms", "adaptive.in_flight_mean", "fixed.in_flight_mean")],
+        "fixed.latency_p50_ms", "adaptive.in_flight_mean", "fixed.in_flight_mean",
+        *(f"adaptive.in_flight_limit_share.{level}" for level in (1, 2, 3)))],
 }
 """Figures summarised per benchmark; a dotted name reaches into nested objects."""
 

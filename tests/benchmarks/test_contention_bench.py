@@ -22,6 +22,11 @@ def test_each_limiter_is_measured_with_its_legs_and_the_ratios_between_them():
         assert run["latency_p50_vs_service"] == run["latency_p50_ms"] / run["service_p50_ms"]
         assert {"head", "wait face_track", "wait generate", "generate", "out"} <= set(
             run["legs_ms"])
+        share = run["in_flight_limit_share"]
+        assert sum(share.values()) == pytest.approx(1.0)
+        assert run["in_flight_limit_p50"] in share
+    fixed = row["fixed"]
+    assert fixed["in_flight_limit_share"][fixed["in_flight_limit_last"]] == 1.0
     assert row["adaptive_fps_vs_fixed"] == row["adaptive"]["output_fps"] / row["fixed"][
         "output_fps"]
 
@@ -32,14 +37,25 @@ def test_bench_passes_stage_threads_to_the_benchmarks_that_take_them(monkeypatch
 
     seen = {}
 
-    def fake(seconds, stage_threads):
-        seen.update(seconds=seconds, stage_threads=stage_threads)
+    def fake(seconds, stage_threads, counts=contention.BURNERS):
+        seen.update(seconds=seconds, stage_threads=stage_threads, counts=counts)
         return {"fixed": 1.0}
 
     monkeypatch.setattr(contention, "run_contention_bench", fake)
     assert "contention" in BENCHMARKS
     assert main(["bench", "contention", "--seconds", "2", "--stage-threads", "8"]) == 0
-    assert seen == {"seconds": 2.0, "stage_threads": 8}
+    assert seen == {"seconds": 2.0, "stage_threads": 8, "counts": (0, 1, 2, 6)}
+    assert main(["bench", "contention", "--seconds", "2", "--burner-counts", "6,2,6"]) == 0
+    assert seen["counts"] == (2, 6)
+
+
+@pytest.mark.parametrize("bad", ["two", "--burner-counts=-1,2", ""])
+def test_bad_burner_counts_are_refused_before_anything_runs(bad, capsys):
+    from pipeline.app.cli import main
+
+    args = [bad] if bad.startswith("--") else ["--burner-counts", bad]
+    assert main(["bench", "contention", *args]) == 2
+    assert "--burner-counts" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("name", ["webrtc", "webrtc-face", "webrtc-model"])

@@ -15,6 +15,7 @@ from benchmarks import sessions as sessions_bench
 from benchmarks.sessions import (
     ReplayClip,
     SessionsBenchConfig,
+    _first_miss,
     _largest_held,
     measure,
     plot_sessions,
@@ -33,6 +34,20 @@ def test_the_largest_held_count_stops_at_the_first_miss():
             _row(4, "batched", True), _row(1, "unbatched", False)]
     assert _largest_held(rows, "batched") == 2  # a lucky 4 after a miss does not count
     assert _largest_held(rows, "unbatched") == 0
+
+
+def test_the_first_miss_says_which_goal_was_missed_and_by_how_much():
+    rows = [{**_row(1, "batched", True), "fps_mean": 30.0, "latency_p50_ms": 20.0},
+            {**_row(2, "batched", False), "fps_min": 28.6, "fps_mean": 29.4,
+             "latency_p50_ms": 31.0, "latency_p95_ms": 55.0},
+            {**_row(3, "batched", False), "fps_mean": 25.0, "latency_p50_ms": 90.0}]
+    assert _first_miss(rows, "batched") == {
+        "sessions": 2, "fps_min": 28.6, "fps_mean": 29.4, "latency_p50_ms": 31.0,
+        "latency_p95_ms": 55.0, "missed": ["fps_min"]}
+    slow = [{**_row(1, "unbatched", False), "fps_min": 29.5, "fps_mean": 30.0,
+             "latency_p50_ms": 80.0}]
+    assert _first_miss(slow, "unbatched")["missed"] == ["latency_p95_ms"]
+    assert _first_miss(rows[:1], "batched") is None  # held at every N tried
 
 
 def test_a_replayed_clip_loops_copies_and_counts_time():
@@ -71,6 +86,9 @@ def test_the_command_writes_figures_and_a_chart(tmp_path: Path):
     assert figures["backend"] == "onnxruntime"
     assert figures["adaptive_in_flight"] is False  # the option reached the sessions
     assert "one_session_p50_batched_minus_unbatched_ms" in figures
+    for mode in ("batched", "unbatched"):  # one session at most: held, or missed at 1
+        miss = figures[f"first_miss_{mode}"]
+        assert miss is None or miss["sessions"] == 1
     assert set(figures["batcher_ms_per_call_alone"]) == {"motion", "generate"}
     assert set(figures["engine_ms_per_frame_by_batch"]["generate"]) == {"1", "2", "4"}
     assert figures["batch_max_wait_ms"] == 0.0  # the CPU default: no waiting

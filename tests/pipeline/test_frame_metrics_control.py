@@ -132,6 +132,18 @@ def test_frames_in_flight_are_averaged_over_time_and_limits_over_deliveries():
     assert data["in_flight_mean"] == pytest.approx(1.75) and data["in_flight_limit_last"] == 1
 
 
+def test_the_share_of_deliveries_under_each_limit_counts_the_last_ones_asked_for():
+    m = Metrics()
+    frame = Frame(0, 0, np.zeros((1, 1, 3), np.uint8))
+    for limit in (3, 3, 3, 2, 2, 3, 2, 2):
+        m.in_flight.record(0, 1, limit)
+        m.record_out(frame, 0)
+    assert m.in_flight.limit_share() == {1: 0.0, 2: 0.5, 3: 0.5}
+    assert m.in_flight.limit_share(last=4) == {1: 0.0, 2: 0.75, 3: 0.25}
+    assert m.in_flight.limit_share(last=100) == {1: 0.0, 2: 0.5, 3: 0.5}
+    assert m.in_flight.limit_share(last=0) == {}
+
+
 def test_in_flight_figures_of_an_empty_run_are_null_in_json():
     data = json.loads(Metrics().to_json())
     assert data["in_flight_mean"] is None

@@ -83,6 +83,20 @@ def _webrtc_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the webrtc benchmarks: N processes spinning on the CPU beside "
                              "the browser and the server, on every core (another busy program "
                              "on the same laptop; default 0)")
+    parser.add_argument("--burner-counts", type=_counts, default=None, metavar="N,N...",
+                        help="contention: measure beside these numbers of burners only "
+                             "(default: 0,1,2,6)")
+
+
+def _counts(text: str) -> tuple[int, ...]:
+    """``2,6`` -> ``(2, 6)``: distinct numbers of burners, 0 or more, in order."""
+    try:
+        counts = tuple(sorted({int(part) for part in text.split(",")}))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers like 2,6, got {text!r}") from None
+    if counts[0] < 0:
+        raise argparse.ArgumentTypeError(f"burner counts must be 0 or more, got {text!r}")
+    return counts
 
 
 def run_bench(args: argparse.Namespace) -> int:
@@ -107,7 +121,7 @@ def run_bench(args: argparse.Namespace) -> int:
                            adaptive_in_flight=args.adaptive_in_flight,
                            freeze_heap=args.freeze_heap,
                            encode_in_sink=args.encode_in == "sink",
-                           burners=args.burners)
+                           burners=args.burners, burner_counts=args.burner_counts)
     switch_s = None if args.gil_switch_ms is None else args.gil_switch_ms / 1000
     with gil_switch_interval(switch_s) as interval:
         runs = [{**_timed_run(run, options), "gil_switch_ms": round(interval * 1000, 3)}
