@@ -63,10 +63,14 @@ waiting is not re-tested every other window. A cut that lost more than
 ``max_loss`` of the frame rate is a clear verdict: cuts to that level are held
 off for ``max_backoff`` windows at once (each such probe costs a window at the
 lower frame rate; beside CPU burners frames wait at every level, and cuts to
-one frame in flight were retried every one to three seconds). When the median
-service time moves by ``service_shift`` either way (a stage slowed down or recovered, a
-neighbour took a core) and stays moved for ``shift_windows`` windows in a
-row, the back-offs reset and the level counts as unjudged again; a window
+one frame in flight were retried every one to three seconds), and each further
+clear loss at that level doubles its hold, up to ``max_loss_hold`` windows:
+each such probe costs a window at a fraction of the frame rate, and with a
+fixed hold of 16 windows of 15 frames a 30 fps call beside busy programs paid
+one every 8 s for as long as it lasted. When the median service time moves by
+``service_shift`` either way (a stage slowed down or recovered, a neighbour
+took a core) and stays moved for ``shift_windows`` windows in a row, the holds
+end, the back-offs reset and the level counts as unjudged again; a window
 beyond the band is not used as a probe's baseline (it may straddle a
 change). The limit starts at the cap (the fixed limiter's behaviour, so a run
 never starts short of overlap) unless told otherwise, stays within 1..cap, and
@@ -116,7 +120,11 @@ class InFlightConfig:
         allowance_s: per-frame time spent in hand-offs between threads, not
             counted as waiting.
         max_backoff: most windows a direction is held off after a verdict
-            against it.
+            against it, and the hold of a level's first clear loss.
+        max_loss_hold: most windows cuts to a level are held off after
+            repeated clear losses there (each doubles the hold from
+            ``max_backoff``). 128: about a minute at 30 fps; a change of
+            conditions (``service_shift``) ends every hold at once.
     """
 
     window: int = 15
@@ -128,6 +136,7 @@ class InFlightConfig:
     shift_windows: int = 3
     allowance_s: float = 0.001
     max_backoff: int = 16
+    max_loss_hold: int = 128
 
     def __post_init__(self) -> None:
         if self.window < 2:
@@ -140,6 +149,8 @@ class InFlightConfig:
             raise ValueError("need min_gain >= 0, service_shift > 1, max_backoff >= 1")
         if self.shift_windows < 1:
             raise ValueError("shift_windows must be >= 1")
+        if self.max_loss_hold < self.max_backoff:
+            raise ValueError("need max_loss_hold >= max_backoff")
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +214,7 @@ class InFlightController:
         self._hold = {UP: 0, DOWN: 0}
         self._backoff = {UP: 1, DOWN: 1}
         self._cut_hold: dict[int, int] = {}  # per level: windows cuts to it are held off
+        self._losses: dict[int, int] = {}  # per level: clear losses since conditions changed
 
     @property
     def limit(self) -> int:
@@ -275,7 +287,7 @@ class InFlightController:
         self._reference_s, self._moved = service_s, 0
         self._judged = self._step = False
         self._hold, self._backoff = {UP: 0, DOWN: 0}, {UP: 1, DOWN: 1}
-        self._cut_hold = {}
+        self._cut_hold, self._losses = {}, {}
         return True
 
     def _conclude(self, probe: _Probe, after: WindowStats, now_s: float) -> None:
@@ -292,7 +304,7 @@ class InFlightController:
         else:
             self._after_cut(kept, probe.limit_before - self._limit)
             if after.throughput < probe.before.throughput * (1 - loss):
-                self._cut_hold[self._limit] = self.config.max_backoff
+                self._hold_cuts_to(self._limit)
         if not kept:
             self._set(probe.limit_before, now_s)
 
@@ -312,6 +324,14 @@ class InFlightController:
         else:
             self._judged = True  # the halving stays lost: later cuts stay single
             self._back_off(DOWN)
+
+    def _hold_cuts_to(self, level: int) -> None:
+        """A clear loss at ``level``: hold cuts to it off, twice as long as after its
+        last clear loss (from ``max_backoff`` up to ``max_loss_hold`` windows)."""
+        losses = self._losses.get(level, 0)
+        cfg = self.config
+        self._cut_hold[level] = min(cfg.max_backoff * 2 ** losses, cfg.max_loss_hold)
+        self._losses[level] = losses + 1
 
     def _may(self, direction: int) -> bool:
         within = self._limit < self.cap if direction == UP else self._limit > 1

@@ -163,6 +163,36 @@ def test_a_cut_that_clearly_loses_is_not_retried_for_the_longest_hold():
     assert script.window(30, 0.050, 0.035, refused=False) == 1  # then it is, once
 
 
+def test_each_further_clear_loss_at_a_level_doubles_its_hold_until_conditions_change():
+    config = InFlightConfig(max_backoff=4, max_loss_hold=8)
+    script = Script(InFlightController(2, config))
+
+    def held_for() -> int:
+        """Windows at 2 after a cut to 1 lost half the frames, until a cut is tried again."""
+        assert script.window(15, 0.040, 0.035, refused=True) == 2  # a clear loss
+        windows = 0
+        while script.window(30, 0.050, 0.035, refused=False) == 2:
+            windows += 1
+        return windows
+
+    assert script.window(30, 0.050, 0.035, refused=False) == 1  # waiting: try half
+    assert [held_for() for _ in range(3)] == [4, 8, 8]  # doubled, up to max_loss_hold
+    # The service time doubles for good: the holds end at once.
+    assert script.window(15, 0.040, 0.035, refused=True) == 2
+    limits = [script.window(30, 0.100, 0.070, refused=False) for _ in range(4)]
+    assert limits == [2, 2, 2, 1]  # after shift_windows (3) windows: unjudged, cut
+    assert script.window(15, 0.080, 0.070, refused=True) == 2  # loses clearly again
+    hold = 0
+    while script.window(30, 0.100, 0.070, refused=False) == 2:
+        hold += 1
+    assert hold == 4  # back to the first hold
+
+
+def test_a_bad_loss_hold_is_refused():
+    with pytest.raises(ValueError, match="max_loss_hold"):
+        InFlightConfig(max_backoff=16, max_loss_hold=8)
+
+
 def test_one_slow_window_does_not_restart_the_probes():
     script = Script(InFlightController(2, InFlightConfig(shift_windows=3)))
     assert script.window(30, 0.050, 0.035, refused=False) == 1
