@@ -16,7 +16,9 @@ service p50 (the sum of each frame's stage times, `pipeline.legs`) and the
 latency p50 over it (beside burners stage times are skewed, and the sum of
 the stages' medians falls short of the median frame's service: that ratio
 counts the skew as waiting, this one does not), frames in flight, the share
-of the measured frames delivered under each in-flight limit, drops;
+of the measured frames delivered under each in-flight limit, the wait in
+front of each worker segment split into queueing behind the frame before and
+the rest, waking a thread (`benchmarks.handoffs`), drops;
 and per burner count the adaptive limiter's latency and fps as
 ratios of the fixed one's.
 """
@@ -28,11 +30,12 @@ from dataclasses import replace
 from typing import Any
 
 from benchmarks.burners import burners
+from benchmarks.handoffs import HandoffTap, handoff_figures
 from benchmarks.live import (
     FRAME_SIZE,
     WARMUP_S,
     live_figures,
-    live_metrics,
+    live_run,
     open_bench_driver,
     steady_latencies,
 )
@@ -75,11 +78,16 @@ def _one(config: AvatarRunConfig, bundle: ModelBundle, mode: str, seconds: float
          driver: str | None) -> dict[str, Any]:
     run_config = replace(config, adaptive_in_flight=mode == "adaptive")
     source, _ = open_bench_driver(driver)
-    metrics = live_metrics(run_config, bundle, source, seconds + WARMUP_S)
+    tap = HandoffTap()
+    pipeline = live_run(run_config, bundle, source, seconds + WARMUP_S, tap)
+    metrics = pipeline.metrics
     figures = live_figures(metrics, float("inf"), seconds)
+    measured = len(steady_latencies(metrics, seconds)[1])
+    steady = list(tap.frames)[len(tap.frames) - measured:] if measured else []
+    segments = [[stage.name for stage in segment.stages] for segment in pipeline.segments]
     return {key: figures[key] for key in ("output_fps", "latency_p50_ms", "latency_p95_ms",
                                           "frames_dropped", "legs_ms")} \
-        | _service(figures, metrics, seconds)
+        | _service(figures, metrics, seconds) | {"handoffs": handoff_figures(steady, segments)}
 
 
 def _service(figures: dict[str, Any], metrics: Metrics, seconds: float) -> dict[str, Any]:

@@ -210,11 +210,19 @@ def live_metrics(config: AvatarRunConfig, bundle: ModelBundle, source: Source,
                  seconds: float) -> Metrics:
     """The avatar path as ``vicocam run`` builds and runs it (in a frozen heap,
     `pipeline.heap`), live from ``source`` for ``seconds``."""
-    run = build_avatar_run(config, bundle=bundle, sink=NullSink())
+    return live_run(config, bundle, source, seconds, NullSink()).metrics
+
+
+def live_run(config: AvatarRunConfig, bundle: ModelBundle, source: Source, seconds: float,
+             sink: NullSink) -> Pipeline:
+    """`live_metrics` into ``sink`` (a null sink, or one that records what it
+    saw); returns the finished pipeline (its metrics and segments)."""
+    run = build_avatar_run(config, bundle=bundle, sink=sink)
     runtime = replace(run.pipeline.config, duration_s=seconds, max_frames=None)
     pipeline = Pipeline(source, run.pipeline.stages, runtime)
     with frozen_heap():
-        return asyncio.run(pipeline.run()).metrics
+        asyncio.run(pipeline.run())
+    return pipeline
 
 
 def live_figures(m: Metrics, bare_fps: float, seconds: float) -> dict[str, Any]:

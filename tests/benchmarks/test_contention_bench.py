@@ -22,6 +22,12 @@ def test_each_limiter_is_measured_with_its_legs_and_the_ratios_between_them():
         assert run["latency_p50_vs_service"] == run["latency_p50_ms"] / run["service_p50_ms"]
         assert {"head", "wait face_track", "wait generate", "generate", "out"} <= set(
             run["legs_ms"])
+        # In front of each worker segment: a wait, part of it behind the frame before.
+        handoffs = run["handoffs"]
+        assert {"face_track", "generate"} <= set(handoffs)
+        for split in handoffs.values():
+            assert 0 <= split["queued_ms"] <= split["wait_ms"]
+            assert 0 <= split["queued_share"] <= 1
         share = run["in_flight_limit_share"]
         assert sum(share.values()) == pytest.approx(1.0)
         assert run["in_flight_limit_p50"] in share
