@@ -64,17 +64,17 @@ waiting is not re-tested every other window. A cut that lost more than
 off for ``max_backoff`` windows at once (each such probe costs a window at the
 lower frame rate; beside CPU burners frames wait at every level, and cuts to
 one frame in flight were retried every one to three seconds), and each further
-clear loss at that level doubles its hold, up to ``max_loss_hold`` windows:
-each such probe costs a window at a fraction of the frame rate, and with a
-fixed hold of 16 windows of 15 frames a 30 fps call beside busy programs paid
-one every 8 s for as long as it lasted. When the median service time moves by
-``service_shift`` either way (a stage slowed down or recovered, a neighbour
-took a core) and stays moved for ``shift_windows`` windows in a row, the holds
-end, the back-offs reset and the level counts as unjudged again; a window
-beyond the band is not used as a probe's baseline (it may straddle a
-change). The limit starts at the cap (the fixed limiter's behaviour, so a run
-never starts short of overlap) unless told otherwise, stays within 1..cap, and
-no real time is read here: every time comes from the caller.
+clear loss at that level doubles its hold, up to ``max_loss_hold`` windows
+(with a fixed hold of 16 windows of 15 frames, a 30 fps call beside busy
+programs paid such a probe every 8 s for as long as it lasted). When the
+median service time moves by ``service_shift`` either way (a stage slowed
+down or recovered, a neighbour took a core) and stays moved for
+``shift_windows`` windows in a row, the holds end, the back-offs reset and
+the level counts as unjudged again; a window beyond the band is not used as
+a probe's baseline (it may straddle a change). The limit starts at the cap
+(the fixed limiter's behaviour, so a run never starts short of overlap)
+unless told otherwise, stays within 1..cap, and no real time is read here:
+every time comes from the caller.
 """
 
 from __future__ import annotations
