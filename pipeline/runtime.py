@@ -39,7 +39,7 @@ import enum
 import logging
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -50,6 +50,7 @@ from pipeline.graph import validate_chain
 from pipeline.in_flight import InFlightConfig, InFlightController
 from pipeline.limiter import FlowLimiter
 from pipeline.metrics import Metrics
+from pipeline.relay import Relay
 from pipeline.segments import Segment, Step, plan_segments, run_segment
 from pipeline.stage import Source, SourceFrame, SourceInfo, Stage
 
@@ -189,6 +190,40 @@ class _Worker:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
 
+class _RelayIn:
+    """A `Relay` into a worker segment, with what the loop keeps for it: the
+    stages' failures in a row, and a future that a stage failing too often sets
+    (the segment's task waits on it, as other segments' tasks run their loop)."""
+
+    relay: Relay
+
+    def __init__(self, segment: Segment, loop: asyncio.AbstractEventLoop) -> None:
+        self.name = f"->{segment.name}"
+        self.failures = dict.fromkeys((s.name for s in segment.stages), 0)
+        self._failed: asyncio.Future[None] = loop.create_future()
+
+    @property
+    def drops(self) -> int:
+        return self.relay.drops
+
+    def fail(self, exc: StageFailedError) -> None:
+        if not self._failed.done():
+            self._failed.set_exception(exc)
+
+    async def watch(self) -> None:
+        """Return never; raise the `StageFailedError` of a stage that failed too often."""
+        await self._failed
+
+
+def _run_and_hand_on(clock: Clock, segment: Segment, frame: Frame,
+                     relay: Relay | None) -> tuple[Frame | None, list[Step]]:
+    """`run_segment` in the segment's worker, then the result straight into ``relay``."""
+    result, steps = run_segment(clock, segment, frame)
+    if result is not None and relay is not None:
+        relay.put_nowait(result)
+    return result, steps
+
+
 def _segment_workers(segments: Sequence[Segment]) -> dict[str, _Worker]:
     """Each blocking segment's worker, under the name of every stage it runs."""
     workers: dict[str, _Worker] = {}
@@ -231,6 +266,7 @@ class Pipeline:
         self._rejected_in_a_row = 0
         self._order_preserved = True
         self._controller: InFlightController | None = None
+        self._relays: list[Relay] = []
 
     # ---- control (out of band) -------------------------------------------
     def request_stop(self) -> None:
@@ -271,6 +307,8 @@ class Pipeline:
             return RunReport(reason, info, self.metrics, self._order_preserved)
         finally:
             await _cancel_all(tasks)
+            for relay in self._relays:
+                relay.close()  # nothing more runs: each stage's stop() comes last
             await self._stop_stages(started, workers)
             if source_open:
                 await self._close_source(source_worker)
@@ -332,15 +370,18 @@ class Pipeline:
         tasks: list[asyncio.Task[object]],
     ) -> str:
         limiter = self._build_head()
-        edges = self._build_edges(limiter)
+        edges = self._build_edges(limiter, workers)
         for i, segment in enumerate(self.segments):
-            out = edges[i + 1] if i + 1 < len(edges) else None
-            loop_coro = self._segment_loop(segment, workers.get(segment.name), edges[i], out,
-                                           limiter)
-            tasks.append(asyncio.create_task(loop_coro, name=f"stage:{segment.name}"))
-        feeder = asyncio.create_task(
-            self._feed(info, source_worker, edges[0], limiter), name="source"
-        )
+            inp, out = edges[i], edges[i + 1] if i + 1 < len(edges) else None
+            if isinstance(inp, _RelayIn):  # its frames come from the worker before
+                coro: Coroutine[object, object, None] = inp.watch()
+            else:
+                coro = self._segment_loop(segment, workers.get(segment.name), inp, out, limiter)
+            tasks.append(asyncio.create_task(coro, name=f"stage:{segment.name}"))
+        first = edges[0]
+        assert not isinstance(first, _RelayIn)  # the head segment is fed by the loop
+        feeder = asyncio.create_task(self._feed(info, source_worker, first, limiter),
+                                     name="source")
         tasks.append(feeder)
         if self.config.status_interval_s > 0 and self._on_status is not None:
             tasks.append(asyncio.create_task(self._status_loop(), name="status"))
@@ -359,18 +400,68 @@ class Pipeline:
     def _gauge(self, in_flight: int, limit: int) -> None:
         self.metrics.in_flight.record(self.clock.now_ns(), in_flight, limit)
 
-    def _build_edges(self, limiter: FlowLimiter) -> list[Edge]:
-        """One edge in front of each segment; every owner of drops is registered with metrics."""
-        policy = self.config.edge_policy
-        edges: list[Edge] = []
-        for segment in self.segments:
-            # A dropped frame leaves the graph: its token goes back to the head.
-            edge = make_edge(policy, f"->{segment.name}", capacity=self.config.lossless_capacity,
-                             on_drop=lambda _frame: limiter.release())
+    def _build_edges(self, limiter: FlowLimiter,
+                     workers: dict[str, _Worker]) -> list[Edge | _RelayIn]:
+        """One edge in front of each segment, a `Relay` between two worker segments
+        of a live run; every owner of drops is registered with metrics."""
+        edges: list[Edge | _RelayIn] = []
+        for i in reversed(range(len(self.segments))):
+            segment = self.segments[i]
+            out = edges[0] if edges else None
+            edge = (self._relay_in(segment, workers[segment.name], out, limiter)
+                    if self._relayed(i) else self._edge(segment, limiter))
             self.metrics.count_drops_of(edge.name, edge)
-            edges.append(edge)
+            edges.insert(0, edge)
         self.metrics.count_drops_of("head", limiter)
         return edges
+
+    def _relayed(self, index: int) -> bool:
+        """Whether segment ``index`` takes its frames straight from the worker before it."""
+        segments, live = self.segments, self.config.mode is RunMode.LIVE
+        return live and index > 0 and segments[index - 1].blocking and segments[index].blocking
+
+    def _edge(self, segment: Segment, limiter: FlowLimiter) -> Edge:
+        # A dropped frame leaves the graph: its token goes back to the head.
+        return make_edge(self.config.edge_policy, f"->{segment.name}",
+                         capacity=self.config.lossless_capacity,
+                         on_drop=lambda _frame: limiter.release())
+
+    def _relay_in(self, segment: Segment, worker: _Worker, out: Edge | _RelayIn | None,
+                  limiter: FlowLimiter) -> _RelayIn:
+        """The relay into ``segment``: its worker runs each frame, hands the result on
+        (to the next relay) itself, and tells the loop afterwards."""
+        loop = asyncio.get_running_loop()
+        relayed = _RelayIn(segment, loop)
+
+        def run(frame: Frame) -> None:
+            next_relay = out.relay if isinstance(out, _RelayIn) else None
+            result, steps = _run_and_hand_on(self.clock, segment, frame, next_relay)
+            loop.call_soon_threadsafe(self._relay_done, relayed, frame, result, steps,
+                                      out is None, limiter)
+
+        def release(_frame: Frame) -> None:
+            loop.call_soon_threadsafe(limiter.release)
+
+        relayed.relay = Relay(f"->{segment.name}", worker.executor, run, on_drop=release)
+        self._relays.append(relayed.relay)
+        return relayed
+
+    def _relay_done(self, relayed: _RelayIn, frame: Frame, result: Frame | None,
+                    steps: list[Step], last: bool, limiter: FlowLimiter) -> None:
+        """On the loop, after a relayed segment ran ``frame``: count it, and deliver
+        or release what did not go on."""
+        try:
+            self._account(steps, frame, relayed.failures)
+        except StageFailedError as exc:
+            relayed.fail(exc)
+            return
+        if result is None:
+            if steps[-1].error is None:
+                self.metrics.stages[steps[-1].stage.name].filtered += 1
+            limiter.release()
+        elif last:
+            self._deliver(result, limiter)
+            limiter.release()
 
     async def _supervise(
         self, feeder: asyncio.Task[object], stage_tasks: list[asyncio.Task[object]]
@@ -522,23 +613,27 @@ class Pipeline:
         segment: Segment,
         worker: _Worker | None,
         inp: Edge,
-        out: Edge | None,
+        out: Edge | _RelayIn | None,
         limiter: FlowLimiter,
     ) -> None:
         failures = dict.fromkeys((s.name for s in segment.stages), 0)
+        relay = out.relay if isinstance(out, _RelayIn) else None
         while True:
             frame = await inp.get()
             if worker is None:
                 result, steps = run_segment(self.clock, segment, frame)
             else:
-                result, steps = await worker.call(run_segment, self.clock, segment, frame)  # type: ignore[misc]
+                result, steps = await worker.call(_run_and_hand_on, self.clock, segment, frame,
+                                                  relay)  # type: ignore[misc]
             self._account(steps, frame, failures)
             if result is None:
                 if steps[-1].error is None:  # the stage returned None on purpose
                     self.metrics.stages[steps[-1].stage.name].filtered += 1
                 limiter.release()
+            elif relay is not None:
+                pass  # the worker handed it on
             elif out is not None:
-                await out.put(result)
+                await out.put(result)  # type: ignore[union-attr]
             else:
                 self._deliver(result, limiter)
                 limiter.release()

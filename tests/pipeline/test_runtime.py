@@ -311,3 +311,84 @@ def test_the_sources_timed_work_reaches_the_frame_and_its_legs():
         assert work is not None and work.stage == "timed" and work.end_ns - work.start_ns >= 1e6
     legs = report.metrics.legs.means()
     assert "timed" in legs and "wait timed" in legs and legs["timed"] >= 1.0
+
+
+class _WakesTheLoop(StageBase):
+    """Ends each frame by giving the event loop a job that waits for stage "b"."""
+
+    name = "a"
+
+    def __init__(self, b_started: threading.Event, timeout_s: float) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.b_started, self.timeout_s = b_started, timeout_s
+        self.answers: list[bool] = []
+
+    def process(self, frame: Frame) -> Frame:
+        assert self.loop is not None
+        self.loop.call_soon_threadsafe(
+            lambda: self.answers.append(self.b_started.wait(self.timeout_s)))
+        return frame
+
+
+class _Starts(StageBase):
+    name = "b"
+
+    def __init__(self, started: threading.Event) -> None:
+        self.started = started
+
+    def process(self, frame: Frame) -> Frame:
+        self.started.set()
+        return frame
+
+
+@pytest.mark.parametrize(("mode", "without_the_loop"), [(RunMode.LIVE, True),
+                                                        (RunMode.OFFLINE, False)])
+def test_live_frames_go_from_worker_to_worker_without_the_event_loop(mode, without_the_loop):
+    # Stage "a" keeps the loop busy until stage "b", in the next worker, has
+    # started on the frame. Live, the frame gets there without the loop; offline
+    # the loop's bounded edges move it (backpressure), so the wait times out.
+    started = threading.Event()
+    first, sink = _WakesTheLoop(started, 10 if without_the_loop else 0.5), Collect()
+
+    async def run():
+        first.loop = asyncio.get_running_loop()
+        pipeline = Pipeline(ListSource(3), [first, _Starts(started), sink],
+                            RuntimeConfig(mode=mode, stage_threads=3, max_in_flight=1))
+        return await pipeline.run()
+
+    report = asyncio.run(run())
+    assert first.answers[0] is without_the_loop
+    assert sink.seqs and report.metrics.frames_failed == 0
+
+
+def test_a_live_stage_behind_a_relay_that_keeps_failing_stops_the_run_and_cleans_up():
+    source, first, sink = ListSource(1000), Collect("first"), Collect()
+    config = RuntimeConfig(mode=RunMode.LIVE, max_consecutive_errors=4, stage_threads=3)
+    with pytest.raises(StageFailedError, match=r"'flaky' failed on 4 consecutive frames"):
+        run_pipeline(source, [first, FailOn(None), sink], config)
+    assert source.closed and first.stopped and sink.stopped
+    assert _vicocam_threads() == []
+    # Each stage kept its own thread for start, process and stop.
+    assert len(first.thread_names) == 1 and len(sink.thread_names) == 1
+
+
+class _Sleeps(StageBase):
+    def __init__(self, name: str, seconds: float) -> None:
+        self.name, self.seconds = name, seconds
+
+    def process(self, frame: Frame) -> Frame:
+        time.sleep(self.seconds)
+        return frame
+
+
+def test_live_drops_and_tokens_add_up_across_relays():
+    # Three worker segments, each slower than the camera: frames are replaced
+    # in the relays, every drop gives its token back, and the run drains.
+    stages = [_Sleeps("a", 0.004), _Sleeps("b", 0.006), Collect()]
+    config = RuntimeConfig(mode=RunMode.LIVE, stage_threads=3, max_in_flight=3)
+    report = run_pipeline(ListSource(60, fps=1000), stages, config)
+    m = report.metrics
+    assert m.frames_in == 60 and m.frames_out == len(stages[-1].seqs)
+    assert m.frames_out + m.frames_dropped == 60
+    assert stages[-1].seqs == sorted(stages[-1].seqs)  # order kept
+    assert m.in_flight.in_flight == 0  # every token came back
