@@ -4,7 +4,7 @@ Shape of a run::
 
     source --(head: flow limiter)--> [edge] -> stage 1 -> [edge] -> ... -> sink
 
-* The event loop only moves frames, counts them and supervises. The blocking
+* The event loop admits frames, counts them and supervises. The blocking
   stages run in worker threads, one per core of the machine
   (``stage_threads``): consecutive blocking stages are dealt into that many
   segments (`pipeline.segments`), each run back to back by one worker, so
@@ -14,7 +14,10 @@ Shape of a run::
   a worker of its own.
 * Edges, one in front of each segment, are `LiveEdge` (capacity 1, drop
   oldest) in live mode and `LosslessEdge` (bounded, blocking) in offline
-  mode. The flow limiter at the head bounds the frames in flight; in live
+  mode. In live mode a segment fed by another worker segment takes its frames
+  through a `Relay` (the same policy) straight from that worker, without the
+  loop between them; the loop counts and delivers those frames afterwards.
+  The flow limiter at the head bounds the frames in flight; in live
   mode a new frame replaces the one waiting at the head, so the graph always
   works on the newest picture.
   Optionally (``adaptive_in_flight``) an `InFlightController` moves the limit

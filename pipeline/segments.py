@@ -1,7 +1,9 @@
 """Which stages share a worker thread: segments of a chain.
 
-Each hand-off between two threads costs two wake-ups (the worker's result
-back to the event loop, the loop's next job to the next worker). On an idle
+Each hand-off between two threads costs wake-ups: two through the event loop
+(the worker's result back to the loop, the loop's next job to the next
+worker), one where a live run's worker hands its frame straight to the next
+(`pipeline.relay`). On an idle
 machine that is a few tenths of a millisecond; with other programs on the
 cores a woken thread waits for one: with a browser on the same two cores a
 served frame spent 0.6-1.9 ms in each hand-off with a thread per stage
