@@ -433,6 +433,9 @@ class Pipeline:
                   limiter: FlowLimiter) -> _RelayIn:
         """The relay into ``segment``: its worker runs each frame, hands the result on
         (to the next relay) itself, and tells the loop afterwards."""
+        # Non-blocking stages ride in the segment before them, so what follows a
+        # worker segment is another one (a relay) or nothing (it ends the chain).
+        assert out is None or isinstance(out, _RelayIn)
         loop = asyncio.get_running_loop()
         relayed = _RelayIn(segment, loop)
 
