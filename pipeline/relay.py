@@ -15,18 +15,23 @@ the waiting one, every drop counted and reported through ``on_drop``. The
 segment runs on its own single-thread executor (so a stage keeps its thread
 for ``start``, ``process`` and ``stop``): a put that finds the segment idle
 submits a run there; a run takes the next waiting frame itself before it
-returns. After `close` nothing more runs, and what arrives is dropped.
-Safe from any thread.
+returns. A frame whose run raises is logged and the run goes on with the
+frame waiting after it, so nothing is left behind out of order and no error
+vanishes in the executor. After `close` nothing more runs, and what arrives
+is dropped. Safe from any thread.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor
 
 from pipeline.edges import EdgePolicy
 from pipeline.frame import Frame
+
+log = logging.getLogger(__name__)
 
 
 class Relay:
@@ -90,14 +95,13 @@ class Relay:
     def _work(self, first: Frame) -> None:
         """In the segment's thread: run frames until none waits."""
         frame: Frame | None = first
-        try:
-            while frame is not None:
+        while frame is not None:
+            try:
                 self._run(frame)
-                with self._lock:
-                    frame = None if self._closed else self._slot
-                    self._slot = None
-                    self._busy = frame is not None
-        finally:
-            if frame is not None:  # run raised: the next put starts afresh
-                with self._lock:
-                    self._busy = False
+            except Exception:
+                log.exception("%s: running frame %d failed; going on with the next",
+                              self.name, frame.seq)
+            with self._lock:
+                frame = None if self._closed else self._slot
+                self._slot = None
+                self._busy = frame is not None

@@ -110,3 +110,25 @@ def test_a_run_that_raises_does_not_wedge_the_relay(executor):
     relay.put_nowait(_frame(1))
     executor.submit(lambda: None).result(timeout=10)
     assert calls == [0, 1]
+
+
+def test_the_frame_waiting_behind_a_run_that_raises_runs_next_and_the_error_is_logged(
+        executor, caplog):
+    calls, waiting = [], threading.Event()
+
+    def run(frame):
+        calls.append(frame.seq)
+        if frame.seq == 0:
+            assert waiting.wait(timeout=10)
+            raise RuntimeError("boom")
+
+    relay = Relay("->b", executor, run, on_drop=lambda f: None)
+    relay.put_nowait(_frame(0))
+    relay.put_nowait(_frame(1))  # waits behind frame 0
+    waiting.set()
+    executor.submit(lambda: None).result(timeout=10)
+    relay.put_nowait(_frame(2))
+    executor.submit(lambda: None).result(timeout=10)
+    assert calls == [0, 1, 2]  # frame 1 was neither lost nor run after a later one
+    assert relay.drops == 0 and relay.qsize() == 0
+    assert "->b: running frame 0 failed" in caplog.text and "boom" in caplog.text
