@@ -86,6 +86,7 @@ def _one(config: AvatarRunConfig, bundle: ModelBundle, mode: str, seconds: float
     steady = list(tap.frames)[len(tap.frames) - measured:] if measured else []
     segments = [[stage.name for stage in segment.stages] for segment in pipeline.segments]
     return {key: figures[key] for key in ("output_fps", "latency_p50_ms", "latency_p95_ms",
+                                          "latency_p50_counted_ms", "count_lag_p50_ms",
                                           "frames_dropped", "legs_ms")} \
         | _service(figures, metrics, seconds) | {"handoffs": handoff_figures(steady, segments)}
 
@@ -95,8 +96,10 @@ def _service(figures: dict[str, Any], metrics: Metrics, seconds: float) -> dict[
     latency = figures["latency_p50_ms"]
     steady = len(steady_latencies(metrics, seconds)[1])
     service = percentile(metrics.legs.services_ms(last=steady), 50) if steady else None
+    counted = figures["latency_p50_counted_ms"]
     return {"stages_p50_sum_ms": stages,
             "latency_p50_vs_stages": latency / stages if stages else None,
+            "latency_p50_counted_vs_stages": counted / stages if stages else None,
             "service_p50_ms": service,
             "latency_p50_vs_service": latency / service if service else None,
             **metrics.in_flight_summary(),

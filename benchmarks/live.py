@@ -231,12 +231,18 @@ def live_figures(m: Metrics, bare_fps: float, seconds: float) -> dict[str, Any]:
     stage_p50 = {
         f"stage_{name}_p50_ms": percentile(c.durations_ms, 50) for name, c in m.stages.items()
     }
+    lags = m.count_lags_ms[len(m.count_lags_ms) - len(latency):] if latency else []
     return {
         "input_fps": m.fps_in(),
         "output_fps": output_fps,
         "latency_p50_ms": percentile(latency, 50),
         "latency_p95_ms": percentile(latency, 95),
         "latency_p99_ms": percentile(latency, 99),
+        # The same frames on the runtime's earlier ruler: stamped when the loop
+        # counted them, after the sink (`pipeline.metrics.Metrics.count_lags_ms`).
+        "latency_p50_counted_ms": percentile([ms + lag for ms, lag in
+                                              zip(latency, lags, strict=True)], 50),
+        "count_lag_p50_ms": percentile(lags, 50),
         **stage_p50,
         "legs_ms": {leg: round(ms, 2) for leg, ms in m.legs.means(last=len(latency)).items()},
         "frames_in": m.frames_in,

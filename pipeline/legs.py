@@ -11,7 +11,9 @@ exactly:
 * for each stage, ``wait <stage>``: from the end of the leg before to the
   stage's start (hand-offs between threads, waiting in the edge for a busy
   stage), then ``<stage>``: the stage's own time;
-* ``out``: the last stage's end to delivery.
+* ``out``: the last stage's end to delivery. The runtime delivers a frame
+  when the sink returns it, so there this leg is 0; how much later the event
+  loop counted it is `pipeline.metrics.Metrics.count_lags_ms`.
 
 So the mean of each leg over frames adds up to the mean latency, and a table
 of them shows where the time goes. A frame's *service* is the sum of its own

@@ -161,7 +161,13 @@ class Metrics:
             dropped at the head, before any stage (counted in ``frames_in``).
         drops: per edge name (``"head"`` is the flow limiter), frames dropped,
             read from the registered owners (empty before a run registers them).
-        latencies: ``(delivery_ns, end_to_end_ms)`` for every delivered frame.
+        latencies: ``(delivery_ns, end_to_end_ms)`` for every delivered frame:
+            capture to the moment the sink returned it (the runtime's
+            delivery time).
+        count_lags_ms: for each entry of ``latencies``, how long after its
+            delivery the event loop counted the frame (a wake-up, off the
+            frame's path: the sink already has it). Latency plus this lag is
+            latency as the runtime stamped it before it took the sink's end.
         in_flight: frames in flight and the head's limit over time.
         legs: where the last delivered frames spent their time (`pipeline.legs`).
     """
@@ -172,6 +178,7 @@ class Metrics:
     frames_rejected: int = 0
     stages: dict[str, StageCounters] = field(default_factory=lambda: defaultdict(StageCounters))
     latencies: list[tuple[int, float]] = field(default_factory=list)
+    count_lags_ms: list[float] = field(default_factory=list)
     first_in_ns: int | None = None
     last_in_ns: int | None = None
     first_out_ns: int | None = None
@@ -201,13 +208,17 @@ class Metrics:
         if len(counters.durations_ms) < self.max_samples:
             counters.durations_ms.append((end_ns - start_ns) / 1e6)
 
-    def record_out(self, frame: Frame, now_ns: int) -> None:
+    def record_out(self, frame: Frame, now_ns: int, counted_ns: int | None = None) -> None:
+        """Count ``frame`` delivered at ``now_ns``; ``counted_ns``: when the loop
+        heard of it (``count_lags_ms``; ``None``: then)."""
         self.frames_out += 1
         if self.first_out_ns is None:
             self.first_out_ns = now_ns
         self.last_out_ns = now_ns
         if len(self.latencies) < self.max_samples:
             self.latencies.append((now_ns, (now_ns - frame.capture_ns) / 1e6))
+            lag = 0 if counted_ns is None else counted_ns - now_ns
+            self.count_lags_ms.append(lag / 1e6)
         self.in_flight.record_delivery()
         self.legs.record(frame, now_ns)
 

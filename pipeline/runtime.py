@@ -674,12 +674,16 @@ class Pipeline:
             ) from exc
 
     def _deliver(self, frame: Frame, limiter: FlowLimiter) -> None:
+        """Count ``frame`` delivered when the sink returned it (the end of its
+        trace): the loop hears of it later, after a wake-up that beside busy
+        programs waits for a core while the picture is already out."""
         if frame.seq <= self._last_seq:
             self._order_preserved = False
         self._last_seq = frame.seq
-        now = self.clock.now_ns()
-        self.metrics.record_out(frame, now)
-        self._adapt(frame, now, limiter)
+        counted = self.clock.now_ns()
+        delivered = frame.trace[-1].end_ns if frame.trace else counted
+        self.metrics.record_out(frame, delivered, counted)
+        self._adapt(frame, delivered, limiter)
 
     def _adapt(self, frame: Frame, now_ns: int, limiter: FlowLimiter) -> None:
         """Tell the controller how long the frame took and waited; apply its limit."""

@@ -22,6 +22,13 @@ def test_each_limiter_is_measured_with_its_legs_and_the_ratios_between_them():
         assert run["latency_p50_vs_service"] == run["latency_p50_ms"] / run["service_p50_ms"]
         assert {"head", "wait face_track", "wait generate", "generate", "out"} <= set(
             run["legs_ms"])
+        # Latency ends at the sink; the loop counts each frame later, and the
+        # same frames stamped there (the earlier ruler) are given beside it.
+        assert run["legs_ms"]["out"] == 0.0
+        assert run["count_lag_p50_ms"] > 0
+        assert run["latency_p50_counted_ms"] > run["latency_p50_ms"]
+        assert run["latency_p50_counted_vs_stages"] == (run["latency_p50_counted_ms"]
+                                                        / run["stages_p50_sum_ms"])
         # In front of each worker segment: a wait, part of it behind the frame before.
         handoffs = run["handoffs"]
         assert {"face_track", "generate"} <= set(handoffs)

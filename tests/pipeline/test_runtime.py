@@ -392,3 +392,45 @@ def test_live_drops_and_tokens_add_up_across_relays():
     assert m.frames_out + m.frames_dropped == 60
     assert stages[-1].seqs == sorted(stages[-1].seqs)  # order kept
     assert m.in_flight.in_flight == 0  # every token came back
+
+
+class _TickingClock(ManualClock):
+    """Moves one millisecond each time it is read (from any thread): the loop
+    always counts a frame later than the sink returned it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+
+    def now_ns(self) -> int:
+        with self._lock:
+            self.advance(1_000_000)
+            return super().now_ns()
+
+
+class _KeepsFrames(Collect):
+    def __init__(self) -> None:
+        super().__init__()
+        self.frames: list[Frame] = []
+
+    def process(self, frame: Frame) -> Frame:
+        self.frames.append(frame)
+        return super().process(frame)
+
+
+@pytest.mark.parametrize("mode", [RunMode.LIVE, RunMode.OFFLINE])
+def test_latency_ends_when_the_sink_returns_the_frame_not_when_the_loop_counts_it(mode):
+    sink = _KeepsFrames()
+    stages = [Collect("a"), sink]
+    report = run_pipeline(ListSource(6, fps=30), stages,
+                          RuntimeConfig(mode=mode, stage_threads=2, sink_alone=True),
+                          clock=_TickingClock())
+    m = report.metrics
+    assert m.frames_out == len(sink.frames) > 0
+    for (delivered, ms), lag, frame in zip(m.latencies, m.count_lags_ms, sink.frames,
+                                           strict=True):
+        assert frame.trace[-1].stage == "sink"
+        assert delivered == frame.trace[-1].end_ns
+        assert ms == (frame.trace[-1].end_ns - frame.capture_ns) / 1e6
+        assert lag >= 1.0  # the loop read the clock at least once after the sink
+    assert m.legs.means()["out"] == 0.0
