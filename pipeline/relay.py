@@ -8,7 +8,13 @@ frame before it (`vicocam bench contention`, ``handoffs``). A `Relay` sits in
 front of a blocking segment fed by another: the worker that finishes a frame
 puts it here, and the segment's own worker takes it, so the loop is no longer
 between them; the loop hears of each frame afterwards, off the frame's path,
-to count it.
+to count it. The loop's own admission puts the head's frames into the first
+worker segment's relay the same way (`offer`: the token is taken under the
+relay's lock, so whether the new frame replaces a waiting one cannot change
+in between), so the loop no longer waits for that worker either, and a
+worker that hands a frame on leaves its steps on the frame for the loop to
+count with the frame's last notice: one loop wake-up a frame, after the sink,
+instead of one more while the next worker wakes.
 
 Same policy as `pipeline.edges.LiveEdge`: capacity 1, a new frame replaces
 the waiting one, every drop counted and reported through ``on_drop``. The
@@ -67,8 +73,16 @@ class Relay:
     def put_nowait(self, frame: Frame) -> None:
         """Hand ``frame`` on: run it now if the segment is idle, else let it wait
         in place of the frame waiting before it."""
+        self.offer(frame, None)
+
+    def offer(self, frame: Frame, admit: Callable[[bool], bool] | None) -> bool:
+        """`put_nowait` if ``admit`` (told whether ``frame`` would replace a
+        waiting one) says yes; asked while no worker can take that frame, so
+        the answer holds. Returns whether ``frame`` was handed on."""
         start, dropped = False, None
         with self._lock:
+            if admit is not None and not admit(self._slot is not None):
+                return False
             if self._closed:
                 dropped = frame
             elif self._busy:
@@ -81,6 +95,7 @@ class Relay:
             self._executor.submit(self._work, frame)
         if dropped is not None:
             self._on_drop(dropped)
+        return True
 
     def close(self) -> None:
         """Run nothing more; the waiting frame and later ones are dropped."""

@@ -14,9 +14,12 @@ Shape of a run::
   a worker of its own.
 * Edges, one in front of each segment, are `LiveEdge` (capacity 1, drop
   oldest) in live mode and `LosslessEdge` (bounded, blocking) in offline
-  mode. In live mode a segment fed by another worker segment takes its frames
-  through a `Relay` (the same policy) straight from that worker, without the
-  loop between them; the loop counts and delivers those frames afterwards.
+  mode. In live mode a worker segment at the head or fed by another worker
+  segment takes its frames through a `Relay` (the same policy): the loop
+  admits a frame straight into the first worker's relay, and each worker
+  hands its result straight to the next, without the loop between them. The
+  loop hears of a frame once, when it leaves the relays (delivered, dropped,
+  filtered or failed), and counts what every segment did with it then.
   The flow limiter at the head bounds the frames in flight; in live
   mode a new frame replaces the one waiting at the head, so the graph always
   works on the newest picture.
@@ -193,6 +196,57 @@ class _Worker:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
 
+class _Streaks:
+    """Each stage's failures in a row, in frame order.
+
+    The loop hears of relayed segments' frames late and not always in order
+    (`_Unheard`): a success only ends a streak that began before its frame.
+    """
+
+    def __init__(self, stages: Sequence[Stage]) -> None:
+        self._count = dict.fromkeys((s.name for s in stages), 0)
+        self._since = dict.fromkeys((s.name for s in stages), -1)
+
+    def failed(self, name: str, seq: int) -> int:
+        """Count a failure on frame ``seq``; the failures in a row so far."""
+        self._count[name] += 1
+        self._since[name] = max(self._since[name], seq)
+        return self._count[name]
+
+    def succeeded(self, name: str, seq: int) -> None:
+        if seq > self._since[name]:
+            self._count[name] = 0
+
+
+@dataclass(eq=False, slots=True)
+class _Unheard:
+    """What relayed segments did with a frame that the loop has not heard of yet.
+
+    A worker that hands a frame on to the next relay keeps its segment's steps
+    here, on the frame, instead of waking the loop while the next worker
+    wakes; the loop counts them with the frame's last notice (delivered,
+    dropped, filtered or failed), one wake-up a frame.
+    """
+
+    runs: list[tuple[_RelayIn, Frame, list[Step]]] = field(default_factory=list)
+
+    @staticmethod
+    def of(frame: Frame) -> _Unheard:
+        unheard = frame.find(_Unheard)
+        if unheard is None:
+            unheard = _Unheard()
+            frame.put(unheard)
+        return unheard
+
+    @staticmethod
+    def take(frame: Frame) -> list[tuple[_RelayIn, Frame, list[Step]]]:
+        unheard = frame.find(_Unheard)
+        if unheard is None:
+            return []
+        runs, unheard.runs = unheard.runs, []
+        return runs
+
+
 class _RelayIn:
     """A `Relay` into a worker segment, with what the loop keeps for it: the
     stages' failures in a row, and a future that a stage failing too often sets
@@ -202,7 +256,7 @@ class _RelayIn:
 
     def __init__(self, segment: Segment, loop: asyncio.AbstractEventLoop) -> None:
         self.name = f"->{segment.name}"
-        self.failures = dict.fromkeys((s.name for s in segment.stages), 0)
+        self.failures = _Streaks(segment.stages)
         self._failed: asyncio.Future[None] = loop.create_future()
 
     @property
@@ -382,7 +436,6 @@ class Pipeline:
                 coro = self._segment_loop(segment, workers.get(segment.name), inp, out, limiter)
             tasks.append(asyncio.create_task(coro, name=f"stage:{segment.name}"))
         first = edges[0]
-        assert not isinstance(first, _RelayIn)  # the head segment is fed by the loop
         feeder = asyncio.create_task(self._feed(info, source_worker, first, limiter),
                                      name="source")
         tasks.append(feeder)
@@ -419,9 +472,10 @@ class Pipeline:
         return edges
 
     def _relayed(self, index: int) -> bool:
-        """Whether segment ``index`` takes its frames straight from the worker before it."""
+        """Whether segment ``index`` takes its frames through a `Relay`: a live
+        worker segment at the head (from the loop's admission) or after another."""
         segments, live = self.segments, self.config.mode is RunMode.LIVE
-        return live and index > 0 and segments[index - 1].blocking and segments[index].blocking
+        return live and segments[index].blocking and (index == 0 or segments[index - 1].blocking)
 
     def _edge(self, segment: Segment, limiter: FlowLimiter) -> Edge:
         # A dropped frame leaves the graph: its token goes back to the head.
@@ -431,8 +485,9 @@ class Pipeline:
 
     def _relay_in(self, segment: Segment, worker: _Worker, out: Edge | _RelayIn | None,
                   limiter: FlowLimiter) -> _RelayIn:
-        """The relay into ``segment``: its worker runs each frame, hands the result on
-        (to the next relay) itself, and tells the loop afterwards."""
+        """The relay into ``segment``: its worker runs each frame and hands the
+        result on (to the next relay) itself; the loop hears of the frame once
+        it leaves the relays (`_Unheard`)."""
         # Non-blocking stages ride in the segment before them, so what follows a
         # worker segment is another one (a relay) or nothing (it ends the chain).
         assert out is None or isinstance(out, _RelayIn)
@@ -440,13 +495,18 @@ class Pipeline:
         relayed = _RelayIn(segment, loop)
 
         def run(frame: Frame) -> None:
-            next_relay = out.relay if isinstance(out, _RelayIn) else None
-            result, steps = _run_and_hand_on(self.clock, segment, frame, next_relay)
-            loop.call_soon_threadsafe(self._relay_done, relayed, frame, result, steps,
-                                      out is None, limiter)
+            result, steps = run_segment(self.clock, segment, frame)
+            if result is not None and isinstance(out, _RelayIn):
+                if result is not frame:
+                    _Unheard.of(result).runs += _Unheard.take(frame)
+                _Unheard.of(result).runs.append((relayed, frame, steps))
+                out.relay.put_nowait(result)
+            else:
+                loop.call_soon_threadsafe(self._relay_done, relayed, frame, result, steps,
+                                          out is None, limiter)
 
-        def release(_frame: Frame) -> None:
-            loop.call_soon_threadsafe(limiter.release)
+        def release(frame: Frame) -> None:
+            loop.call_soon_threadsafe(self._relay_dropped, frame, limiter)
 
         relayed.relay = Relay(f"->{segment.name}", worker.executor, run, on_drop=release)
         self._relays.append(relayed.relay)
@@ -454,8 +514,11 @@ class Pipeline:
 
     def _relay_done(self, relayed: _RelayIn, frame: Frame, result: Frame | None,
                     steps: list[Step], last: bool, limiter: FlowLimiter) -> None:
-        """On the loop, after a relayed segment ran ``frame``: count it, and deliver
-        or release what did not go on."""
+        """On the loop, after a relayed segment ran ``frame`` and it went no further
+        through relays: count it and what the segments before did with it, and
+        deliver or release it."""
+        if not self._hear(frame):
+            return
         try:
             self._account(steps, frame, relayed.failures)
         except StageFailedError as exc:
@@ -468,6 +531,23 @@ class Pipeline:
         elif last:
             self._deliver(result, limiter)
             limiter.release()
+
+    def _relay_dropped(self, frame: Frame, limiter: FlowLimiter) -> None:
+        """On the loop, after a relay dropped ``frame``: count what the segments
+        before did with it, and give its token back."""
+        if self._hear(frame):
+            limiter.release()
+
+    def _hear(self, frame: Frame) -> bool:
+        """Count the runs of relayed segments that ``frame`` carries (`_Unheard`);
+        ``False`` once a stage failed too often (its segment's run then stops)."""
+        for relayed, seen, steps in _Unheard.take(frame):
+            try:
+                self._account(steps, seen, relayed.failures)
+            except StageFailedError as exc:
+                relayed.fail(exc)
+                return False
+        return True
 
     async def _supervise(
         self, feeder: asyncio.Task[object], stage_tasks: list[asyncio.Task[object]]
@@ -514,7 +594,7 @@ class Pipeline:
 
     # ---- the source side -------------------------------------------------------
     async def _feed(
-        self, info: SourceInfo, worker: _Worker, first: Edge, limiter: FlowLimiter
+        self, info: SourceInfo, worker: _Worker, first: Edge | _RelayIn, limiter: FlowLimiter
     ) -> str:
         live = self.config.mode is RunMode.LIVE
         interval = _pace_interval_ns(info) if live else None
@@ -540,6 +620,7 @@ class Pipeline:
             if live:
                 self._admit_live(frame, first, limiter)
             else:
+                assert not isinstance(first, _RelayIn)  # relays are live only
                 await limiter.acquire()
                 frame.admitted_ns = self.clock.now_ns()
                 await first.put(frame)
@@ -598,19 +679,30 @@ class Pipeline:
             raise SourceFailedError(f"{exc} ({self._rejected_in_a_row} such frames in a row)"
                                     ) from exc
 
-    def _admit_live(self, frame: Frame, first: Edge, limiter: FlowLimiter) -> None:
+    def _admit_live(self, frame: Frame, first: Edge | _RelayIn, limiter: FlowLimiter) -> None:
         """Admit a new frame, preferring it over one still waiting at the head.
 
         A frame still waiting is replaced: the new one takes a token even at
         the limit, and the edge's drop of the old one gives that token back.
         With nothing to replace and no token free, the limiter drops the new one,
-        and the adaptive controller learns that the limit was binding.
+        and the adaptive controller learns that the limit was binding. A head
+        relay is asked while its worker cannot take the waiting frame.
         """
-        assert isinstance(first, LiveEdge)
-        if limiter.try_acquire(replacing=first.qsize() > 0):
+
+        def admit(replacing: bool) -> bool:
+            if not limiter.try_acquire(replacing=replacing):
+                return False
             frame.admitted_ns = self.clock.now_ns()
-            first.put_nowait(frame)
-        elif self._controller is not None:
+            return True
+
+        if isinstance(first, _RelayIn):
+            admitted = first.relay.offer(frame, admit)
+        else:
+            assert isinstance(first, LiveEdge)
+            admitted = admit(first.qsize() > 0)
+            if admitted:
+                first.put_nowait(frame)
+        if not admitted and self._controller is not None:
             self._controller.note_refused()
 
     # ---- the stage side ----------------------------------------------------------
@@ -622,7 +714,7 @@ class Pipeline:
         out: Edge | _RelayIn | None,
         limiter: FlowLimiter,
     ) -> None:
-        failures = dict.fromkeys((s.name for s in segment.stages), 0)
+        failures = _Streaks(segment.stages)
         relay = out.relay if isinstance(out, _RelayIn) else None
         while True:
             frame = await inp.get()
@@ -644,15 +736,15 @@ class Pipeline:
                 self._deliver(result, limiter)
                 limiter.release()
 
-    def _account(self, steps: list[Step], frame: Frame, failures: dict[str, int]) -> None:
+    def _account(self, steps: list[Step], frame: Frame, failures: _Streaks) -> None:
         """Count what each stage did with the frame; too many failures in a row stop the run."""
         for step in steps:
             name = step.stage.name
             if step.error is not None:
-                failures[name] += 1
-                self._on_failure(step.stage, frame, step.error, failures[name])
+                in_a_row = failures.failed(name, frame.seq)
+                self._on_failure(step.stage, frame, step.error, in_a_row)
                 return
-            failures[name] = 0
+            failures.succeeded(name, frame.seq)
             self.metrics.record_stage(name, step.start_ns, step.end_ns)
 
     def _on_failure(self, stage: Stage, frame: Frame, exc: Exception, failures: int) -> None:

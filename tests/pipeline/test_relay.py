@@ -132,3 +132,26 @@ def test_the_frame_waiting_behind_a_run_that_raises_runs_next_and_the_error_is_l
     assert calls == [0, 1, 2]  # frame 1 was neither lost nor run after a later one
     assert relay.drops == 0 and relay.qsize() == 0
     assert "->b: running frame 0 failed" in caplog.text and "boom" in caplog.text
+
+
+def test_an_offer_is_asked_whether_it_replaces_and_a_refusal_changes_nothing(executor):
+    segment, dropped, asked = Segment(), [], []
+
+    def admit(answer: bool):
+        def ask(replacing: bool) -> bool:
+            asked.append(replacing)
+            return answer
+        return ask
+
+    relay = Relay("->a", executor, segment, on_drop=lambda f: dropped.append(f.seq))
+    assert relay.offer(_frame(0), admit(True))  # idle: nothing to replace
+    assert segment.entered.acquire(timeout=10)
+    assert relay.offer(_frame(1), admit(True))  # busy, nothing waiting yet
+    assert not relay.offer(_frame(2), admit(False))  # would replace 1: refused
+    assert relay.qsize() == 1 and dropped == [] and relay.drops == 0
+    assert relay.offer(_frame(99), admit(True))  # replaces 1
+    assert asked == [False, False, True, True] and dropped == [1]
+    segment.go.release()
+    segment.go.release()
+    assert segment.done.wait(timeout=10)
+    assert segment.ran == [0, 99]

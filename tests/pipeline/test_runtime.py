@@ -361,6 +361,62 @@ def test_live_frames_go_from_worker_to_worker_without_the_event_loop(mode, witho
     assert sink.seqs and report.metrics.frames_failed == 0
 
 
+class _CountsReads(ListSource):
+    def __init__(self, count: int) -> None:
+        super().__init__(count)
+        self.third_read = threading.Event()
+
+    def read(self) -> SourceFrame | None:
+        if self.sent == 2:
+            self.third_read.set()  # frame 1 was admitted before the loop asked for more
+        return super().read()
+
+
+class _HoldsTheLoopAfterFirstFrame(StageBase):
+    """On frame 0, once frame 1 waits at the head, gives the event loop a job
+    that waits until this stage has started on a later frame."""
+
+    name = "a"
+
+    def __init__(self, source: _CountsReads, timeout_s: float) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.source, self.timeout_s = source, timeout_s
+        self.later = threading.Event()
+        self.answers: list[bool] = []
+
+    def process(self, frame: Frame) -> Frame:
+        if frame.seq > 0:
+            self.later.set()
+            return frame
+        assert self.loop is not None and self.source.third_read.wait(10)
+        self.loop.call_soon_threadsafe(
+            lambda: self.answers.append(self.later.wait(self.timeout_s)))
+        return frame
+
+
+@pytest.mark.parametrize(("mode", "without_the_loop"), [(RunMode.LIVE, True),
+                                                        (RunMode.OFFLINE, False)])
+def test_the_first_worker_takes_the_next_admitted_frame_without_the_event_loop(
+        mode, without_the_loop):
+    # Live, the loop admits frames straight into the first worker's relay and
+    # does not wait for that worker: with the loop held busy, the worker still
+    # goes on to the frame admitted while it ran. Offline the loop hands each
+    # frame to the worker, so the wait times out.
+    source = _CountsReads(50)
+    first, sink = _HoldsTheLoopAfterFirstFrame(source, 10 if without_the_loop else 0.5), Collect()
+
+    async def run():
+        first.loop = asyncio.get_running_loop()
+        config = RuntimeConfig(mode=mode, stage_threads=1, max_in_flight=2,
+                               adaptive_in_flight=False)
+        return await Pipeline(source, [first, sink], config).run()
+
+    report = asyncio.run(run())
+    assert first.answers == [without_the_loop]
+    assert sink.seqs and sink.seqs == sorted(sink.seqs) and report.metrics.frames_failed == 0
+    assert report.metrics.in_flight.in_flight == 0  # every token came back
+
+
 def test_a_live_stage_behind_a_relay_that_keeps_failing_stops_the_run_and_cleans_up():
     source, first, sink = ListSource(1000), Collect("first"), Collect()
     config = RuntimeConfig(mode=RunMode.LIVE, max_consecutive_errors=4, stage_threads=3)
@@ -375,8 +431,10 @@ def test_a_live_stage_behind_a_relay_that_keeps_failing_stops_the_run_and_cleans
 class _Sleeps(StageBase):
     def __init__(self, name: str, seconds: float) -> None:
         self.name, self.seconds = name, seconds
+        self.calls = 0
 
     def process(self, frame: Frame) -> Frame:
+        self.calls += 1
         time.sleep(self.seconds)
         return frame
 
@@ -392,6 +450,12 @@ def test_live_drops_and_tokens_add_up_across_relays():
     assert m.frames_out + m.frames_dropped == 60
     assert stages[-1].seqs == sorted(stages[-1].seqs)  # order kept
     assert m.in_flight.in_flight == 0  # every token came back
+    # The loop heard of every stage's work, also on frames a later relay dropped
+    # (each frame carries it until it leaves the relays).
+    assert m.frames_dropped > 0
+    for stage in stages[:2]:
+        assert m.stages[stage.name].processed == stage.calls > 0
+    assert m.stages["sink"].processed == m.frames_out
 
 
 class _TickingClock(ManualClock):
@@ -434,3 +498,14 @@ def test_latency_ends_when_the_sink_returns_the_frame_not_when_the_loop_counts_i
         assert ms == (frame.trace[-1].end_ns - frame.capture_ns) / 1e6
         assert lag >= 1.0  # the loop read the clock at least once after the sink
     assert m.legs.means()["out"] == 0.0
+
+
+def test_a_success_heard_late_does_not_end_a_later_streak_of_failures():
+    from pipeline.runtime import _Streaks
+
+    streaks = _Streaks([Collect("a")])
+    assert streaks.failed("a", 5) == 1
+    streaks.succeeded("a", 4)  # frame 4 went on through relays; heard after 5 failed
+    assert streaks.failed("a", 6) == 2
+    streaks.succeeded("a", 7)
+    assert streaks.failed("a", 8) == 1
