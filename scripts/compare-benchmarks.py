@@ -48,6 +48,8 @@ FIGURES = {
     "contention": [f"burners_{n}.{figure}" for n in (2, 6) for figure in (
         "adaptive_fps_vs_fixed", "adaptive.latency_p50_vs_stages", "fixed.latency_p50_vs_stages",
         "adaptive.latency_p50_vs_service", "fixed.latency_p50_vs_service",
+        "adaptive.latency_p50_counted_vs_stages", "fixed.latency_p50_counted_vs_stages",
+        "adaptive.stages_p50_sum_ms", "fixed.stages_p50_sum_ms",
         "adaptive.output_fps", "fixed.output_fps", "adaptive.latency_p50_ms",
         "fixed.latency_p50_ms", "adaptive.in_flight_mean", "fixed.in_flight_mean",
         *(f"adaptive.in_flight_limit_share.{level}" for level in (1, 2, 3)))],
